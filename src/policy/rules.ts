@@ -1,0 +1,201 @@
+import { durationSeconds } from '../shared/duration.js';
+import type { Problem } from './problems.js';
+import { PROVIDER_KIND_INFO } from './provider-kinds.js';
+import type { Entry, PolicySet } from './policy-set.js';
+import { CREDENTIAL_REFERENCE } from './schema.js';
+import { isLocalModel, selectModels } from './select.js';
+import { problemAt, type Path } from './source.js';
+import { closest } from './zod-issues.js';
+
+/** One cross-reference rule: reads the merged set, reports problems, changes nothing. */
+export type Rule = (set: PolicySet) => Problem[];
+
+const at = (entry: Entry<unknown>, sub: Path, message: string, hint: string, severity: Problem['severity'] = 'error'): Problem =>
+  problemAt(entry.source, [...entry.path, ...sub], message, hint, severity);
+
+function unknownRef(entry: Entry<unknown>, sub: Path, kind: string, name: string, known: Iterable<string>): Problem {
+  const names = [...known];
+  const suggestion = closest(name, names);
+  const hint = suggestion
+    ? `did you mean "${suggestion}"?`
+    : names.length > 0
+      ? `define ${kind} "${name}" or use one of: ${names.join(', ')}`
+      : `define ${kind} "${name}" under ${kind === 'caller' ? 'callers' : `${kind}s`}:`;
+  return at(entry, sub, `unknown ${kind} "${name}"`, hint);
+}
+
+/** A credential must be a reference; a literal value would end up in git and in LiteLLM's config. */
+export function credentialProblem(entry: Entry<unknown>, sub: Path, value: string | undefined): Problem[] {
+  if (value === undefined || CREDENTIAL_REFERENCE.test(value)) return [];
+  const looksSecret = !/^(env|secret):/.test(value);
+  return [
+    at(
+      entry,
+      sub,
+      looksSecret ? 'a literal secret is not allowed here (the value is not shown)' : 'malformed credential reference',
+      'write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store), and put the value there',
+    ),
+  ];
+}
+
+export const providerRules: Rule = (set) =>
+  [...set.providers.values()].flatMap((entry) => {
+    const provider = entry.value;
+    const info = PROVIDER_KIND_INFO[provider.kind];
+    const problems = credentialProblem(entry, ['credential'], provider.credential);
+    if (info.needsBaseUrl && !provider.base_url) {
+      problems.push(at(entry, ['kind'], `kind "${provider.kind}" needs a base_url`, 'add base_url: the server\'s address, e.g. http://host:8000/v1'));
+    }
+    if (provider.base_url) {
+      const url = new URL(provider.base_url);
+      if (url.username || url.password) {
+        problems.push(at(entry, ['base_url'], 'base_url carries credentials (user:password@)', 'remove them from the URL and use credential: env:NAME'));
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        problems.push(at(entry, ['base_url'], `base_url uses ${url.protocol} which LiteLLM cannot call`, 'use an http:// or https:// URL'));
+      }
+    }
+    if (info.needsCredential && !provider.credential) {
+      problems.push(at(entry, ['kind'], `kind "${provider.kind}" needs a credential`, 'add credential: env:YOUR_KEY_VARIABLE'));
+    }
+    if (provider.kind === 'azure' && !provider.api_version) {
+      problems.push(at(entry, ['kind'], 'kind "azure" needs an api_version', 'add api_version, e.g. "2024-10-21"'));
+    }
+    return problems;
+  });
+
+export const modelRules: Rule = (set) =>
+  [...set.models.values()].flatMap((entry) => {
+    const model = entry.value;
+    const problems: Problem[] = [];
+    if (!set.providers.has(model.provider)) {
+      problems.push(unknownRef(entry, ['provider'], 'provider', model.provider, set.providers.keys()));
+      return problems;
+    }
+    if (set.profiles.has(entry.name)) {
+      const profile = set.profiles.get(entry.name)!;
+      problems.push(
+        at(entry, [], `model "${entry.name}" has the same name as a profile (${profile.source.name}); both would be served under that name`, 'rename the model or the profile'),
+      );
+    }
+    if (!model.pricing && !isLocalModel(set, model)) {
+      problems.push(
+        at(entry, [], 'remote model without pricing: spend for it falls back to LiteLLM\'s own price table, or 0', 'add pricing: { input_per_mtok: …, output_per_mtok: … }', 'warning'),
+      );
+    }
+    if (model.max_output && model.context_window && model.max_output > model.context_window) {
+      problems.push(at(entry, ['max_output'], `max_output ${model.max_output} exceeds context_window ${model.context_window}`, 'lower max_output or raise context_window'));
+    }
+    return problems;
+  });
+
+export const profileRules: Rule = (set) =>
+  [...set.profiles.values()].flatMap((entry) => {
+    const profile = entry.value;
+    const problems: Problem[] = [];
+    const refs: [keyof typeof profile, 'profile' | 'provider' | 'model', Map<string, unknown>][] = [
+      ['fallback', 'profile', set.profiles],
+      ['context_fallback', 'profile', set.profiles],
+      ['providers', 'provider', set.providers],
+      ['models', 'model', set.models],
+      ['exclude', 'model', set.models],
+    ];
+    for (const [field, kind, known] of refs) {
+      const names = (profile[field] as string[] | undefined) ?? [];
+      names.forEach((name, index) => {
+        if (!known.has(name)) problems.push(unknownRef(entry, [field, index], kind, name, known.keys()));
+        if (kind === 'profile' && name === entry.name) {
+          problems.push(at(entry, [field, index], `profile "${name}" falls back to itself`, 'remove it from the list'));
+        }
+      });
+    }
+    if (problems.length > 0) return problems;
+    const selection = selectModels(set, profile);
+    if (selection.models.length === 0) {
+      const why = selection.dropped.map((d) => `${d.count} ${d.reason}`).join('; ');
+      problems.push(
+        at(entry, [], `no model satisfies profile "${entry.name}"${why ? ` (${why})` : ' (the catalog is empty)'}`, 'add a matching model to the catalog, or relax requires/min_context/only'),
+      );
+    }
+    return problems;
+  });
+
+/** Fallback chains must end: a cycle would send a failing request round in circles. */
+export const fallbackCycleRule: Rule = (set) => {
+  const problems: Problem[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const reported = new Set<string>();
+  const visit = (name: string, trail: string[]): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      const cycle = [...trail.slice(trail.indexOf(name)), name];
+      const key = [...cycle].slice(0, -1).sort().join(',');
+      const entry = set.profiles.get(name);
+      if (entry && !reported.has(key)) {
+        reported.add(key);
+        problems.push(at(entry, ['fallback'], `fallback cycle: ${cycle.join(' → ')}`, 'remove one fallback so the chain ends'));
+      }
+      return;
+    }
+    state.set(name, 'visiting');
+    for (const next of set.profiles.get(name)?.value.fallback ?? []) {
+      if (set.profiles.has(next) && next !== name) visit(next, [...trail, name]);
+    }
+    state.set(name, 'done');
+  };
+  for (const name of set.profiles.keys()) visit(name, []);
+  return problems;
+};
+
+export const callerRules: Rule = (set) =>
+  [...set.callers.values()].flatMap((entry) => {
+    const problems = entry.value.profiles.flatMap((name, index) =>
+      set.profiles.has(name) ? [] : [unknownRef(entry, ['profiles', index], 'profile', name, set.profiles.keys())],
+    );
+    const key = entry.value.key;
+    if (key?.grace && key.rotate_every && (durationSeconds(key.grace) ?? 0) >= (durationSeconds(key.rotate_every) ?? 0)) {
+      problems.push(at(entry, ['key', 'grace'], `grace ${key.grace} is not shorter than rotate_every ${key.rotate_every}`, 'make the grace period shorter than the rotation interval'));
+    }
+    return problems;
+  });
+
+export const goalRules: Rule = (set) =>
+  [...set.goals.values()].flatMap((entry) => {
+    const owner = entry.value.owner;
+    return owner && !set.callers.has(owner) ? [unknownRef(entry, ['owner'], 'caller', owner, set.callers.keys())] : [];
+  });
+
+export const budgetRules: Rule = (set) =>
+  set.budgets.flatMap((entry) => {
+    const scope = entry.value.scope;
+    const known = { provider: set.providers, model: set.models, profile: set.profiles, caller: set.callers, goal: set.goals };
+    return (Object.keys(known) as (keyof typeof known)[]).flatMap((kind) => {
+      const name = scope[kind];
+      return name !== undefined && !known[kind].has(name) ? [unknownRef(entry, ['scope', kind], kind, name, known[kind].keys())] : [];
+    });
+  });
+
+export const cacheRules: Rule = (set) => {
+  const entry = set.cache;
+  if (!entry) return [];
+  const problems = credentialProblem(entry, ['password'], entry.value.password);
+  if (entry.value.type === 'redis' && !entry.value.host) {
+    problems.push(at(entry, ['type'], 'a redis cache needs a host', 'add host: (and port:, password: env:NAME if it needs one)'));
+  }
+  return problems;
+};
+
+export const RULES: readonly Rule[] = [
+  providerRules,
+  modelRules,
+  profileRules,
+  fallbackCycleRule,
+  callerRules,
+  goalRules,
+  budgetRules,
+  cacheRules,
+];
+
+export function runRules(set: PolicySet, rules: readonly Rule[] = RULES): Problem[] {
+  return rules.flatMap((rule) => rule(set));
+}

@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import { DURATION_PATTERN } from '../shared/duration.js';
+
+/**
+ * The written form of policy files. Strict objects: an unknown key is an error, so a typo never
+ * silently does nothing. Cross-references (a model naming a provider, …) are checked in rules.ts.
+ */
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+const name = z
+  .string()
+  .regex(NAME_PATTERN, 'use lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN, 'a duration is a whole number and a unit: 30s, 15m, 24h, 7d or 2w');
+
+/** `env:NAME` or `secret:name`. Literal values are rejected in rules.ts with a tailored message. */
+export const CREDENTIAL_REFERENCE = /^(env:[A-Z_][A-Z0-9_]*|secret:[a-z0-9][a-z0-9._-]*)$/;
+const credential = z.string().min(1);
+
+export const PROVIDER_KINDS = [
+  'openai',
+  'anthropic',
+  'gemini',
+  'mistral',
+  'cohere',
+  'groq',
+  'deepseek',
+  'xai',
+  'openrouter',
+  'together',
+  'fireworks',
+  'perplexity',
+  'cerebras',
+  'ollama',
+  'vllm',
+  'lmstudio',
+  'llamacpp',
+  'azure',
+  'bedrock',
+  'vertex',
+  'openai_compatible',
+] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+export const CAPABILITIES = [
+  'chat',
+  'completion',
+  'embedding',
+  'vision',
+  'tools',
+  'streaming',
+  'reasoning',
+  'json_mode',
+  'audio',
+  'image_generation',
+  'rerank',
+] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+export const PREFERENCES = ['local', 'cost', 'quality', 'context'] as const;
+export type Preference = (typeof PREFERENCES)[number];
+
+const positiveInt = z.number().int().positive();
+const globPatterns = z.array(z.string().min(1));
+
+export const providerSchema = z.strictObject({
+  kind: z.enum(PROVIDER_KINDS),
+  credential: credential.optional(),
+  base_url: z.url({ message: 'base_url must be an absolute http(s) URL' }).optional(),
+  local: z.boolean().optional(),
+  api_version: z.string().min(1).optional(),
+  region: z.string().min(1).optional(),
+  timeout: duration.optional(),
+  limits: z.strictObject({ rpm: positiveInt.optional(), tpm: positiveInt.optional() }).optional(),
+  discovery: z.strictObject({ include: globPatterns.optional(), exclude: globPatterns.optional() }).optional(),
+});
+
+export const modelSchema = z.strictObject({
+  provider: name,
+  /** Explicit deployment id, to keep spend and health history when the model is renamed. */
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._/-]*$/, 'use lowercase letters, digits, ".", "_", "-" or "/"')
+    .optional(),
+  upstream: z.string().min(1).optional(),
+  capabilities: z.array(z.enum(CAPABILITIES)).min(1),
+  context_window: positiveInt.optional(),
+  max_output: positiveInt.optional(),
+  pricing: z
+    .strictObject({
+      input_per_mtok: z.number().nonnegative(),
+      output_per_mtok: z.number().nonnegative(),
+    })
+    .optional(),
+  quality: z.number().int().min(0).max(100).optional(),
+  expose: z.boolean().optional(),
+});
+
+export const PRESET_PARAMS = z.strictObject({
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  max_tokens: positiveInt.optional(),
+  seed: z.number().int().optional(),
+  stop: z.array(z.string()).optional(),
+  presence_penalty: z.number().min(-2).max(2).optional(),
+  frequency_penalty: z.number().min(-2).max(2).optional(),
+  reasoning_effort: z.enum(['low', 'medium', 'high']).optional(),
+});
+
+export const profileSchema = z.strictObject({
+  description: z.string().optional(),
+  requires: z.array(z.enum(CAPABILITIES)).default([]),
+  prefer: z.array(z.enum(PREFERENCES)).default([]),
+  only: z.enum(['local', 'remote']).optional(),
+  providers: z.array(name).optional(),
+  models: z.array(name).optional(),
+  exclude: z.array(name).optional(),
+  min_context: positiveInt.optional(),
+  max_deployments: positiveInt.optional(),
+  fallback: z.array(name).default([]),
+  context_fallback: z.array(name).optional(),
+  params: PRESET_PARAMS.optional(),
+});
+
+const keySchema = z.strictObject({
+  rotate_every: duration.optional(),
+  grace: duration.optional(),
+  max_budget_usd: z.number().positive().optional(),
+  budget_period: duration.optional(),
+});
+
+export const callerSchema = z.strictObject({
+  description: z.string().optional(),
+  profiles: z.array(name).default([]),
+  key: keySchema.optional(),
+});
+
+const alertAt = z.array(z.number().gt(0).max(10)).optional();
+
+export const goalSchema = z.strictObject({
+  title: z.string().min(1),
+  owner: name.optional(),
+  budget: z.strictObject({ usd: z.number().positive(), period: duration, alert_at: alertAt }).optional(),
+});
+
+export const budgetSchema = z.strictObject({
+  name: name.optional(),
+  scope: z
+    .strictObject({
+      provider: name.optional(),
+      model: name.optional(),
+      profile: name.optional(),
+      caller: name.optional(),
+      goal: name.optional(),
+    })
+    .default({}),
+  usd: z.number().positive(),
+  period: duration,
+  alert_at: alertAt,
+});
+
+export const cacheSchema = z.strictObject({
+  type: z.enum(['local', 'redis', 'disk']),
+  ttl: duration.optional(),
+  host: z.string().min(1).optional(),
+  port: positiveInt.optional(),
+  password: credential.optional(),
+  namespace: z.string().min(1).optional(),
+  dir: z.string().min(1).optional(),
+});
+
+export const routingSchema = z.strictObject({
+  strategy: z
+    .enum(['simple-shuffle', 'least-busy', 'usage-based-routing-v2', 'latency-based-routing', 'cost-based-routing'])
+    .optional(),
+  retries: z.number().int().min(0).max(10).optional(),
+  timeout: duration.optional(),
+  allowed_fails: z.number().int().min(0).optional(),
+  cooldown: duration.optional(),
+});
+
+/** One policy file. Every section is optional; sections merge across files. */
+export const policyFileSchema = z.strictObject({
+  providers: z.record(name, providerSchema).optional(),
+  models: z.record(name, modelSchema).optional(),
+  profiles: z.record(name, profileSchema).optional(),
+  callers: z.record(name, callerSchema).optional(),
+  goals: z.record(name, goalSchema).optional(),
+  budgets: z.array(budgetSchema).optional(),
+  cache: cacheSchema.optional(),
+  routing: routingSchema.optional(),
+});
+
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+export type Provider = z.infer<typeof providerSchema>;
+export type Model = z.infer<typeof modelSchema>;
+export type Profile = z.infer<typeof profileSchema>;
+export type Caller = z.infer<typeof callerSchema>;
+export type Goal = z.infer<typeof goalSchema>;
+export type Budget = z.infer<typeof budgetSchema>;
+export type Cache = z.infer<typeof cacheSchema>;
+export type Routing = z.infer<typeof routingSchema>;
+export type PresetParams = z.infer<typeof PRESET_PARAMS>;
