@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { LiteLLMClient } from './client.js';
+import { LiteLLMStartError } from './errors.js';
+import { litellmBinary } from './install.js';
+
+/** Environment that keeps LiteLLM from reaching the internet at start (litellm-facts §6). */
+export const OFFLINE_ENV: Readonly<Record<string, string>> = {
+  LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+  LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS: 'True',
+  LITELLM_LOCAL_BLOG_POSTS: 'True',
+  LITELLM_LOCAL_POLICY_TEMPLATES: 'True',
+  HF_HUB_OFFLINE: '1',
+  TRANSFORMERS_OFFLINE: '1',
+  NO_PROXY: '127.0.0.1,localhost',
+};
+
+export interface StartOptions {
+  configPath: string;
+  masterKey: string;
+  port?: number;
+  host?: string;
+  /** Provider credentials and anything else the config references as os.environ/NAME. */
+  env?: Record<string, string>;
+  readinessTimeoutMs?: number;
+  binary?: string;
+}
+
+export interface RunningLiteLLM {
+  url: string;
+  port: number;
+  pid: number;
+  client: LiteLLMClient;
+  /** What LiteLLM printed so far, with secret values masked. */
+  output(): string;
+  /** Resolves with the exit code once the process has ended. */
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on the loopback interface. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts `litellm --config …` as a child process and resolves once `/health/readiness` answers
+ * 200. If the process exits first, or readiness does not come in time, it is stopped and a
+ * LiteLLMStartError carries the cause from its output.
+ */
+export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLLM> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? (await freePort(host));
+  const secrets = [options.masterKey, ...Object.values(options.env ?? {}).filter((v) => v.length >= 8)];
+  const mask = (text: string): string => secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
+
+  const child: ChildProcess = spawn(
+    options.binary ?? litellmBinary(),
+    ['--config', options.configPath, '--host', host, '--port', String(port), '--num_workers', '1'],
+    {
+      cwd: path.dirname(options.configPath),
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        LANG: process.env.LANG ?? 'C.UTF-8',
+        ...OFFLINE_ENV,
+        ...options.env,
+        LITELLM_MASTER_KEY: options.masterKey,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let log = '';
+  const append = (chunk: Buffer): void => {
+    log = (log + chunk.toString('utf8')).slice(-200_000);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+    child.on('error', () => resolve(127));
+  });
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+
+  const url = `http://${host}:${port}`;
+  const client = new LiteLLMClient(url, options.masterKey, 2000);
+  const stop = async (): Promise<void> => {
+    if (done) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const output = (): string => mask(log);
+
+  const deadline = Date.now() + (options.readinessTimeoutMs ?? 90_000);
+  for (;;) {
+    if (done) {
+      throw new LiteLLMStartError(`LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`, tail(output()));
+    }
+    try {
+      await client.readiness();
+      break;
+    } catch {
+      // not ready yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new LiteLLMStartError(`LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`, tail(output()));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { url, port, pid: child.pid ?? -1, client, output, exited, stop };
+}
+
+function tail(text: string, lines = 40): string {
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+/** The most telling line of a failed start: the last exception, else the last line. */
+function lastError(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const error = [...lines].reverse().find((l) => /(Error|Exception)\b.*:/.test(l));
+  return (error ?? lines.at(-1) ?? 'no output').slice(0, 500);
+}
