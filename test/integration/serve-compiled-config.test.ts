@@ -30,6 +30,15 @@ describe('a compiled config served by the real LiteLLM', () => {
     expect(served.map((d) => d.id)).toContain('fast/llama-small');
   });
 
+  it('reads the compiled prices and context windows as numbers', async () => {
+    const response = await fetch(`${stack.litellm.url}/v1/model/info?litellm_model_id=groq-llama`, {
+      headers: { authorization: `Bearer ${stack.keys.master}` },
+    });
+    const body = (await response.json()) as { data: { litellm_params: Record<string, unknown>; model_info: Record<string, unknown> }[] };
+    expect(body.data[0]?.litellm_params).toMatchObject({ input_cost_per_token: 5e-8, output_cost_per_token: 8e-8 });
+    expect(body.data[0]?.model_info).toMatchObject({ id: 'groq-llama', max_input_tokens: 1024 });
+  });
+
   it('sends a request for profile "fast" to the upstream the policy ranks first (local Ollama)', async () => {
     const before = stack.fakes.groq.generations().length;
     const { data, response } = await chat('fast');

@@ -1,0 +1,73 @@
+import { mkdtemp, readFile, writeFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
+import { policyJsonSchema } from '../../src/policy/json-schema.js';
+import { EXAMPLE_POLICIES, FIXTURES } from '../helpers/policies.js';
+
+async function cli(args: string[], cwd = process.cwd()) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), cwd });
+  return { code, stdout, stderr };
+}
+
+describe('modelcenter CLI', () => {
+  it('validate: exit 0 and a summary on valid policies', async () => {
+    const result = await cli(['validate', '--policies', EXAMPLE_POLICIES]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ok: 4 file\(s\), 5 providers, 8 models, 5 profiles, \d+ deployments/);
+  });
+
+  it('validate: exit 1 and every problem on invalid policies', async () => {
+    const result = await cli(['validate', '--policies', path.join(FIXTURES, 'invalid', 'duplicate-across-files')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('model "llama" is defined twice');
+    expect(result.stderr).toContain('1 error(s): nothing was rendered');
+  });
+
+  it('validate --format json: machine-readable findings', async () => {
+    const result = await cli(['validate', '--format', 'json', '--policies', path.join(FIXTURES, 'invalid', 'duplicate-across-files')]);
+    expect(result.code).toBe(1);
+    const body = JSON.parse(result.stdout) as { valid: boolean; errors: { line: number; path: string }[] };
+    expect(body.valid).toBe(false);
+    expect(body.errors[0]).toMatchObject({ line: 5, path: 'models.llama' });
+  });
+
+  it('exit 1 with a clear message for a missing policies directory or an unknown command', async () => {
+    const missing = await cli(['validate', '--policies', '/nonexistent/policies']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('policies directory /nonexistent/policies does not exist');
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('render --out writes the config; diff then reports no changes; an edit shows as a diff with exit 3', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mc-cli-'));
+    await cp(EXAMPLE_POLICIES, path.join(dir, 'policies'), { recursive: true });
+    expect((await cli(['render', '--out', 'litellm/config.yaml'], dir)).code).toBe(0);
+    const written = await readFile(path.join(dir, 'litellm', 'config.yaml'), 'utf8');
+    expect(written).toBe((await cli(['render'], dir)).stdout);
+
+    const clean = await cli(['diff', '--exit-code'], dir);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toContain('no changes');
+
+    const models = path.join(dir, 'policies', 'models.yaml');
+    await writeFile(models, (await readFile(models, 'utf8')).replace('input_per_mtok: 2.5', 'input_per_mtok: 5'));
+    const changed = await cli(['diff', '--exit-code'], dir);
+    expect(changed.code).toBe(3);
+    expect(changed.stdout).toContain('-      input_cost_per_token: 0.0000025');
+    expect(changed.stdout).toContain('+      input_cost_per_token: 0.000005');
+    expect((await cli(['diff'], dir)).code).toBe(0);
+  });
+
+  it('the committed JSON Schema for editors matches the policy schema', async () => {
+    const committed = JSON.parse(await readFile(path.join(EXAMPLE_POLICIES, '..', 'docs', 'policy.schema.json'), 'utf8')) as unknown;
+    expect(committed).toEqual(policyJsonSchema());
+    const result = await cli(['schema']);
+    expect(JSON.parse(result.stdout)).toMatchObject({ title: 'Model Center policy file', type: 'object' });
+  });
+});
