@@ -29,7 +29,12 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: adapters.map((a) => ({ name: a.name, message: `only ${a.owner} imports ${a.name}` })) },
+        {
+          paths: adapters.map((a) => ({
+            name: a.name,
+            message: `only ${a.owner} imports ${a.name}`,
+          })),
+        },
       ],
     },
   },
@@ -39,7 +44,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../*/**', '!../shared/**'], message: 'src/shared imports no domain folder' }] },
+        {
+          patterns: [
+            { group: ['../*/**', '!../shared/**'], message: 'src/shared imports no domain folder' },
+          ],
+        },
       ],
     },
   },

@@ -11,7 +11,10 @@ function syntheticPolicies(deployments: number): string {
   const profiles = 3; // every model is in its own group and in each of 3 profiles: 4 deployments per model
   const models = deployments / (profiles + 1);
   const lines = ['providers:'];
-  for (let p = 0; p < 10; p++) lines.push(`  p${p}: { kind: openai_compatible, base_url: "http://10.0.0.${p}:8000/v1", credential: env:KEY_${p} }`);
+  for (let p = 0; p < 10; p++)
+    lines.push(
+      `  p${p}: { kind: openai_compatible, base_url: "http://10.0.0.${p}:8000/v1", credential: env:KEY_${p} }`,
+    );
   lines.push('models:');
   for (let m = 0; m < models; m++) {
     lines.push(
@@ -30,7 +33,10 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 for (const size of sizes.length > 0 ? sizes : [1_000, 10_000]) {
   const text = syntheticPolicies(size);
   const full: number[] = [];
@@ -41,7 +47,8 @@ for (const size of sizes.length > 0 ? sizes : [1_000, 10_000]) {
     let start = performance.now();
     const build = buildFromTexts([{ name: 'bench.yaml', text }]);
     full.push(performance.now() - start);
-    if (!build.config) throw new Error(`invalid bench policies: ${JSON.stringify(build.findings.errors[0])}`);
+    if (!build.config)
+      throw new Error(`invalid bench policies: ${JSON.stringify(build.findings.errors[0])}`);
     start = performance.now();
     const config = compile(build.set);
     render(config);

@@ -9,11 +9,16 @@ import path from 'node:path';
 import { buildFromTexts } from '../src/compile/build.js';
 import { ensureLiteLLMInstalled } from '../src/litellm/install.js';
 import { startLiteLLM } from '../src/litellm/process.js';
-import { scenarioPolicies, startFakes } from '../test/helpers/stack.js';
+import { allFakes, scenarioPolicies, startFakes } from '../test/helpers/stack.js';
 import { testKey } from '../test/helpers/secrets.js';
 
 await ensureLiteLLMInstalled();
-const keys = { master: testKey('sk-master-'), groq: testKey('gsk_'), openai: testKey(), anthropic: testKey('sk-ant-') };
+const keys = {
+  master: testKey('sk-master-'),
+  groq: testKey('gsk_'),
+  openai: testKey(),
+  anthropic: testKey('sk-ant-'),
+};
 const fakes = await startFakes(keys);
 const dir = await mkdtemp(path.join(tmpdir(), 'mc-bench-'));
 const times: number[] = [];
@@ -26,13 +31,17 @@ try {
     const litellm = await startLiteLLM({
       configPath,
       masterKey: keys.master,
-      env: { GROQ_API_KEY: keys.groq, OPENAI_API_KEY: keys.openai, ANTHROPIC_API_KEY: keys.anthropic },
+      env: {
+        GROQ_API_KEY: keys.groq,
+        OPENAI_API_KEY: keys.openai,
+        ANTHROPIC_API_KEY: keys.anthropic,
+      },
     });
     times.push(performance.now() - start);
     await litellm.stop();
   }
 } finally {
-  await Promise.all(Object.values(fakes).map((f) => f.close()));
+  await Promise.all(allFakes(fakes).map((f) => f.close()));
   await rm(dir, { recursive: true, force: true });
 }
 const sorted = [...times].sort((a, b) => a - b);

@@ -2,7 +2,10 @@ import type { Reporter, TestModule } from 'vitest/node';
 
 /** Prints the line CI reads: `N passed, N failed` (vitest's own summary is not read by CI). */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
+  onTestRunEnd(
+    testModules: ReadonlyArray<TestModule>,
+    unhandledErrors: ReadonlyArray<unknown>,
+  ): void {
     let passed = 0;
     let failed = unhandledErrors.length;
     for (const module of testModules) {

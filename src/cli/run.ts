@@ -33,7 +33,11 @@ Exit codes: 0 ok, 1 invalid input, 2 operational failure, 3 changes present (dif
 `;
 
 /** Runs one CLI command and returns its exit code. No process globals, so tests call it in-process. */
-export async function runCli(argv: readonly string[], io: CliIo, env: NodeJS.ProcessEnv = {}): Promise<ExitCode> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ExitCode> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -82,13 +86,18 @@ export async function runCli(argv: readonly string[], io: CliIo, env: NodeJS.Pro
       return EXIT.invalidInput;
     }
     const known = error instanceof ModelCenterError;
-    io.stderr(`modelcenter: ${known ? error.message : `unexpected failure: ${describeError(error)}`}\n`);
+    io.stderr(
+      `modelcenter: ${known ? error.message : `unexpected failure: ${describeError(error)}`}\n`,
+    );
     return EXIT.operationalFailure;
   }
 }
 
 /** Builds and prints problems; returns the build only when it produced a config. */
-async function buildOrReport(policies: string, io: CliIo): Promise<Build & { yaml: string } | undefined> {
+async function buildOrReport(
+  policies: string,
+  io: CliIo,
+): Promise<(Build & { yaml: string }) | undefined> {
   const build = await buildFromDir(policies);
   for (const warning of build.findings.warnings) io.stderr(`warning: ${formatProblem(warning)}\n`);
   for (const error of build.findings.errors) io.stderr(`error: ${formatProblem(error)}\n`);
@@ -99,10 +108,16 @@ async function buildOrReport(policies: string, io: CliIo): Promise<Build & { yam
   return build as Build & { yaml: string };
 }
 
-async function validateCommand(policies: string, format: string | undefined, io: CliIo): Promise<ExitCode> {
+async function validateCommand(
+  policies: string,
+  format: string | undefined,
+  io: CliIo,
+): Promise<ExitCode> {
   if (format === 'json') {
     const build = await buildFromDir(policies);
-    io.stdout(`${JSON.stringify({ valid: build.yaml !== undefined, ...build.findings }, null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify({ valid: build.yaml !== undefined, ...build.findings }, null, 2)}\n`,
+    );
     return build.yaml === undefined ? EXIT.invalidInput : EXIT.ok;
   }
   if (format !== 'text') {
@@ -121,7 +136,11 @@ async function validateCommand(policies: string, format: string | undefined, io:
   return EXIT.ok;
 }
 
-async function renderCommand(policies: string, out: string | undefined, io: CliIo): Promise<ExitCode> {
+async function renderCommand(
+  policies: string,
+  out: string | undefined,
+  io: CliIo,
+): Promise<ExitCode> {
   const build = await buildOrReport(policies, io);
   if (!build) return EXIT.invalidInput;
   if (!out) {
@@ -133,7 +152,12 @@ async function renderCommand(policies: string, out: string | undefined, io: CliI
   return EXIT.ok;
 }
 
-async function diffCommand(policies: string, configFile: string, exitCode: boolean, io: CliIo): Promise<ExitCode> {
+async function diffCommand(
+  policies: string,
+  configFile: string,
+  exitCode: boolean,
+  io: CliIo,
+): Promise<ExitCode> {
   const build = await buildOrReport(policies, io);
   if (!build) return EXIT.invalidInput;
   const current = await readIfExists(configFile);
@@ -142,7 +166,14 @@ async function diffCommand(policies: string, configFile: string, exitCode: boole
     io.stdout(`no changes: ${label} matches the policies\n`);
     return EXIT.ok;
   }
-  io.stdout(createTwoFilesPatch(current === undefined ? '/dev/null' : label, `${label} (rendered)`, current ?? '', build.yaml));
+  io.stdout(
+    createTwoFilesPatch(
+      current === undefined ? '/dev/null' : label,
+      `${label} (rendered)`,
+      current ?? '',
+      build.yaml,
+    ),
+  );
   return exitCode ? EXIT.changesPresent : EXIT.ok;
 }
 

@@ -18,9 +18,11 @@ export interface Build {
 /** parse → schema → merge → rules → compile → render. Pure over the file texts. */
 export function buildFromTexts(texts: readonly LoadedText[]): Build {
   const { set, problems } = parsePolicies(texts);
-  if (problems.some((p) => p.severity === 'error')) return { findings: splitFindings(problems), set };
+  if (problems.some((p) => p.severity === 'error'))
+    return { findings: splitFindings(problems), set };
   problems.push(...runRules(set));
-  if (problems.some((p) => p.severity === 'error')) return { findings: splitFindings(problems), set };
+  if (problems.some((p) => p.severity === 'error'))
+    return { findings: splitFindings(problems), set };
   const config = compile(set);
   problems.push(...duplicateDeploymentIds(set, config));
   const findings = splitFindings(problems);
@@ -43,7 +45,12 @@ function duplicateDeploymentIds(set: PolicySet, config: LiteLLMConfig): Problem[
     if (earlier !== undefined) {
       const entry = (profile ? set.profiles.get(profile) : set.models.get(model))!;
       problems.push(
-        problemAt(entry.source, entry.path, `deployment id "${id}" from ${origin} is also produced by ${earlier}`, 'rename the model or profile so each deployment id is unique'),
+        problemAt(
+          entry.source,
+          entry.path,
+          `deployment id "${id}" from ${origin} is also produced by ${earlier}`,
+          'rename the model or profile so each deployment id is unique',
+        ),
       );
       continue;
     }

@@ -3,7 +3,13 @@ import type { Entry, PolicySet } from '../policy/policy-set.js';
 import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
 import type { Cache, Model, Profile, Provider } from '../policy/schema.js';
 import { selectModels } from '../policy/select.js';
-import type { FallbackList, LiteLLMConfig, LiteLLMDeployment, LiteLLMModelInfo, LiteLLMParams } from './litellm-config.js';
+import type {
+  FallbackList,
+  LiteLLMConfig,
+  LiteLLMDeployment,
+  LiteLLMModelInfo,
+  LiteLLMParams,
+} from './litellm-config.js';
 
 /** The environment variable LiteLLM reads its master key from (never a literal in the file). */
 export const MASTER_KEY_ENV = 'LITELLM_MASTER_KEY';
@@ -18,7 +24,10 @@ export function credentialEnvRef(reference: string): string {
 
 export function credentialEnvName(reference: string): string {
   if (reference.startsWith('env:')) return reference.slice(4);
-  return `MODELCENTER_SECRET_${reference.slice('secret:'.length).toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  return `MODELCENTER_SECRET_${reference
+    .slice('secret:'.length)
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, '_')}`;
 }
 
 /** Deployment id of a catalog model served under its own name: its explicit `id`, else its name. */
@@ -46,7 +55,9 @@ export function compile(set: PolicySet): LiteLLMConfig {
     const models = selectModels(set, entry.value).models;
     selections.set(name, models);
     models.forEach((model, index) => {
-      modelList.push(deployment(set, model, name, profileDeploymentId(name, model), entry.value, index + 1));
+      modelList.push(
+        deployment(set, model, name, profileDeploymentId(name, model), entry.value, index + 1),
+      );
     });
   }
 
@@ -90,7 +101,10 @@ function deployment(
 ): LiteLLMDeployment {
   const model = entry.value;
   const provider = set.providers.get(model.provider)!.value;
-  const mode = model.capabilities.includes('embedding') && !model.capabilities.includes('chat') ? 'embedding' : 'chat';
+  const mode =
+    model.capabilities.includes('embedding') && !model.capabilities.includes('chat')
+      ? 'embedding'
+      : 'chat';
   const info: LiteLLMModelInfo = {
     id,
     mode,
@@ -119,14 +133,19 @@ function deployment(
   };
 }
 
-function providerParams(provider: Provider, upstream: string, mode: LiteLLMModelInfo['mode']): LiteLLMParams {
+function providerParams(
+  provider: Provider,
+  upstream: string,
+  mode: LiteLLMModelInfo['mode'],
+): LiteLLMParams {
   const info = PROVIDER_KIND_INFO[provider.kind];
   const prefix = mode === 'embedding' && info.embeddingPrefix ? info.embeddingPrefix : info.prefix;
   const params: LiteLLMParams = { model: `${prefix}/${upstream}` };
   const base = provider.base_url ?? info.defaultBaseUrl;
   if (base) params.api_base = base;
   if (provider.credential) params.api_key = credentialEnvRef(provider.credential);
-  else if (!info.needsCredential && info.modelsEndpoint === 'openai') params.api_key = KEYLESS_PLACEHOLDER;
+  else if (!info.needsCredential && info.modelsEndpoint === 'openai')
+    params.api_key = KEYLESS_PLACEHOLDER;
   if (provider.api_version) params.api_version = provider.api_version;
   if (provider.region && provider.kind === 'bedrock') params.aws_region_name = provider.region;
   if (provider.region && provider.kind === 'vertex') params.vertex_location = provider.region;
@@ -141,14 +160,21 @@ function providerParams(provider: Provider, upstream: string, mode: LiteLLMModel
  * explicit `context_fallback`, else the profiles on its fallback chain whose largest window is
  * larger than this profile's.
  */
-function contextFallbackChain(name: string, profile: Profile, selections: Map<string, Entry<Model>[]>): string[] {
+function contextFallbackChain(
+  name: string,
+  profile: Profile,
+  selections: Map<string, Entry<Model>[]>,
+): string[] {
   if (profile.context_fallback) return [...profile.context_fallback];
-  const largest = (p: string): number => Math.max(0, ...(selections.get(p) ?? []).map((m) => m.value.context_window ?? 0));
+  const largest = (p: string): number =>
+    Math.max(0, ...(selections.get(p) ?? []).map((m) => m.value.context_window ?? 0));
   const own = largest(name);
   return profile.fallback.filter((p) => largest(p) > own);
 }
 
-function cacheSettings(cache: Cache): Pick<LiteLLMConfig['litellm_settings'], 'cache' | 'cache_params'> {
+function cacheSettings(
+  cache: Cache,
+): Pick<LiteLLMConfig['litellm_settings'], 'cache' | 'cache_params'> {
   const params: Record<string, unknown> = { type: cache.type };
   if (cache.ttl) params.ttl = durationSeconds(cache.ttl);
   if (cache.namespace) params.namespace = cache.namespace;

@@ -1,4 +1,4 @@
-import type { ScalarTag } from 'yaml';
+import type { DocumentOptions, ScalarTag, SchemaOptions, ToStringOptions } from 'yaml';
 import type { LiteLLMConfig } from './litellm-config.js';
 
 export const GENERATED_HEADER =
@@ -20,12 +20,12 @@ export function render(config: LiteLLMConfig): string {
 }
 
 /** The `yaml.stringify` options whose output `render` reproduces (used by the equivalence test). */
-export const RENDER_OPTIONS = {
+export const RENDER_OPTIONS: DocumentOptions & SchemaOptions & ToStringOptions = {
   version: '1.1',
   sortMapEntries: true,
   lineWidth: 0,
-  customTags: (tags: ScalarTag[]) => [pythonFloat, ...tags],
-} as const;
+  customTags: (tags) => [pythonFloat, ...tags],
+};
 
 type Value = unknown;
 
@@ -87,15 +87,17 @@ function isMap(value: Value): value is Record<string, Value> {
 }
 
 /** Words YAML 1.1 reads as booleans or null: written quoted so they stay strings. */
-const YAML11_SPECIAL = /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~)$/;
+const YAML11_SPECIAL =
+  /^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~)$/;
 /** Strings that are safe unquoted: start with a letter or underscore, no ": ", no " #", no trailing ":". */
 const PLAIN_SAFE = /^[A-Za-z_][A-Za-z0-9_./:@+=-]*$/;
 
 function scalar(value: Value): string {
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : formatFloat(value);
-  const text = String(value);
+  if (typeof value === 'number')
+    return Number.isInteger(value) ? String(value) : formatFloat(value);
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
   if (PLAIN_SAFE.test(text) && !YAML11_SPECIAL.test(text) && !text.endsWith(':')) return text;
   return JSON.stringify(text);
 }

@@ -6,6 +6,7 @@ export function policyJsonSchema(): Record<string, unknown> {
   return {
     ...z.toJSONSchema(policyFileSchema, { io: 'input', unrepresentable: 'any' }),
     title: 'Model Center policy file',
-    description: 'Providers, models, profiles, callers, goals and budgets. Sections merge across files under policies/.',
+    description:
+      'Providers, models, profiles, callers, goals and budgets. Sections merge across files under policies/.',
   };
 }

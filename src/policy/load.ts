@@ -39,7 +39,10 @@ export interface LoadedText {
 export async function readPolicyDir(dir: string, cwd = process.cwd()): Promise<LoadedText[]> {
   const files = await findPolicyFiles(dir);
   return Promise.all(
-    files.map(async (file) => ({ name: displayName(file, cwd), text: await readFile(file, 'utf8') })),
+    files.map(async (file) => ({
+      name: displayName(file, cwd),
+      text: await readFile(file, 'utf8'),
+    })),
   );
 }
 
@@ -49,7 +52,10 @@ function displayName(file: string, cwd: string): string {
 }
 
 /** Parse and schema-check each file, then merge sections across files. Pure over the texts. */
-export function parsePolicies(texts: readonly LoadedText[]): { set: PolicySet; problems: Problem[] } {
+export function parsePolicies(texts: readonly LoadedText[]): {
+  set: PolicySet;
+  problems: Problem[];
+} {
   const problems: Problem[] = [];
   const set = emptyPolicySet();
   for (const { name, text } of texts) {
@@ -60,7 +66,9 @@ export function parsePolicies(texts: readonly LoadedText[]): { set: PolicySet; p
     const raw: unknown = parsed.source.doc.toJS() ?? {};
     const result = policyFileSchema.safeParse(raw);
     if (!result.success) {
-      problems.push(...result.error.issues.flatMap((issue) => issueProblems(parsed.source, issue, raw)));
+      problems.push(
+        ...result.error.issues.flatMap((issue) => issueProblems(parsed.source, issue, raw)),
+      );
       continue;
     }
     problems.push(...mergeFile(set, parsed.source, result.data));
@@ -99,7 +107,12 @@ function mergeFile(set: PolicySet, source: SourceFile, file: PolicyFile): Proble
     }
   }
   (file.budgets ?? []).forEach((value, index) => {
-    set.budgets.push({ name: value.name ?? `budgets[${set.budgets.length}]`, value, source, path: ['budgets', index] });
+    set.budgets.push({
+      name: value.name ?? `budgets[${set.budgets.length}]`,
+      value,
+      source,
+      path: ['budgets', index],
+    });
   });
   for (const section of ['cache', 'routing'] as const) {
     const value = file[section];

@@ -24,7 +24,9 @@ export function formatProblem(problem: Problem): string {
 }
 
 export function byLocation(a: Problem, b: Problem): number {
-  return a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col || a.path.localeCompare(b.path);
+  return (
+    a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col || a.path.localeCompare(b.path)
+  );
 }
 
 export function splitFindings(problems: Problem[]): Findings {
@@ -37,6 +39,8 @@ export function splitFindings(problems: Problem[]): Findings {
 
 export function pathText(path: readonly PropertyKey[]): string {
   return path
-    .map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : `${index > 0 ? '.' : ''}${String(segment)}`))
+    .map((segment, index) =>
+      typeof segment === 'number' ? `[${segment}]` : `${index > 0 ? '.' : ''}${String(segment)}`,
+    )
     .join('');
 }

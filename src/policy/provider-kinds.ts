@@ -18,7 +18,10 @@ export interface ProviderKindInfo {
   modelsEndpoint: 'openai' | 'ollama' | 'anthropic' | 'gemini' | 'none';
 }
 
-const openaiCompatible = (defaultBaseUrl: string | undefined, prefix: string): ProviderKindInfo => ({
+const openaiCompatible = (
+  defaultBaseUrl: string | undefined,
+  prefix: string,
+): ProviderKindInfo => ({
   prefix,
   defaultBaseUrl,
   needsBaseUrl: defaultBaseUrl === undefined,
@@ -52,7 +55,11 @@ export const PROVIDER_KIND_INFO: Record<ProviderKind, ProviderKindInfo> = {
     modelsEndpoint: 'gemini',
   },
   mistral: openaiCompatible('https://api.mistral.ai/v1', 'mistral'),
-  cohere: { ...openaiCompatible('https://api.cohere.com', 'cohere_chat'), embeddingPrefix: 'cohere', modelsEndpoint: 'none' },
+  cohere: {
+    ...openaiCompatible('https://api.cohere.com', 'cohere_chat'),
+    embeddingPrefix: 'cohere',
+    modelsEndpoint: 'none',
+  },
   groq: openaiCompatible('https://api.groq.com/openai/v1', 'groq'),
   deepseek: openaiCompatible('https://api.deepseek.com', 'deepseek'),
   xai: openaiCompatible('https://api.x.ai/v1', 'xai'),

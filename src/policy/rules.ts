@@ -10,10 +10,21 @@ import { closest } from './zod-issues.js';
 /** One cross-reference rule: reads the merged set, reports problems, changes nothing. */
 export type Rule = (set: PolicySet) => Problem[];
 
-const at = (entry: Entry<unknown>, sub: Path, message: string, hint: string, severity: Problem['severity'] = 'error'): Problem =>
-  problemAt(entry.source, [...entry.path, ...sub], message, hint, severity);
+const at = (
+  entry: Entry<unknown>,
+  sub: Path,
+  message: string,
+  hint: string,
+  severity: Problem['severity'] = 'error',
+): Problem => problemAt(entry.source, [...entry.path, ...sub], message, hint, severity);
 
-function unknownRef(entry: Entry<unknown>, sub: Path, kind: string, name: string, known: Iterable<string>): Problem {
+function unknownRef(
+  entry: Entry<unknown>,
+  sub: Path,
+  kind: string,
+  name: string,
+  known: Iterable<string>,
+): Problem {
   const names = [...known];
   const suggestion = closest(name, names);
   const hint = suggestion
@@ -25,14 +36,20 @@ function unknownRef(entry: Entry<unknown>, sub: Path, kind: string, name: string
 }
 
 /** A credential must be a reference; a literal value would end up in git and in LiteLLM's config. */
-export function credentialProblem(entry: Entry<unknown>, sub: Path, value: string | undefined): Problem[] {
+export function credentialProblem(
+  entry: Entry<unknown>,
+  sub: Path,
+  value: string | undefined,
+): Problem[] {
   if (value === undefined || CREDENTIAL_REFERENCE.test(value)) return [];
   const looksSecret = !/^(env|secret):/.test(value);
   return [
     at(
       entry,
       sub,
-      looksSecret ? 'a literal secret is not allowed here (the value is not shown)' : 'malformed credential reference',
+      looksSecret
+        ? 'a literal secret is not allowed here (the value is not shown)'
+        : 'malformed credential reference',
       'write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store), and put the value there',
     ),
   ];
@@ -44,22 +61,57 @@ export const providerRules: Rule = (set) =>
     const info = PROVIDER_KIND_INFO[provider.kind];
     const problems = credentialProblem(entry, ['credential'], provider.credential);
     if (info.needsBaseUrl && !provider.base_url) {
-      problems.push(at(entry, ['kind'], `kind "${provider.kind}" needs a base_url`, 'add base_url: the server\'s address, e.g. http://host:8000/v1'));
+      problems.push(
+        at(
+          entry,
+          ['kind'],
+          `kind "${provider.kind}" needs a base_url`,
+          "add base_url: the server's address, e.g. http://host:8000/v1",
+        ),
+      );
     }
     if (provider.base_url) {
       const url = new URL(provider.base_url);
       if (url.username || url.password) {
-        problems.push(at(entry, ['base_url'], 'base_url carries credentials (user:password@)', 'remove them from the URL and use credential: env:NAME'));
+        problems.push(
+          at(
+            entry,
+            ['base_url'],
+            'base_url carries credentials (user:password@)',
+            'remove them from the URL and use credential: env:NAME',
+          ),
+        );
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        problems.push(at(entry, ['base_url'], `base_url uses ${url.protocol} which LiteLLM cannot call`, 'use an http:// or https:// URL'));
+        problems.push(
+          at(
+            entry,
+            ['base_url'],
+            `base_url uses ${url.protocol} which LiteLLM cannot call`,
+            'use an http:// or https:// URL',
+          ),
+        );
       }
     }
     if (info.needsCredential && !provider.credential) {
-      problems.push(at(entry, ['kind'], `kind "${provider.kind}" needs a credential`, 'add credential: env:YOUR_KEY_VARIABLE'));
+      problems.push(
+        at(
+          entry,
+          ['kind'],
+          `kind "${provider.kind}" needs a credential`,
+          'add credential: env:YOUR_KEY_VARIABLE',
+        ),
+      );
     }
     if (provider.kind === 'azure' && !provider.api_version) {
-      problems.push(at(entry, ['kind'], 'kind "azure" needs an api_version', 'add api_version, e.g. "2024-10-21"'));
+      problems.push(
+        at(
+          entry,
+          ['kind'],
+          'kind "azure" needs an api_version',
+          'add api_version, e.g. "2024-10-21"',
+        ),
+      );
     }
     return problems;
   });
@@ -69,22 +121,42 @@ export const modelRules: Rule = (set) =>
     const model = entry.value;
     const problems: Problem[] = [];
     if (!set.providers.has(model.provider)) {
-      problems.push(unknownRef(entry, ['provider'], 'provider', model.provider, set.providers.keys()));
+      problems.push(
+        unknownRef(entry, ['provider'], 'provider', model.provider, set.providers.keys()),
+      );
       return problems;
     }
     if (set.profiles.has(entry.name)) {
       const profile = set.profiles.get(entry.name)!;
       problems.push(
-        at(entry, [], `model "${entry.name}" has the same name as a profile (${profile.source.name}); both would be served under that name`, 'rename the model or the profile'),
+        at(
+          entry,
+          [],
+          `model "${entry.name}" has the same name as a profile (${profile.source.name}); both would be served under that name`,
+          'rename the model or the profile',
+        ),
       );
     }
     if (!model.pricing && !isLocalModel(set, model)) {
       problems.push(
-        at(entry, [], 'remote model without pricing: spend for it falls back to LiteLLM\'s own price table, or 0', 'add pricing: { input_per_mtok: …, output_per_mtok: … }', 'warning'),
+        at(
+          entry,
+          [],
+          "remote model without pricing: spend for it falls back to LiteLLM's own price table, or 0",
+          'add pricing: { input_per_mtok: …, output_per_mtok: … }',
+          'warning',
+        ),
       );
     }
     if (model.max_output && model.context_window && model.max_output > model.context_window) {
-      problems.push(at(entry, ['max_output'], `max_output ${model.max_output} exceeds context_window ${model.context_window}`, 'lower max_output or raise context_window'));
+      problems.push(
+        at(
+          entry,
+          ['max_output'],
+          `max_output ${model.max_output} exceeds context_window ${model.context_window}`,
+          'lower max_output or raise context_window',
+        ),
+      );
     }
     return problems;
   });
@@ -103,9 +175,17 @@ export const profileRules: Rule = (set) =>
     for (const [field, kind, known] of refs) {
       const names = (profile[field] as string[] | undefined) ?? [];
       names.forEach((name, index) => {
-        if (!known.has(name)) problems.push(unknownRef(entry, [field, index], kind, name, known.keys()));
+        if (!known.has(name))
+          problems.push(unknownRef(entry, [field, index], kind, name, known.keys()));
         if (kind === 'profile' && name === entry.name) {
-          problems.push(at(entry, [field, index], `profile "${name}" falls back to itself`, 'remove it from the list'));
+          problems.push(
+            at(
+              entry,
+              [field, index],
+              `profile "${name}" falls back to itself`,
+              'remove it from the list',
+            ),
+          );
         }
       });
     }
@@ -114,7 +194,12 @@ export const profileRules: Rule = (set) =>
     if (selection.models.length === 0) {
       const why = selection.dropped.map((d) => `${d.count} ${d.reason}`).join('; ');
       problems.push(
-        at(entry, [], `no model satisfies profile "${entry.name}"${why ? ` (${why})` : ' (the catalog is empty)'}`, 'add a matching model to the catalog, or relax requires/min_context/only'),
+        at(
+          entry,
+          [],
+          `no model satisfies profile "${entry.name}"${why ? ` (${why})` : ' (the catalog is empty)'}`,
+          'add a matching model to the catalog, or relax requires/min_context/only',
+        ),
       );
     }
     return problems;
@@ -133,7 +218,14 @@ export const fallbackCycleRule: Rule = (set) => {
       const entry = set.profiles.get(name);
       if (entry && !reported.has(key)) {
         reported.add(key);
-        problems.push(at(entry, ['fallback'], `fallback cycle: ${cycle.join(' → ')}`, 'remove one fallback so the chain ends'));
+        problems.push(
+          at(
+            entry,
+            ['fallback'],
+            `fallback cycle: ${cycle.join(' → ')}`,
+            'remove one fallback so the chain ends',
+          ),
+        );
       }
       return;
     }
@@ -150,11 +242,24 @@ export const fallbackCycleRule: Rule = (set) => {
 export const callerRules: Rule = (set) =>
   [...set.callers.values()].flatMap((entry) => {
     const problems = entry.value.profiles.flatMap((name, index) =>
-      set.profiles.has(name) ? [] : [unknownRef(entry, ['profiles', index], 'profile', name, set.profiles.keys())],
+      set.profiles.has(name)
+        ? []
+        : [unknownRef(entry, ['profiles', index], 'profile', name, set.profiles.keys())],
     );
     const key = entry.value.key;
-    if (key?.grace && key.rotate_every && (durationSeconds(key.grace) ?? 0) >= (durationSeconds(key.rotate_every) ?? 0)) {
-      problems.push(at(entry, ['key', 'grace'], `grace ${key.grace} is not shorter than rotate_every ${key.rotate_every}`, 'make the grace period shorter than the rotation interval'));
+    if (
+      key?.grace &&
+      key.rotate_every &&
+      (durationSeconds(key.grace) ?? 0) >= (durationSeconds(key.rotate_every) ?? 0)
+    ) {
+      problems.push(
+        at(
+          entry,
+          ['key', 'grace'],
+          `grace ${key.grace} is not shorter than rotate_every ${key.rotate_every}`,
+          'make the grace period shorter than the rotation interval',
+        ),
+      );
     }
     return problems;
   });
@@ -162,16 +267,26 @@ export const callerRules: Rule = (set) =>
 export const goalRules: Rule = (set) =>
   [...set.goals.values()].flatMap((entry) => {
     const owner = entry.value.owner;
-    return owner && !set.callers.has(owner) ? [unknownRef(entry, ['owner'], 'caller', owner, set.callers.keys())] : [];
+    return owner && !set.callers.has(owner)
+      ? [unknownRef(entry, ['owner'], 'caller', owner, set.callers.keys())]
+      : [];
   });
 
 export const budgetRules: Rule = (set) =>
   set.budgets.flatMap((entry) => {
     const scope = entry.value.scope;
-    const known = { provider: set.providers, model: set.models, profile: set.profiles, caller: set.callers, goal: set.goals };
+    const known = {
+      provider: set.providers,
+      model: set.models,
+      profile: set.profiles,
+      caller: set.callers,
+      goal: set.goals,
+    };
     return (Object.keys(known) as (keyof typeof known)[]).flatMap((kind) => {
       const name = scope[kind];
-      return name !== undefined && !known[kind].has(name) ? [unknownRef(entry, ['scope', kind], kind, name, known[kind].keys())] : [];
+      return name !== undefined && !known[kind].has(name)
+        ? [unknownRef(entry, ['scope', kind], kind, name, known[kind].keys())]
+        : [];
     });
   });
 
@@ -180,7 +295,14 @@ export const cacheRules: Rule = (set) => {
   if (!entry) return [];
   const problems = credentialProblem(entry, ['password'], entry.value.password);
   if (entry.value.type === 'redis' && !entry.value.host) {
-    problems.push(at(entry, ['type'], 'a redis cache needs a host', 'add host: (and port:, password: env:NAME if it needs one)'));
+    problems.push(
+      at(
+        entry,
+        ['type'],
+        'a redis cache needs a host',
+        'add host: (and port:, password: env:NAME if it needs one)',
+      ),
+    );
   }
   return problems;
 };

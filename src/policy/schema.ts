@@ -9,7 +9,10 @@ import { DURATION_PATTERN } from '../shared/duration.js';
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
 const name = z
   .string()
-  .regex(NAME_PATTERN, 'use lowercase letters, digits, ".", "_" or "-", starting with a letter or digit');
+  .regex(
+    NAME_PATTERN,
+    'use lowercase letters, digits, ".", "_" or "-", starting with a letter or digit',
+  );
 
 const duration = z
   .string()
@@ -74,7 +77,9 @@ export const providerSchema = z.strictObject({
   region: z.string().min(1).optional(),
   timeout: duration.optional(),
   limits: z.strictObject({ rpm: positiveInt.optional(), tpm: positiveInt.optional() }).optional(),
-  discovery: z.strictObject({ include: globPatterns.optional(), exclude: globPatterns.optional() }).optional(),
+  discovery: z
+    .strictObject({ include: globPatterns.optional(), exclude: globPatterns.optional() })
+    .optional(),
 });
 
 export const modelSchema = z.strictObject({
@@ -142,7 +147,9 @@ const alertAt = z.array(z.number().gt(0).max(10)).optional();
 export const goalSchema = z.strictObject({
   title: z.string().min(1),
   owner: name.optional(),
-  budget: z.strictObject({ usd: z.number().positive(), period: duration, alert_at: alertAt }).optional(),
+  budget: z
+    .strictObject({ usd: z.number().positive(), period: duration, alert_at: alertAt })
+    .optional(),
 });
 
 export const budgetSchema = z.strictObject({
@@ -173,7 +180,13 @@ export const cacheSchema = z.strictObject({
 
 export const routingSchema = z.strictObject({
   strategy: z
-    .enum(['simple-shuffle', 'least-busy', 'usage-based-routing-v2', 'latency-based-routing', 'cost-based-routing'])
+    .enum([
+      'simple-shuffle',
+      'least-busy',
+      'usage-based-routing-v2',
+      'latency-based-routing',
+      'cost-based-routing',
+    ])
     .optional(),
   retries: z.number().int().min(0).max(10).optional(),
   timeout: duration.optional(),

@@ -47,7 +47,10 @@ export function selectModels(set: PolicySet, profile: Profile): Selection {
   }
   if (profile.min_context !== undefined) {
     const min = profile.min_context;
-    keep(`context_window below ${min} (or not declared)`, (m) => (m.value.context_window ?? 0) >= min);
+    keep(
+      `context_window below ${min} (or not declared)`,
+      (m) => (m.value.context_window ?? 0) >= min,
+    );
   }
   if (profile.only === 'local') keep('not local', (m) => isLocalModel(set, m.value));
   if (profile.only === 'remote') keep('local', (m) => !isLocalModel(set, m.value));

@@ -12,7 +12,10 @@ export interface SourceFile {
   lines: LineCounter;
 }
 
-export function parseSource(name: string, text: string): { source: SourceFile; problems: Problem[] } {
+export function parseSource(
+  name: string,
+  text: string,
+): { source: SourceFile; problems: Problem[] } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const source = { name, doc, lines };
@@ -42,7 +45,9 @@ export function locate(source: SourceFile, path: Path): { line: number; col: num
   let offset = rangeStart(node) ?? 0;
   for (const segment of path) {
     if (isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
       if (!pair) break;
       offset = rangeStart(pair.key) ?? offset;
       node = pair.value;

@@ -30,21 +30,55 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown): IssueTex
     case 'invalid_type': {
       if (valueAt(input, path) === undefined) {
         const field = path.at(-1);
-        return [{ path, message: `missing required field "${String(field)}"`, hint: `add ${String(field)}: <${issue.expected}>` }];
+        return [
+          {
+            path,
+            message: `missing required field "${String(field)}"`,
+            hint: `add ${String(field)}: <${issue.expected}>`,
+          },
+        ];
       }
-      return [{ path, message: `expected ${article(issue.expected)}, got ${describeValue(valueAt(input, path))}`, hint: `write ${article(issue.expected)} here` }];
+      return [
+        {
+          path,
+          message: `expected ${article(issue.expected)}, got ${describeValue(valueAt(input, path))}`,
+          hint: `write ${article(issue.expected)} here`,
+        },
+      ];
     }
     case 'invalid_value':
-      return [{ path, message: `"${String(valueAt(input, path))}" is not allowed`, hint: `use one of: ${issue.values.map(String).join(', ')}` }];
+      return [
+        {
+          path,
+          message: `"${String(valueAt(input, path))}" is not allowed`,
+          hint: `use one of: ${issue.values.map(String).join(', ')}`,
+        },
+      ];
     case 'invalid_key':
-      return [{ path, message: `invalid name "${String(path.at(-1))}"`, hint: issue.issues[0]?.message ?? 'rename it' }];
+      return [
+        {
+          path,
+          message: `invalid name "${String(path.at(-1))}"`,
+          hint: issue.issues[0]?.message ?? 'rename it',
+        },
+      ];
     case 'too_small':
     case 'too_big':
-      return [{ path, message: issue.message.replace(/^Too (small|big): /, 'value out of range: '), hint: 'change the value to fit the range' }];
+      return [
+        {
+          path,
+          message: issue.message.replace(/^Too (small|big): /, 'value out of range: '),
+          hint: 'change the value to fit the range',
+        },
+      ];
     case 'invalid_format':
-      return [{ path, message: `"${String(valueAt(input, path))}" is not valid`, hint: issue.message }];
+      return [
+        { path, message: `"${String(valueAt(input, path))}" is not valid`, hint: issue.message },
+      ];
     default:
-      return [{ path, message: issue.message, hint: 'see docs/policy-format.md for the expected shape' }];
+      return [
+        { path, message: issue.message, hint: 'see docs/policy-format.md for the expected shape' },
+      ];
   }
 }
 
@@ -83,7 +117,10 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let current = schema;
   for (;;) {
     const def = current._zod.def as { type: string; innerType?: z.core.$ZodType };
-    if ((def.type === 'optional' || def.type === 'default' || def.type === 'nullable') && def.innerType) {
+    if (
+      (def.type === 'optional' || def.type === 'default' || def.type === 'nullable') &&
+      def.innerType
+    ) {
       current = def.innerType;
     } else {
       return current;
@@ -124,7 +161,11 @@ function editDistance(a: string, b: string): number {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      current[j] = Math.min(
+        (previous[j] ?? 0) + 1,
+        (current[j - 1] ?? 0) + 1,
+        (previous[j - 1] ?? 0) + cost,
+      );
     }
     previous = current;
   }

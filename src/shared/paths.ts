@@ -10,12 +10,18 @@ export function projectRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'modelcenter') {
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'modelcenter'
+    ) {
       cached = dir;
       return dir;
     }
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the Model Center checkout above ' + fileURLToPath(import.meta.url));
+    if (parent === dir)
+      throw new Error(
+        'cannot find the Model Center checkout above ' + fileURLToPath(import.meta.url),
+      );
     dir = parent;
   }
 }

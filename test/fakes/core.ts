@@ -53,7 +53,10 @@ export interface Exchange {
   firstTokenDelayMs: number;
 }
 
-export type Handler = (exchange: Exchange, options: Required<Pick<FakeOptions, 'name' | 'replyTokens'>> & FakeOptions) => Promise<void> | void;
+export type Handler = (
+  exchange: Exchange,
+  options: Required<Pick<FakeOptions, 'name' | 'replyTokens'>> & FakeOptions,
+) => Promise<void> | void;
 
 /** The flavour's own error body and auth check, so LiteLLM maps faults as it would for the real API. */
 export interface Flavour {
@@ -80,7 +83,14 @@ export async function startFake(flavour: Flavour, options: FakeOptions): Promise
       }
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const model = typeof body.model === 'string' ? body.model : undefined;
-      const record: RecordedRequest = { method: req.method ?? 'GET', path, headers: req.headers, body, model, outcome: 200 };
+      const record: RecordedRequest = {
+        method: req.method ?? 'GET',
+        path,
+        headers: req.headers,
+        body,
+        model,
+        outcome: 200,
+      };
       requests.push(record);
       res.on('finish', () => {
         record.outcome = res.statusCode;
@@ -95,8 +105,14 @@ export async function startFake(flavour: Flavour, options: FakeOptions): Promise
         active.remaining -= 1;
         if (active.remaining <= 0) fault = undefined;
         if (active.kind === 'status') {
-          const message = active.status === 429 ? 'Rate limit reached, retry later' : `injected ${active.status}`;
-          return sendJson(res, active.status, flavour.errorBody(active.status, message), active.status === 429 ? { 'retry-after': '0' } : {});
+          const message =
+            active.status === 429 ? 'Rate limit reached, retry later' : `injected ${active.status}`;
+          return sendJson(
+            res,
+            active.status,
+            flavour.errorBody(active.status, message),
+            active.status === 429 ? { 'retry-after': '0' } : {},
+          );
         }
         if (active.kind === 'timeout') {
           record.outcome = 'timeout';
@@ -137,13 +153,23 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The fake's tokenizer: one token per 4 characters of text, rounded up. Deterministic. */
 export function countTokens(text: string): number {
@@ -156,7 +182,8 @@ export function messagesText(messages: unknown): string {
     .map((m) => {
       const content = (m as { content?: unknown }).content;
       if (typeof content === 'string') return content;
-      if (Array.isArray(content)) return content.map((part) => (part as { text?: string }).text ?? '').join('');
+      if (Array.isArray(content))
+        return content.map((part) => (part as { text?: string }).text ?? '').join('');
       return '';
     })
     .join('\n');
@@ -175,4 +202,14 @@ export function pieces(text: string, count = 4): string[] {
   const out: string[] = [];
   for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
   return out;
+}
+
+/** A request field as text, or the fallback when it is missing or not a string. */
+export function field(value: unknown, fallback = ''): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
+/** A request `input` (string or list of strings) as a list. */
+export function inputs(value: unknown): string[] {
+  return Array.isArray(value) ? value.map((v) => field(v)) : [field(value)];
 }

@@ -1,4 +1,17 @@
-import { countTokens, type FakeOptions, type FakeUpstream, type Flavour, messagesText, pieces, replyText, sendJson, sleep, startFake } from './core.js';
+import {
+  countTokens,
+  field,
+  inputs,
+  type FakeOptions,
+  type FakeUpstream,
+  type Flavour,
+  messagesText,
+  pieces,
+  replyText,
+  sendJson,
+  sleep,
+  startFake,
+} from './core.js';
 
 /** A fake Ollama server: /api/chat, /api/generate, /api/embed, /api/tags, /api/show. */
 export const ollamaFlavour: Flavour = {
@@ -6,7 +19,7 @@ export const ollamaFlavour: Flavour = {
   errorBody: (_status, message) => ({ error: message }),
   isGeneration: (path) => /^\/api\/(chat|generate|embed|embeddings)$/.test(path),
   async handle({ res, path, body, firstTokenDelayMs }, options) {
-    const model = String(body.model ?? body.name ?? 'unknown');
+    const model = field(body.model, field(body.name, 'unknown'));
     const windows = options.contextWindows ?? {};
     if (path === '/api/tags') {
       return sendJson(res, 200, {
@@ -31,18 +44,26 @@ export const ollamaFlavour: Flavour = {
       });
     }
     if (path === '/api/embed' || path === '/api/embeddings') {
-      const inputs = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? body.prompt ?? '')];
-      const promptTokens = inputs.reduce((sum, text) => sum + countTokens(text), 0);
-      if (path === '/api/embeddings') return sendJson(res, 200, { embedding: [inputs[0]?.length ?? 0, 0.5] });
-      return sendJson(res, 200, { model, embeddings: inputs.map((t) => [t.length, 0.5, -0.25]), prompt_eval_count: promptTokens });
+      const texts = inputs(body.input ?? body.prompt);
+      const promptTokens = texts.reduce((sum, text) => sum + countTokens(text), 0);
+      if (path === '/api/embeddings')
+        return sendJson(res, 200, { embedding: [texts[0]?.length ?? 0, 0.5] });
+      return sendJson(res, 200, {
+        model,
+        embeddings: texts.map((t) => [t.length, 0.5, -0.25]),
+        prompt_eval_count: promptTokens,
+      });
     }
-    if (path !== '/api/chat' && path !== '/api/generate') return sendJson(res, 404, { error: `no route ${path}` });
+    if (path !== '/api/chat' && path !== '/api/generate')
+      return sendJson(res, 404, { error: `no route ${path}` });
 
-    const promptText = path === '/api/chat' ? messagesText(body.messages) : String(body.prompt ?? '');
+    const promptText = path === '/api/chat' ? messagesText(body.messages) : field(body.prompt);
     const promptTokens = countTokens(promptText);
     const window = windows[model];
     if (window !== undefined && promptTokens > window) {
-      return sendJson(res, 400, { error: `prompt too long; exceeded max context length by ${promptTokens - window} tokens` });
+      return sendJson(res, 400, {
+        error: `prompt too long; exceeded max context length by ${promptTokens - window} tokens`,
+      });
     }
     const text = replyText(options.name, model, options.replyTokens);
     const final = {
@@ -63,7 +84,9 @@ export const ollamaFlavour: Flavour = {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     if (firstTokenDelayMs > 0) await sleep(firstTokenDelayMs);
     for (const piece of pieces(text)) {
-      res.write(`${JSON.stringify({ model, created_at: new Date().toISOString(), done: false, ...message(piece) })}\n`);
+      res.write(
+        `${JSON.stringify({ model, created_at: new Date().toISOString(), done: false, ...message(piece) })}\n`,
+      );
       await sleep(5);
     }
     res.end(`${JSON.stringify({ ...final, ...message('') })}\n`);

@@ -26,13 +26,32 @@ export interface Keys {
   anthropic: string;
 }
 
+export function allFakes(fakes: Fakes): FakeUpstream[] {
+  return [fakes.ollama, fakes.groq, fakes.openai, fakes.anthropic];
+}
+
 /** Starts one fake per provider flavour, each requiring its own key where the real one does. */
 export async function startFakes(keys: Keys): Promise<Fakes> {
   const [ollama, groq, openai, anthropic] = await Promise.all([
-    startOllamaFake({ name: 'ollama-fake', contextWindows: { 'llama3.1:8b': 512, 'nomic-embed-text': 8192 } }),
-    startOpenAIFake({ name: 'groq-fake', apiKey: keys.groq, contextWindows: { 'llama-3.3-70b-versatile': 1024 } }),
-    startOpenAIFake({ name: 'openai-fake', apiKey: keys.openai, contextWindows: { 'gpt-4o-mini': 128_000, 'text-embedding-3-small': 8191 } }),
-    startAnthropicFake({ name: 'anthropic-fake', apiKey: keys.anthropic, contextWindows: { 'claude-sonnet-4-20250514': 200_000 } }),
+    startOllamaFake({
+      name: 'ollama-fake',
+      contextWindows: { 'llama3.1:8b': 512, 'nomic-embed-text': 8192 },
+    }),
+    startOpenAIFake({
+      name: 'groq-fake',
+      apiKey: keys.groq,
+      contextWindows: { 'llama-3.3-70b-versatile': 1024 },
+    }),
+    startOpenAIFake({
+      name: 'openai-fake',
+      apiKey: keys.openai,
+      contextWindows: { 'gpt-4o-mini': 128_000, 'text-embedding-3-small': 8191 },
+    }),
+    startAnthropicFake({
+      name: 'anthropic-fake',
+      apiKey: keys.anthropic,
+      contextWindows: { 'claude-sonnet-4-20250514': 200_000 },
+    }),
   ]);
   return { ollama, groq, openai, anthropic };
 }
@@ -124,21 +143,38 @@ export interface Stack {
 }
 
 /** Compiles `policies` with the real compiler, writes config.yaml, and starts the real LiteLLM on it. */
-export async function startStack(policies: (fakes: Fakes) => string = scenarioPolicies): Promise<Stack> {
-  const keys: Keys = { master: testKey('sk-master-'), groq: testKey('gsk_'), openai: testKey(), anthropic: testKey('sk-ant-test-') };
+export async function startStack(
+  policies: (fakes: Fakes) => string = scenarioPolicies,
+): Promise<Stack> {
+  const keys: Keys = {
+    master: testKey('sk-master-'),
+    groq: testKey('gsk_'),
+    openai: testKey(),
+    anthropic: testKey('sk-ant-test-'),
+  };
   const fakes = await startFakes(keys);
   const dir = await mkdtemp(path.join(tmpdir(), 'modelcenter-stack-'));
   try {
     const build = buildFromTexts([{ name: 'policies/scenario.yaml', text: policies(fakes) }]);
-    if (!build.yaml || !build.config) throw new Error(build.findings.errors.map(formatProblem).join('\n'));
+    if (!build.yaml || !build.config)
+      throw new Error(build.findings.errors.map(formatProblem).join('\n'));
     const configPath = path.join(dir, 'config.yaml');
     await writeFile(configPath, build.yaml);
     const litellm = await startLiteLLM({
       configPath,
       masterKey: keys.master,
-      env: { GROQ_API_KEY: keys.groq, OPENAI_API_KEY: keys.openai, ANTHROPIC_API_KEY: keys.anthropic },
+      env: {
+        GROQ_API_KEY: keys.groq,
+        OPENAI_API_KEY: keys.openai,
+        ANTHROPIC_API_KEY: keys.anthropic,
+      },
     });
-    const client = new OpenAI({ baseURL: `${litellm.url}/v1`, apiKey: keys.master, maxRetries: 0, timeout: 60_000 });
+    const client = new OpenAI({
+      baseURL: `${litellm.url}/v1`,
+      apiKey: keys.master,
+      maxRetries: 0,
+      timeout: 60_000,
+    });
     return {
       dir,
       keys,
@@ -148,12 +184,12 @@ export async function startStack(policies: (fakes: Fakes) => string = scenarioPo
       client,
       async stop() {
         await litellm.stop();
-        await Promise.all(Object.values(fakes).map((f) => f.close()));
+        await Promise.all(allFakes(fakes).map((f) => f.close()));
         await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (error) {
-    await Promise.all(Object.values(fakes).map((f) => f.close()));
+    await Promise.all(allFakes(fakes).map((f) => f.close()));
     throw error;
   }
 }

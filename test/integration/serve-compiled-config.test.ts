@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { allFakes, startStack, type Stack } from '../helpers/stack.js';
 
 /**
  * The compiled config on the real pinned LiteLLM, with fake upstreams for every provider flavour
@@ -15,16 +15,21 @@ describe('a compiled config served by the real LiteLLM', () => {
     await stack?.stop();
   });
   beforeEach(() => {
-    for (const fake of Object.values(stack.fakes)) fake.setFault(undefined);
+    for (const fake of allFakes(stack.fakes)) fake.setFault(undefined);
   });
 
   async function chat(model: string, content = 'Say hello') {
-    return stack.client.chat.completions.create({ model, messages: [{ role: 'user', content }] }).withResponse();
+    return stack.client.chat.completions
+      .create({ model, messages: [{ role: 'user', content }] })
+      .withResponse();
   }
 
   it('lists exactly the compiled deployments, with the compiled ids', async () => {
     const served = await stack.litellm.client.deployments();
-    const compiled = stack.config.model_list.map((d) => ({ modelName: d.model_name, id: d.model_info.id }));
+    const compiled = stack.config.model_list.map((d) => ({
+      modelName: d.model_name,
+      id: d.model_info.id,
+    }));
     const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
     expect(served.sort(byId)).toEqual(compiled.sort(byId));
     expect(served.map((d) => d.id)).toContain('fast/llama-small');
@@ -34,8 +39,13 @@ describe('a compiled config served by the real LiteLLM', () => {
     const response = await fetch(`${stack.litellm.url}/v1/model/info?litellm_model_id=groq-llama`, {
       headers: { authorization: `Bearer ${stack.keys.master}` },
     });
-    const body = (await response.json()) as { data: { litellm_params: Record<string, unknown>; model_info: Record<string, unknown> }[] };
-    expect(body.data[0]?.litellm_params).toMatchObject({ input_cost_per_token: 5e-8, output_cost_per_token: 8e-8 });
+    const body = (await response.json()) as {
+      data: { litellm_params: Record<string, unknown>; model_info: Record<string, unknown> }[];
+    };
+    expect(body.data[0]?.litellm_params).toMatchObject({
+      input_cost_per_token: 5e-8,
+      output_cost_per_token: 8e-8,
+    });
     expect(body.data[0]?.model_info).toMatchObject({ id: 'groq-llama', max_input_tokens: 1024 });
   });
 
@@ -56,9 +66,13 @@ describe('a compiled config served by the real LiteLLM', () => {
 
   it('passes each provider the key from its credential reference', async () => {
     await chat('groq-llama');
-    expect(stack.fakes.groq.generations().at(-1)?.headers.authorization).toBe(`Bearer ${stack.keys.groq}`);
+    expect(stack.fakes.groq.generations().at(-1)?.headers.authorization).toBe(
+      `Bearer ${stack.keys.groq}`,
+    );
     await chat('claude');
-    expect(stack.fakes.anthropic.generations().at(-1)?.headers['x-api-key']).toBe(stack.keys.anthropic);
+    expect(stack.fakes.anthropic.generations().at(-1)?.headers['x-api-key']).toBe(
+      stack.keys.anthropic,
+    );
   });
 
   it('streams a profile end to end', async () => {
@@ -85,27 +99,32 @@ describe('a compiled config served by the real LiteLLM', () => {
   });
 
   it('serves embeddings through a profile', async () => {
-    const { data, response } = await stack.client.embeddings.create({ model: 'embed', input: ['one', 'three'] }).withResponse();
+    const { data, response } = await stack.client.embeddings
+      .create({ model: 'embed', input: ['one', 'three'] })
+      .withResponse();
     expect(data.data).toHaveLength(2);
     expect(response.headers.get('x-litellm-model-id')).toBe('embed/embed-small');
   });
 
-  it('sends a prompt longer than the first model\'s context window to the context-window fallback', async () => {
+  it("sends a prompt longer than the first model's context window to the context-window fallback", async () => {
     const longPrompt = 'word '.repeat(3000); // ~3,750 fake tokens: over fast's 512 and 1,024 windows
     const { data, response } = await chat('fast', longPrompt);
     expect(response.headers.get('x-litellm-model-id')).toMatch(/^deep\//);
     expect(data.choices[0]?.message.content).toContain('reply from anthropic-fake');
   });
 
-  it.each([500, 429] as const)('falls back along the compiled chain when the first upstream answers %i', async (status) => {
-    stack.fakes.ollama.setFault({ kind: 'status', status });
-    const { data, response } = await chat('fast');
-    const servedBy = response.headers.get('x-litellm-model-id');
-    expect(servedBy).not.toBe('fast/llama-small');
-    expect(['fast/groq-llama', 'deep/claude', 'deep/gpt-mini']).toContain(servedBy);
-    expect(data.choices[0]?.message.content).toMatch(/reply from (groq|anthropic|openai)-fake/);
-    expect(stack.fakes.ollama.generations().at(-1)?.outcome).toBe(status);
-  });
+  it.each([500, 429] as const)(
+    'falls back along the compiled chain when the first upstream answers %i',
+    async (status) => {
+      stack.fakes.ollama.setFault({ kind: 'status', status });
+      const { data, response } = await chat('fast');
+      const servedBy = response.headers.get('x-litellm-model-id');
+      expect(servedBy).not.toBe('fast/llama-small');
+      expect(['fast/groq-llama', 'deep/claude', 'deep/gpt-mini']).toContain(servedBy);
+      expect(data.choices[0]?.message.content).toMatch(/reply from (groq|anthropic|openai)-fake/);
+      expect(stack.fakes.ollama.generations().at(-1)?.outcome).toBe(status);
+    },
+  );
 
   it('falls back to the next profile when every deployment of the first fails', async () => {
     stack.fakes.ollama.setFault({ kind: 'status', status: 500 });

@@ -9,7 +9,11 @@ import { EXAMPLE_POLICIES, FIXTURES } from '../helpers/policies.js';
 async function cli(args: string[], cwd = process.cwd()) {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), cwd });
+  const code = await runCli(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    cwd,
+  });
   return { code, stdout, stderr };
 }
 
@@ -17,20 +21,35 @@ describe('modelcenter CLI', () => {
   it('validate: exit 0 and a summary on valid policies', async () => {
     const result = await cli(['validate', '--policies', EXAMPLE_POLICIES]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^ok: 4 file\(s\), 5 providers, 8 models, 5 profiles, \d+ deployments/);
+    expect(result.stdout).toMatch(
+      /^ok: 4 file\(s\), 5 providers, 8 models, 5 profiles, \d+ deployments/,
+    );
   });
 
   it('validate: exit 1 and every problem on invalid policies', async () => {
-    const result = await cli(['validate', '--policies', path.join(FIXTURES, 'invalid', 'duplicate-across-files')]);
+    const result = await cli([
+      'validate',
+      '--policies',
+      path.join(FIXTURES, 'invalid', 'duplicate-across-files'),
+    ]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('model "llama" is defined twice');
     expect(result.stderr).toContain('1 error(s): nothing was rendered');
   });
 
   it('validate --format json: machine-readable findings', async () => {
-    const result = await cli(['validate', '--format', 'json', '--policies', path.join(FIXTURES, 'invalid', 'duplicate-across-files')]);
+    const result = await cli([
+      'validate',
+      '--format',
+      'json',
+      '--policies',
+      path.join(FIXTURES, 'invalid', 'duplicate-across-files'),
+    ]);
     expect(result.code).toBe(1);
-    const body = JSON.parse(result.stdout) as { valid: boolean; errors: { line: number; path: string }[] };
+    const body = JSON.parse(result.stdout) as {
+      valid: boolean;
+      errors: { line: number; path: string }[];
+    };
     expect(body.valid).toBe(false);
     expect(body.errors[0]).toMatchObject({ line: 5, path: 'models.llama' });
   });
@@ -56,7 +75,10 @@ describe('modelcenter CLI', () => {
     expect(clean.stdout).toContain('no changes');
 
     const models = path.join(dir, 'policies', 'models.yaml');
-    await writeFile(models, (await readFile(models, 'utf8')).replace('input_per_mtok: 2.5', 'input_per_mtok: 5'));
+    await writeFile(
+      models,
+      (await readFile(models, 'utf8')).replace('input_per_mtok: 2.5', 'input_per_mtok: 5'),
+    );
     const changed = await cli(['diff', '--exit-code'], dir);
     expect(changed.code).toBe(3);
     expect(changed.stdout).toContain('-      input_cost_per_token: 0.0000025');
@@ -65,9 +87,14 @@ describe('modelcenter CLI', () => {
   });
 
   it('the committed JSON Schema for editors matches the policy schema', async () => {
-    const committed = JSON.parse(await readFile(path.join(EXAMPLE_POLICIES, '..', 'docs', 'policy.schema.json'), 'utf8')) as unknown;
+    const committed = JSON.parse(
+      await readFile(path.join(EXAMPLE_POLICIES, '..', 'docs', 'policy.schema.json'), 'utf8'),
+    ) as unknown;
     expect(committed).toEqual(policyJsonSchema());
     const result = await cli(['schema']);
-    expect(JSON.parse(result.stdout)).toMatchObject({ title: 'Model Center policy file', type: 'object' });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      title: 'Model Center policy file',
+      type: 'object',
+    });
   });
 });

@@ -51,14 +51,21 @@ describe('compile', () => {
     ]);
     const deep = config.model_list.filter((d) => d.model_name === 'deep');
     expect(deep.map((d) => d.model_info.id)).toEqual(['deep/gpt-4o', 'deep/groq-70b']);
-    expect(config.model_list.map((d) => d.model_info.id)).toEqual(expect.arrayContaining(['llama', 'groq-70b', 'gpt-4o']));
+    expect(config.model_list.map((d) => d.model_info.id)).toEqual(
+      expect.arrayContaining(['llama', 'groq-70b', 'gpt-4o']),
+    );
   });
 
   it('compiles fallbacks and derives context-window fallbacks towards larger windows', () => {
     const config = compileText(catalog);
     expect(config.router_settings.fallbacks).toEqual([{ fast: ['deep'] }]);
     expect(config.router_settings.context_window_fallbacks).toBeUndefined(); // fast already holds a 131k model
-    const small = compileText(catalog.replace('fast: { requires: [chat, streaming],', 'fast: { requires: [chat, streaming], only: local,'));
+    const small = compileText(
+      catalog.replace(
+        'fast: { requires: [chat, streaming],',
+        'fast: { requires: [chat, streaming], only: local,',
+      ),
+    );
     expect(small.router_settings.context_window_fallbacks).toEqual([{ fast: ['deep'] }]);
     expect(small.router_settings.enable_pre_call_checks).toBe(true);
   });
@@ -66,20 +73,37 @@ describe('compile', () => {
   it('renders credentials only as os.environ references', () => {
     const config = compileText(catalog);
     const keys = config.model_list.map((d) => d.litellm_params.api_key);
-    expect(new Set(keys)).toEqual(new Set(['os.environ/GROQ_API_KEY', 'os.environ/MODELCENTER_SECRET_OPENAI_PROD', undefined]));
+    expect(new Set(keys)).toEqual(
+      new Set(['os.environ/GROQ_API_KEY', 'os.environ/MODELCENTER_SECRET_OPENAI_PROD', undefined]),
+    );
     expect(config.general_settings.master_key).toBe('os.environ/LITELLM_MASTER_KEY');
-    expect(config.litellm_settings.cache_params).toEqual({ type: 'redis', host: 'redis.internal', port: 6379, password: 'os.environ/REDIS_PASSWORD', ttl: 3600 });
+    expect(config.litellm_settings.cache_params).toEqual({
+      type: 'redis',
+      host: 'redis.internal',
+      port: 6379,
+      password: 'os.environ/REDIS_PASSWORD',
+      ttl: 3600,
+    });
   });
 
   it('puts prices per token in litellm_params and windows in model_info, where LiteLLM 1.10x reads them', () => {
     const groq = compileText(catalog).model_list.find((d) => d.model_info.id === 'groq-70b')!;
-    expect(groq.litellm_params).toMatchObject({ model: 'groq/llama-3.3-70b', input_cost_per_token: 5.9e-7, output_cost_per_token: 7.9e-7 });
-    expect(groq.model_info).toMatchObject({ max_input_tokens: 131072, mode: 'chat', supports_function_calling: true });
+    expect(groq.litellm_params).toMatchObject({
+      model: 'groq/llama-3.3-70b',
+      input_cost_per_token: 5.9e-7,
+      output_cost_per_token: 7.9e-7,
+    });
+    expect(groq.model_info).toMatchObject({
+      max_input_tokens: 131072,
+      mode: 'chat',
+      supports_function_calling: true,
+    });
   });
 
   it('compiles profile params into every deployment of the group', () => {
     const deep = compileText(catalog).model_list.filter((d) => d.model_name === 'deep');
-    for (const d of deep) expect(d.litellm_params).toMatchObject({ temperature: 0.2, max_tokens: 2000 });
+    for (const d of deep)
+      expect(d.litellm_params).toMatchObject({ temperature: 0.2, max_tokens: 2000 });
     const direct = compileText(catalog).model_list.find((d) => d.model_info.id === 'gpt-4o')!;
     expect(direct.litellm_params.temperature).toBeUndefined();
   });
@@ -87,21 +111,37 @@ describe('compile', () => {
   it('maps every provider kind to a LiteLLM prefix and base URL', () => {
     for (const kind of PROVIDER_KINDS) {
       const info = PROVIDER_KIND_INFO[kind];
-      const provider = [`kind: ${kind}`, 'credential: env:KEY', info.needsBaseUrl ? 'base_url: http://box.internal:8000/v1' : '', kind === 'azure' ? 'api_version: "2024-10-21"' : '']
+      const provider = [
+        `kind: ${kind}`,
+        'credential: env:KEY',
+        info.needsBaseUrl ? 'base_url: http://box.internal:8000/v1' : '',
+        kind === 'azure' ? 'api_version: "2024-10-21"' : '',
+      ]
         .filter(Boolean)
         .join(', ');
-      const config = compileText(`providers:\n  p: { ${provider} }\nmodels:\n  m: { provider: p, upstream: up-1, capabilities: [chat], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }\n`);
+      const config = compileText(
+        `providers:\n  p: { ${provider} }\nmodels:\n  m: { provider: p, upstream: up-1, capabilities: [chat], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }\n`,
+      );
       const params = config.model_list[0]!.litellm_params;
       expect(params.model, kind).toBe(`${info.prefix}/up-1`);
-      expect(params.api_base, kind).toBe(info.needsBaseUrl ? 'http://box.internal:8000/v1' : info.defaultBaseUrl);
+      expect(params.api_base, kind).toBe(
+        info.needsBaseUrl ? 'http://box.internal:8000/v1' : info.defaultBaseUrl,
+      );
     }
   });
 
   it('writes floats and strings so that PyYAML (LiteLLM) reads them back as the same values', () => {
-    const yaml = render({ model_list: [], router_settings: { enable_pre_call_checks: true }, litellm_settings: { drop_params: true, cache_params: { a: 1e-7, b: 'yes', c: 5.9e-7 } }, general_settings: { master_key: 'os.environ/K' } });
+    const yaml = render({
+      model_list: [],
+      router_settings: { enable_pre_call_checks: true },
+      litellm_settings: { drop_params: true, cache_params: { a: 1e-7, b: 'yes', c: 5.9e-7 } },
+      general_settings: { master_key: 'os.environ/K' },
+    });
     expect(yaml).toContain('a: 1.0e-7');
     expect(yaml).toContain('b: "yes"');
-    expect(parse(yaml, { version: '1.1' })).toMatchObject({ litellm_settings: { cache_params: { a: 1e-7, b: 'yes', c: 5.9e-7 } } });
+    expect(parse(yaml, { version: '1.1' })).toMatchObject({
+      litellm_settings: { cache_params: { a: 1e-7, b: 'yes', c: 5.9e-7 } },
+    });
   });
 
   it('starts the rendered file with a do-not-edit header and no timestamp', async () => {

@@ -24,21 +24,71 @@ describe('render', () => {
   });
 
   it.each([
-    ['YAML 1.1 booleans and null words', { a: ['yes', 'no', 'on', 'off', 'y', 'N', 'true', 'null', '~'] }],
+    [
+      'YAML 1.1 booleans and null words',
+      { a: ['yes', 'no', 'on', 'off', 'y', 'N', 'true', 'null', '~'] },
+    ],
     ['numbers that look like strings', { a: ['0755', '1e3', '12', '1.5', '.inf', '-1'] }],
-    ['plain strings with colons and slashes', { a: ['llama3.1:8b', 'os.environ/KEY', 'http://127.0.0.1:8000/v1', 'fast/gpt-4o', 'Qwen/Qwen2.5-32B'] }],
+    [
+      'plain strings with colons and slashes',
+      {
+        a: [
+          'llama3.1:8b',
+          'os.environ/KEY',
+          'http://127.0.0.1:8000/v1',
+          'fast/gpt-4o',
+          'Qwen/Qwen2.5-32B',
+        ],
+      },
+    ],
     ['floats in every range', { a: [1e-7, 2.5e-6, 0.1, 5.9e-7, 123.456, -0.5, 1.5e-10] }],
-    ['empty and nested collections', { a: [], b: {}, c: [{}], d: [[1, 2], []], e: [{ x: [{ y: 1 }] }], f: true, g: null }],
+    [
+      'empty and nested collections',
+      { a: [], b: {}, c: [{}], d: [[1, 2], []], e: [{ x: [{ y: 1 }] }], f: true, g: null },
+    ],
   ])('round-trips %s exactly and matches the library', (_label, value) => {
     const text = render(asConfig(value));
     expect(text).toBe(GENERATED_HEADER + stringify(value, RENDER_OPTIONS));
     expect(parse(text, { version: '1.1' })).toEqual(value);
   });
 
-  const awkward = ['a: b', 'x #c', 'trailing:', '', ' lead', 'tab\there', 'quote"s', "it's", 'line\nbreak', 'ünï', '*star', '&amp', '!bang', '@at', '%pc', '`tick', '{b}', '[s]', '- dash', '? q', '|pipe', '>gt', 'yes', 'Off', '0755', '1e3', '1:20', '2026-01-01', '.nan'];
+  const awkward = [
+    'a: b',
+    'x #c',
+    'trailing:',
+    '',
+    ' lead',
+    'tab\there',
+    'quote"s',
+    "it's",
+    'line\nbreak',
+    'ünï',
+    '*star',
+    '&amp',
+    '!bang',
+    '@at',
+    '%pc',
+    '`tick',
+    '{b}',
+    '[s]',
+    '- dash',
+    '? q',
+    '|pipe',
+    '>gt',
+    'yes',
+    'Off',
+    '0755',
+    '1e3',
+    '1:20',
+    '2026-01-01',
+    '.nan',
+  ];
 
   it('keeps every awkward string a string, as both the yaml library and PyYAML read it', () => {
-    const value = { a: awkward, b: Object.fromEntries(awkward.filter(Boolean).map((k, i) => [k, i])) };
+    const value = {
+      a: awkward,
+      b: Object.fromEntries(awkward.filter(Boolean).map((k, i) => [k, i])),
+    };
     const text = render(asConfig(value));
     expect(parse(text, { version: '1.1' })).toEqual(value);
     expect(pyyaml(text)).toEqual(value);

@@ -3,7 +3,8 @@ import { buildFromDir, buildFromTexts } from '../../src/compile/build.js';
 import { formatProblem } from '../../src/policy/problems.js';
 import { EXAMPLE_POLICIES, fixture } from '../helpers/policies.js';
 
-const errorsOf = async (name: string) => buildFromTexts(await fixture(name)).findings.errors.map(formatProblem);
+const errorsOf = async (name: string) =>
+  buildFromTexts(await fixture(name)).findings.errors.map(formatProblem);
 
 describe('policy validation', () => {
   it('accepts the example policies in policies/ and compiles them', async () => {
@@ -17,8 +18,18 @@ describe('policy validation', () => {
   });
 
   it.each([
-    ['invalid/bad-yaml.yaml', ['invalid/bad-yaml.yaml:4:1 YAML All mapping items must start at the same column — fix the YAML syntax (indentation, quoting, a missing ":")']],
-    ['invalid/unknown-key.yaml', ['invalid/unknown-key.yaml:5:5 providers.openai.credentail: unknown key "credentail" — did you mean "credential"?']],
+    [
+      'invalid/bad-yaml.yaml',
+      [
+        'invalid/bad-yaml.yaml:4:1 YAML All mapping items must start at the same column — fix the YAML syntax (indentation, quoting, a missing ":")',
+      ],
+    ],
+    [
+      'invalid/unknown-key.yaml',
+      [
+        'invalid/unknown-key.yaml:5:5 providers.openai.credentail: unknown key "credentail" — did you mean "credential"?',
+      ],
+    ],
     [
       'invalid/unknown-references.yaml',
       [
@@ -31,13 +42,22 @@ describe('policy validation', () => {
     ],
     [
       'invalid/duplicate-across-files',
-      ['invalid/duplicate-across-files/b.yaml:5:3 models.llama: model "llama" is defined twice: here and at invalid/duplicate-across-files/a.yaml:5:3 — keep one definition, or rename one of them'],
+      [
+        'invalid/duplicate-across-files/b.yaml:5:3 models.llama: model "llama" is defined twice: here and at invalid/duplicate-across-files/a.yaml:5:3 — keep one definition, or rename one of them',
+      ],
     ],
     [
       'invalid/unsatisfiable-profile.yaml',
-      ['invalid/unsatisfiable-profile.yaml:10:3 profiles.deep: no model satisfies profile "deep" (1 lacks capability "tools") — add a matching model to the catalog, or relax requires/min_context/only'],
+      [
+        'invalid/unsatisfiable-profile.yaml:10:3 profiles.deep: no model satisfies profile "deep" (1 lacks capability "tools") — add a matching model to the catalog, or relax requires/min_context/only',
+      ],
     ],
-    ['invalid/fallback-cycle.yaml', ['invalid/fallback-cycle.yaml:11:5 profiles.a.fallback: fallback cycle: a → b → c → a — remove one fallback so the chain ends']],
+    [
+      'invalid/fallback-cycle.yaml',
+      [
+        'invalid/fallback-cycle.yaml:11:5 profiles.a.fallback: fallback cycle: a → b → c → a — remove one fallback so the chain ends',
+      ],
+    ],
     [
       'invalid/invalid-duration.yaml',
       [
@@ -47,11 +67,16 @@ describe('policy validation', () => {
     ],
     [
       'invalid/duplicate-deployment-id.yaml',
-      ['invalid/duplicate-deployment-id.yaml:8:3 models.llama-v2: deployment id "llama" from model "llama-v2" is also produced by model "llama" — rename the model or profile so each deployment id is unique'],
+      [
+        'invalid/duplicate-deployment-id.yaml:8:3 models.llama-v2: deployment id "llama" from model "llama-v2" is also produced by model "llama" — rename the model or profile so each deployment id is unique',
+      ],
     ],
-  ])('%s: reports every problem with file:line:col, field, cause and fix', async (name, expected) => {
-    expect(await errorsOf(name)).toEqual(expected);
-  });
+  ])(
+    '%s: reports every problem with file:line:col, field, cause and fix',
+    async (name, expected) => {
+      expect(await errorsOf(name)).toEqual(expected);
+    },
+  );
 
   it('rejects a literal secret without echoing it, and credentials inside a URL', async () => {
     const errors = await errorsOf('invalid/literal-secret.yaml');
@@ -70,12 +95,32 @@ describe('policy validation', () => {
   });
 
   it.each([
-    ['kind openai without a credential', 'providers:\n  openai:\n    kind: openai\n', 'kind "openai" needs a credential'],
-    ['kind vllm without a base_url', 'providers:\n  box:\n    kind: vllm\n', 'kind "vllm" needs a base_url'],
+    [
+      'kind openai without a credential',
+      'providers:\n  openai:\n    kind: openai\n',
+      'kind "openai" needs a credential',
+    ],
+    [
+      'kind vllm without a base_url',
+      'providers:\n  box:\n    kind: vllm\n',
+      'kind "vllm" needs a base_url',
+    ],
     ['an unknown kind', 'providers:\n  x:\n    kind: openia\n', '"openia" is not allowed'],
-    ['a malformed env reference', 'providers:\n  o:\n    kind: openai\n    credential: env:lower_case\n', 'malformed credential reference'],
-    ['a model name with capitals', 'models:\n  GPT:\n    provider: o\n    capabilities: [chat]\n', 'invalid name "GPT"'],
-    ['a missing required field', 'models:\n  m:\n    provider: o\n', 'missing required field "capabilities"'],
+    [
+      'a malformed env reference',
+      'providers:\n  o:\n    kind: openai\n    credential: env:lower_case\n',
+      'malformed credential reference',
+    ],
+    [
+      'a model name with capitals',
+      'models:\n  GPT:\n    provider: o\n    capabilities: [chat]\n',
+      'invalid name "GPT"',
+    ],
+    [
+      'a missing required field',
+      'models:\n  m:\n    provider: o\n',
+      'missing required field "capabilities"',
+    ],
     ['a redis cache without a host', 'cache:\n  type: redis\n', 'a redis cache needs a host'],
   ])('rejects %s', (_label, text, message) => {
     const errors = buildFromTexts([{ name: 'p.yaml', text }]).findings.errors.map(formatProblem);
@@ -83,7 +128,8 @@ describe('policy validation', () => {
   });
 
   it('warns, without failing, about a remote model that has no pricing', () => {
-    const text = 'providers:\n  o:\n    kind: openai\n    credential: env:K\nmodels:\n  m:\n    provider: o\n    capabilities: [chat]\n';
+    const text =
+      'providers:\n  o:\n    kind: openai\n    credential: env:K\nmodels:\n  m:\n    provider: o\n    capabilities: [chat]\n';
     const build = buildFromTexts([{ name: 'p.yaml', text }]);
     expect(build.yaml).toBeDefined();
     expect(build.findings.warnings.map(formatProblem)).toEqual([
