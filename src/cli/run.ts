@@ -8,6 +8,7 @@ import { PolicyLoadError } from '../policy/load.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { upCommand } from './up.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -22,6 +23,8 @@ Commands:
   render   [--policies DIR] [--out FILE]  print (or write) the LiteLLM config.yaml
   diff     [--policies DIR] [--config FILE] [--exit-code]
                                           compare the rendered config with the file on disk
+  up       [--policies DIR] [--port N]    validate, render and serve the config with the pinned LiteLLM
+                                          (foreground; Ctrl-C stops it)
   schema   [--out FILE]                   print the policy JSON Schema for editors
 
 Options:
@@ -49,6 +52,7 @@ export async function runCli(
         out: { type: 'string' },
         format: { type: 'string', default: 'text' },
         'exit-code': { type: 'boolean', default: false },
+        port: { type: 'string', default: '4000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -74,6 +78,17 @@ export async function runCli(
         return await renderCommand(policies, values.out ? resolve(values.out) : undefined, io);
       case 'diff':
         return await diffCommand(policies, configFile, values['exit-code'], io);
+      case 'up': {
+        const port = Number(values.port);
+        if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+          io.stderr(`modelcenter: --port must be a TCP port number, not "${values.port}"\n`);
+          return EXIT.invalidInput;
+        }
+        return await upCommand(
+          { policies, configFile, port, stateDir: resolve(env.MODELCENTER_STATE_DIR ?? '.modelcenter'), env, until: stopSignal() },
+          io,
+        );
+      }
       case 'schema':
         return await schemaCommand(values.out ? resolve(values.out) : undefined, io);
       default:
@@ -185,4 +200,12 @@ async function schemaCommand(out: string | undefined, io: CliIo): Promise<ExitCo
   }
   await writeFileAtomically(out, text);
   return EXIT.ok;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function stopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
 }

@@ -63,6 +63,7 @@ providers:
   local-ollama:
     kind: ollama
     base_url: ${fakes.ollama.url}
+    timeout: 3s
   groq:
     kind: groq
     base_url: ${fakes.groq.url}/v1

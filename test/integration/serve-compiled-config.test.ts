@@ -133,4 +133,39 @@ describe('a compiled config served by the real LiteLLM', () => {
     expect(response.headers.get('x-litellm-model-id')).toBe('deep/claude');
     expect(data.choices[0]?.message.content).toContain('reply from anthropic-fake');
   });
+
+  it('falls back when the first upstream never answers (provider timeout)', async () => {
+    stack.fakes.ollama.setFault({ kind: 'timeout' });
+    const started = Date.now();
+    const { data, response } = await chat('fast');
+    expect(response.headers.get('x-litellm-model-id')).not.toBe('fast/llama-small');
+    expect(data.choices[0]?.message.content).toMatch(/reply from (groq|anthropic|openai)-fake/);
+    expect(stack.fakes.ollama.generations().at(-1)?.outcome).toBe('timeout');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900); // waited for the 3s provider timeout
+  });
+
+  it('streams a slow first token without losing the reply', async () => {
+    stack.fakes.ollama.setFault({ kind: 'slow-first-token', delayMs: 1_500 });
+    const started = Date.now();
+    const stream = await stack.client.chat.completions.create({
+      model: 'fast',
+      stream: true,
+      messages: [{ role: 'user', content: 'slowly' }],
+    });
+    let firstTokenAt = 0;
+    let text = '';
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content ?? '';
+      if (piece && !firstTokenAt) firstTokenAt = Date.now();
+      text += piece;
+    }
+    expect(firstTokenAt - started).toBeGreaterThanOrEqual(1_400);
+    expect(text).toContain('reply from ollama-fake:llama3.1:8b');
+  });
+
+  it('surfaces a rejected provider key as 401 to the client', async () => {
+    stack.fakes.groq.setFault({ kind: 'status', status: 401 });
+    await expect(chat('groq-llama')).rejects.toMatchObject({ status: 401 });
+    expect(stack.fakes.groq.generations().at(-1)?.outcome).toBe(401);
+  });
 });
