@@ -85,7 +85,14 @@ export async function runCli(
           return EXIT.invalidInput;
         }
         return await upCommand(
-          { policies, configFile, port, stateDir: resolve(env.MODELCENTER_STATE_DIR ?? '.modelcenter'), env, until: stopSignal() },
+          {
+            policies,
+            configFile,
+            port,
+            stateDir: resolve(env.MODELCENTER_STATE_DIR ?? '.modelcenter'),
+            env,
+            until: stopSignal(),
+          },
           io,
         );
       }

@@ -46,18 +46,29 @@ export async function upCommand(options: UpOptions, io: CliIo): Promise<ExitCode
     else missing.push(name);
   }
   if (missing.length > 0) {
-    io.stderr(`note: not set, requests to the providers that need them will fail: ${missing.join(', ')}\n`);
+    io.stderr(
+      `note: not set, requests to the providers that need them will fail: ${missing.join(', ')}\n`,
+    );
   }
-  const litellm = await startLiteLLM({ configPath: options.configFile, masterKey, port: options.port, env });
+  const litellm = await startLiteLLM({
+    configPath: options.configFile,
+    masterKey,
+    port: options.port,
+    env,
+  });
   const ids = (await litellm.client.deployments()).map((d) => d.id).sort();
   const intended = build.config.model_list.map((d) => d.model_info.id).sort();
   const dropped = intended.filter((id) => !ids.includes(id));
   if (dropped.length > 0) {
-    io.stderr(`LiteLLM skipped ${dropped.length} deployment(s): ${dropped.join(', ')} — see its log\n`);
+    io.stderr(
+      `LiteLLM skipped ${dropped.length} deployment(s): ${dropped.join(', ')} — see its log\n`,
+    );
     await litellm.stop();
     return EXIT.operationalFailure;
   }
-  io.stdout(`LiteLLM serves ${ids.length} deployments on ${litellm.url} (OpenAI API at ${litellm.url}/v1)\n`);
+  io.stdout(
+    `LiteLLM serves ${ids.length} deployments on ${litellm.url} (OpenAI API at ${litellm.url}/v1)\n`,
+  );
   await Promise.race([options.until, litellm.exited]);
   await litellm.stop();
   return EXIT.ok;

@@ -4,7 +4,8 @@ import type { LiteLLMConfig } from './litellm-config.js';
 export function referencedEnv(config: LiteLLMConfig): string[] {
   const names = new Set<string>();
   const walk = (value: unknown): void => {
-    if (typeof value === 'string' && value.startsWith('os.environ/')) names.add(value.slice('os.environ/'.length));
+    if (typeof value === 'string' && value.startsWith('os.environ/'))
+      names.add(value.slice('os.environ/'.length));
     else if (Array.isArray(value)) value.forEach(walk);
     else if (value && typeof value === 'object') Object.values(value).forEach(walk);
   };
