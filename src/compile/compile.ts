@@ -88,6 +88,12 @@ export function compile(set: PolicySet): LiteLLMConfig {
     },
     general_settings: { master_key: `os.environ/${MASTER_KEY_ENV}` },
   };
+  const extra = set.litellm?.value;
+  if (extra) {
+    Object.assign(config.litellm_settings, extra.litellm_settings);
+    Object.assign(config.general_settings, extra.general_settings);
+    Object.assign(config.router_settings, extra.router_settings);
+  }
   return config;
 }
 
@@ -123,6 +129,7 @@ function deployment(
     litellm_params: {
       ...providerParams(provider, model.upstream ?? entry.name, mode),
       ...(order !== undefined && { order }),
+      ...passthroughParams(provider),
       ...(model.pricing && {
         input_cost_per_token: perToken(model.pricing.input_per_mtok),
         output_cost_per_token: perToken(model.pricing.output_per_mtok),
@@ -131,6 +138,16 @@ function deployment(
     },
     model_info: info,
   };
+}
+
+/** A provider's extra litellm_params; `env:NAME` values become os.environ references. */
+function passthroughParams(provider: Provider): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(provider.params ?? {})) {
+    out[key] =
+      typeof value === 'string' && /^(env|secret):/.test(value) ? credentialEnvRef(value) : value;
+  }
+  return out;
 }
 
 function providerParams(

@@ -53,14 +53,17 @@ export interface LiteLLMConfig {
     timeout?: number;
     allowed_fails?: number;
     cooldown_time?: number;
+    [passthrough: string]: unknown;
   };
   litellm_settings: {
     drop_params: boolean;
     cache?: boolean;
     cache_params?: Record<string, unknown>;
     callbacks?: string[];
+    [passthrough: string]: unknown;
   };
   general_settings: {
     master_key: string;
+    [passthrough: string]: unknown;
   };
 }

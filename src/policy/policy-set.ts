@@ -1,4 +1,14 @@
-import type { Budget, Cache, Caller, Goal, Model, Profile, Provider, Routing } from './schema.js';
+import type {
+  Budget,
+  Cache,
+  Caller,
+  Goal,
+  LiteLLMPassthrough,
+  Model,
+  Profile,
+  Provider,
+  Routing,
+} from './schema.js';
 import type { Path, SourceFile } from './source.js';
 
 /** A value from a policy file together with where it was written. */
@@ -19,6 +29,7 @@ export interface PolicySet {
   budgets: Entry<Budget>[];
   cache?: Entry<Cache>;
   routing?: Entry<Routing>;
+  litellm?: Entry<LiteLLMPassthrough>;
   /** Every file read, in name order. */
   files: string[];
 }

@@ -307,7 +307,81 @@ export const cacheRules: Rule = (set) => {
   return problems;
 };
 
+/** litellm_params Model Center sets itself; a provider's `params` may not override them. */
+export const MANAGED_PARAMS = new Set([
+  'model',
+  'api_base',
+  'api_key',
+  'api_version',
+  'rpm',
+  'tpm',
+  'timeout',
+  'order',
+  'input_cost_per_token',
+  'output_cost_per_token',
+  'litellm_credential_name',
+]);
+
+/** Settings Model Center compiles from other sections; the `litellm` escape hatch may not set them. */
+export const MANAGED_SETTINGS: Record<string, Record<string, string>> = {
+  litellm_settings: { cache: 'cache', cache_params: 'cache', drop_params: 'Model Center' },
+  general_settings: { master_key: 'LITELLM_MASTER_KEY' },
+  router_settings: {
+    fallbacks: 'profiles.*.fallback',
+    context_window_fallbacks: 'profiles.*.context_fallback',
+    enable_pre_call_checks: 'Model Center',
+    routing_strategy: 'routing.strategy',
+    num_retries: 'routing.retries',
+    timeout: 'routing.timeout',
+    allowed_fails: 'routing.allowed_fails',
+    cooldown_time: 'routing.cooldown',
+  },
+};
+
+const SECRET_NAME = /(key|secret|token|password|credential)/i;
+
+export const passthroughRules: Rule = (set) => {
+  const problems: Problem[] = [];
+  for (const entry of set.providers.values()) {
+    for (const [key, value] of Object.entries(entry.value.params ?? {})) {
+      if (MANAGED_PARAMS.has(key)) {
+        problems.push(
+          at(
+            entry,
+            ['params', key],
+            `"${key}" is set by Model Center`,
+            'use the provider or model fields (base_url, credential, limits, timeout, pricing) instead',
+          ),
+        );
+      } else if (SECRET_NAME.test(key) && typeof value === 'string') {
+        problems.push(...credentialProblem(entry, ['params', key], value));
+      }
+    }
+  }
+  const litellm = set.litellm;
+  if (!litellm) return problems;
+  for (const [section, managed] of Object.entries(MANAGED_SETTINGS)) {
+    const values =
+      (litellm.value as Record<string, Record<string, unknown> | undefined>)[section] ?? {};
+    for (const key of Object.keys(values)) {
+      const owner = managed[key];
+      if (owner) {
+        problems.push(
+          at(
+            litellm,
+            [section, key],
+            `"${key}" is set by Model Center from ${owner}`,
+            `remove it here and use ${owner}`,
+          ),
+        );
+      }
+    }
+  }
+  return problems;
+};
+
 export const RULES: readonly Rule[] = [
+  passthroughRules,
   providerRules,
   modelRules,
   profileRules,

@@ -66,6 +66,13 @@ export const PREFERENCES = ['local', 'cost', 'quality', 'context'] as const;
 export type Preference = (typeof PREFERENCES)[number];
 
 const positiveInt = z.number().int().positive();
+const passthroughValue = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+  z.array(z.string()),
+  z.record(z.string(), z.string()),
+]);
 const globPatterns = z.array(z.string().min(1));
 
 export const providerSchema = z.strictObject({
@@ -80,6 +87,8 @@ export const providerSchema = z.strictObject({
   discovery: z
     .strictObject({ include: globPatterns.optional(), exclude: globPatterns.optional() })
     .optional(),
+  /** Extra LiteLLM litellm_params for every deployment of this provider (organization, extra_headers, …). */
+  params: z.record(z.string().min(1), passthroughValue).optional(),
 });
 
 export const modelSchema = z.strictObject({
@@ -194,6 +203,13 @@ export const routingSchema = z.strictObject({
   cooldown: duration.optional(),
 });
 
+/** Escape hatch: LiteLLM settings Model Center does not model, merged into the compiled config. */
+export const litellmPassthroughSchema = z.strictObject({
+  litellm_settings: z.record(z.string().min(1), z.unknown()).optional(),
+  general_settings: z.record(z.string().min(1), z.unknown()).optional(),
+  router_settings: z.record(z.string().min(1), z.unknown()).optional(),
+});
+
 /** One policy file. Every section is optional; sections merge across files. */
 export const policyFileSchema = z.strictObject({
   providers: z.record(name, providerSchema).optional(),
@@ -204,6 +220,7 @@ export const policyFileSchema = z.strictObject({
   budgets: z.array(budgetSchema).optional(),
   cache: cacheSchema.optional(),
   routing: routingSchema.optional(),
+  litellm: litellmPassthroughSchema.optional(),
 });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
@@ -215,4 +232,5 @@ export type Goal = z.infer<typeof goalSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
 export type Cache = z.infer<typeof cacheSchema>;
 export type Routing = z.infer<typeof routingSchema>;
+export type LiteLLMPassthrough = z.infer<typeof litellmPassthroughSchema>;
 export type PresetParams = z.infer<typeof PRESET_PARAMS>;

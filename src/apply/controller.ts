@@ -1,0 +1,270 @@
+import path from 'node:path';
+import { buildFromDir } from '../compile/build.js';
+import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import { GitState, sha256 } from '../gitstate/git-state.js';
+import { applyCommitMessage, rollbackCommitMessage } from '../gitstate/messages.js';
+import { formatProblem } from '../policy/problems.js';
+import { describeVerify, verifyInstances, type VerifyReport } from '../reload/verify.js';
+import { ReloadError, type ReloadStrategy } from '../reload/strategy.js';
+import { parse } from 'yaml';
+import { describeError } from '../shared/errors.js';
+import { Journal } from './journal.js';
+import { MutationLock } from './lock.js';
+
+export type ApplyOutcome = 'applied' | 'unchanged' | 'invalid' | 'drift' | 'rolled-back' | 'failed';
+
+export interface ApplyReport {
+  outcome: ApplyOutcome;
+  /** The generated commit now live (applied/unchanged/rolled-back). */
+  commit?: string;
+  lastKnownGood?: string;
+  /** What went wrong, in words a person can act on. */
+  problems: string[];
+  verify?: VerifyReport;
+  /** LiteLLM's last lines when it failed to start, secrets masked. */
+  litellmOutput?: string;
+}
+
+export interface ControllerOptions {
+  policiesDir: string;
+  state: GitState;
+  strategy: ReloadStrategy;
+  /** Where the lock and journal live. */
+  stateDir: string;
+  /** Test hook: called after each step, so a test can kill the process at a precise point. */
+  onStep?: (step: 'committed' | 'reloaded' | 'verified') => void | Promise<void>;
+}
+
+/**
+ * validate → compile → commit → reload → verify, or restore last-known-good. All mutations go
+ * through one lock; a crash between steps is recovered by `recover()` on the next start.
+ */
+export class Controller {
+  private readonly lock: MutationLock;
+  private readonly journal: Journal;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.lock = new MutationLock(path.join(options.stateDir, 'apply.lock'));
+    this.journal = new Journal(path.join(options.stateDir, 'apply-journal.json'));
+  }
+
+  get state(): GitState {
+    return this.options.state;
+  }
+
+  apply(opts: { force?: boolean; reload?: boolean } = {}): Promise<ApplyReport> {
+    return this.lock.run(() => this.applyLocked(opts));
+  }
+
+  rollback(to?: string): Promise<ApplyReport> {
+    return this.lock.run(() => this.rollbackLocked(to));
+  }
+
+  /**
+   * After a crash mid-apply: the live instances may not match HEAD. Reload and verify HEAD's config;
+   * on failure, restore last-known-good. Also used at start-up, when no LiteLLM runs yet.
+   */
+  recover(): Promise<ApplyReport> {
+    return this.lock.run(async () => {
+      const interrupted = await this.journal.read();
+      const { state } = this.options;
+      const text = await state.committedConfig();
+      const head = await state.head();
+      if (text === undefined || head === undefined) return this.applyLocked({ reload: true });
+      const report = await this.reloadAndVerify(
+        head,
+        text,
+        interrupted ? 'recovering an interrupted apply' : 'start-up',
+      );
+      return report;
+    });
+  }
+
+  private async applyLocked(opts: { force?: boolean; reload?: boolean }): Promise<ApplyReport> {
+    const { state, policiesDir } = this.options;
+    const build = await buildFromDir(policiesDir);
+    if (!build.yaml || !build.config) {
+      return {
+        outcome: 'invalid',
+        problems: build.findings.errors.map(formatProblem),
+        lastKnownGood: await state.lastKnownGood(),
+      };
+    }
+    const drift = await state.drift();
+    if (!opts.force && (drift.workingTreeEdited || drift.foreignCommit)) {
+      return {
+        outcome: 'drift',
+        problems: [
+          drift.workingTreeEdited
+            ? `${state.configPath} was edited by hand and differs from its last commit — move the change into the policies, or apply with --force to overwrite it`
+            : `${state.configPath} was last changed by commit ${drift.foreignCommit?.slice(0, 12)}, not by Model Center — move the change into the policies, or apply with --force`,
+        ],
+        lastKnownGood: await state.lastKnownGood(),
+      };
+    }
+    const previous = parseConfig(await state.committedConfig());
+    const provenance = await state.provenance(policiesDir);
+    const hash = sha256(build.yaml);
+    await this.journal.write({
+      phase: 'committing',
+      kind: 'apply',
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+    });
+    const { commit, changed } = await state.commitConfig(
+      build.yaml,
+      applyCommitMessage({
+        policyCommit: provenance.commit,
+        policiesDirty: provenance.dirty,
+        configSha256: hash,
+        change: changeBetween(previous, build.config),
+      }),
+    );
+    await this.options.onStep?.('committed');
+    const live = this.options.strategy.instances().length > 0;
+    if (!changed && live && !opts.reload && (await state.lastKnownGood()) === commit) {
+      await this.journal.clear();
+      return { outcome: 'unchanged', commit, lastKnownGood: commit, problems: [] };
+    }
+    return this.reloadAndVerify(commit, build.yaml, 'apply');
+  }
+
+  private async rollbackLocked(to?: string): Promise<ApplyReport> {
+    const { state } = this.options;
+    const target = to ? await state.resolve(to) : await state.lastKnownGood();
+    if (!target) {
+      return {
+        outcome: 'failed',
+        problems: [
+          to
+            ? `no commit "${to}" in ${state.repoDir}`
+            : 'there is no last-known-good commit yet: apply successfully once first',
+        ],
+      };
+    }
+    const text = await state.committedConfig(target);
+    if (text === undefined) {
+      return {
+        outcome: 'failed',
+        problems: [
+          `commit ${target.slice(0, 12)} has no ${state.configPath}: pick a generated commit (modelcenter status lists them)`,
+        ],
+      };
+    }
+    await this.journal.write({
+      phase: 'committing',
+      kind: 'rollback',
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+    });
+    const { commit } = await state.commitConfig(
+      text,
+      rollbackCommitMessage({ target, reason: 'Requested rollback.', configSha256: sha256(text) }),
+    );
+    return this.reloadAndVerify(commit, text, 'rollback');
+  }
+
+  /** Reload `text` (committed as `commit`), verify; on failure restore last-known-good and verify that. */
+  private async reloadAndVerify(commit: string, text: string, why: string): Promise<ApplyReport> {
+    const { state, strategy } = this.options;
+    await this.journal.write({
+      phase: 'reloading',
+      kind: 'apply',
+      commit,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+    });
+    const intended = deploymentIds(parseConfig(text));
+    let failure: string | undefined;
+    let output: string | undefined;
+    let verify: VerifyReport | undefined;
+    try {
+      await strategy.reload(state.configFile);
+      await this.options.onStep?.('reloaded');
+      verify = await verifyInstances(strategy.instances(), intended);
+      if (!verify.ok) failure = `verification failed: ${describeVerify(verify)}`;
+    } catch (error) {
+      failure =
+        error instanceof ReloadError ? error.message : `reload failed: ${describeError(error)}`;
+      output = error instanceof ReloadError ? error.output : undefined;
+    }
+    if (!failure) {
+      await state.setLastKnownGood(commit);
+      await this.options.onStep?.('verified');
+      await this.journal.clear();
+      return { outcome: 'applied', commit, lastKnownGood: commit, problems: [], verify };
+    }
+    return this.restoreLastKnownGood(
+      commit,
+      `${why} of ${commit.slice(0, 12)} failed: ${failure}`,
+      verify,
+      output,
+    );
+  }
+
+  private async restoreLastKnownGood(
+    failed: string,
+    cause: string,
+    verify: VerifyReport | undefined,
+    output: string | undefined,
+  ): Promise<ApplyReport> {
+    const { state, strategy } = this.options;
+    const lkg = await state.lastKnownGood();
+    const lkgText = lkg ? await state.committedConfig(lkg) : undefined;
+    if (!lkg || lkgText === undefined || lkg === failed) {
+      await this.journal.clear();
+      return {
+        outcome: 'failed',
+        commit: failed,
+        problems: [cause, 'no last-known-good config to return to: LiteLLM may be down'],
+        verify,
+        litellmOutput: output,
+      };
+    }
+    const { commit } = await state.commitConfig(
+      lkgText,
+      rollbackCommitMessage({ target: lkg, reason: cause, configSha256: sha256(lkgText) }),
+    );
+    const problems = [cause];
+    try {
+      await strategy.reload(state.configFile);
+      const again = await verifyInstances(
+        strategy.instances(),
+        deploymentIds(parseConfig(lkgText)),
+      );
+      if (!again.ok)
+        problems.push(`last-known-good did not verify either: ${describeVerify(again)}`);
+    } catch (error) {
+      problems.push(`restoring last-known-good failed too: ${describeError(error)}`);
+    }
+    await this.journal.clear();
+    return {
+      outcome: problems.length === 1 ? 'rolled-back' : 'failed',
+      commit,
+      lastKnownGood: await state.lastKnownGood(),
+      problems,
+      verify,
+      litellmOutput: output,
+    };
+  }
+}
+
+function parseConfig(text: string | undefined): LiteLLMConfig | undefined {
+  return text === undefined ? undefined : (parse(text, { version: '1.1' }) as LiteLLMConfig);
+}
+
+export function deploymentIds(config: LiteLLMConfig | undefined): string[] {
+  return (config?.model_list ?? []).map((d) => d.model_info.id).sort();
+}
+
+function changeBetween(
+  before: LiteLLMConfig | undefined,
+  after: LiteLLMConfig,
+): { added: string[]; removed: string[] } {
+  const old = new Set(deploymentIds(before));
+  const now = new Set(deploymentIds(after));
+  return {
+    added: [...now].filter((id) => !old.has(id)),
+    removed: [...old].filter((id) => !now.has(id)),
+  };
+}

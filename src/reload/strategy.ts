@@ -1,0 +1,22 @@
+import type { LiteLLMClient } from '../litellm/client.js';
+import { ModelCenterError } from '../shared/errors.js';
+
+export class ReloadError extends ModelCenterError {
+  constructor(
+    message: string,
+    /** LiteLLM's own last lines, secrets masked, when a process failed to start. */
+    readonly output?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How a new config file reaches the LiteLLM instances. Every strategy ends in `verify`. */
+export interface ReloadStrategy {
+  readonly name: 'restart' | 'blue-green' | 'admin-api';
+  /** Make every instance load `configFile`. Throws ReloadError when an instance cannot. */
+  reload(configFile: string): Promise<void>;
+  /** Clients for every instance, to verify. */
+  instances(): LiteLLMClient[];
+  stop(): Promise<void>;
+}
