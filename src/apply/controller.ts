@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import { GitState, sha256 } from '../gitstate/git-state.js';
+import type { GitState } from '../gitstate/git-state.js';
+import { sha256 } from '../gitstate/git-state.js';
 import { applyCommitMessage, rollbackCommitMessage } from '../gitstate/messages.js';
 import { formatProblem } from '../policy/problems.js';
 import { describeVerify, verifyInstances, type VerifyReport } from '../reload/verify.js';
