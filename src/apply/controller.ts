@@ -62,22 +62,22 @@ export class Controller {
   }
 
   /**
-   * After a crash mid-apply: the live instances may not match HEAD. Reload and verify HEAD's config;
-   * on failure, restore last-known-good. Also used at start-up, when no LiteLLM runs yet.
+   * Start-up, and recovery after a crash mid-apply (the journal says so): nothing may be live,
+   * or the live instances may not match HEAD. Apply the current policies and reload whatever the
+   * outcome of the commit step; if the policies are invalid, serve the committed config.
    */
-  recover(): Promise<ApplyReport> {
+  start(): Promise<ApplyReport & { recovered: boolean }> {
     return this.lock.run(async () => {
-      const interrupted = await this.journal.read();
+      const recovered = (await this.journal.read()) !== undefined;
+      const report = await this.applyLocked({ reload: true });
+      // Drift: a hand edit on disk is never served nor overwritten silently; the report says so.
+      if (report.outcome !== 'invalid') return { ...report, recovered };
       const { state } = this.options;
-      const text = await state.committedConfig();
       const head = await state.head();
-      if (text === undefined || head === undefined) return this.applyLocked({ reload: true });
-      const report = await this.reloadAndVerify(
-        head,
-        text,
-        interrupted ? 'recovering an interrupted apply' : 'start-up',
-      );
-      return report;
+      const text = await state.committedConfig();
+      if (!head || text === undefined) return { ...report, recovered };
+      const served = await this.reloadAndVerify(head, text, 'serving the committed config');
+      return { ...served, problems: [...report.problems, ...served.problems], recovered };
     });
   }
 

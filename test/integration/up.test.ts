@@ -1,5 +1,4 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,11 +6,22 @@ import { runCli } from '../../src/cli/run.js';
 import { upCommand } from '../../src/cli/up.js';
 import { freePort } from '../../src/litellm/process.js';
 import { FIXTURES } from '../helpers/policies.js';
+import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
 import { allFakes, scenarioPolicies, startFakes, type Fakes } from '../helpers/stack.js';
 import { testKey } from '../helpers/secrets.js';
 
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 describe('modelcenter up (the main job)', () => {
-  let dir: string;
+  let repo: string;
   let fakes: Fakes;
   const keys = {
     master: testKey('sk-master-'),
@@ -21,60 +31,79 @@ describe('modelcenter up (the main job)', () => {
   };
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mc-up-'));
     fakes = await startFakes(keys);
+    repo = await policyRepo(scenarioPolicies(fakes));
   });
   afterAll(async () => {
     await Promise.all(allFakes(fakes).map((f) => f.close()));
-    await rm(dir, { recursive: true, force: true });
+    await rm(repo, { recursive: true, force: true });
   });
 
-  it('renders the policies, serves them on the given port, and stops cleanly', async () => {
-    const policies = path.join(dir, 'policies');
-    await writeFile(path.join(dir, 'scenario.yaml'), scenarioPolicies(fakes));
-    await cp(path.join(dir, 'scenario.yaml'), path.join(policies, 'scenario.yaml'));
+  it('commits and serves the policies, applies a new policy commit while running, and stops cleanly', async () => {
     const port = await freePort();
     let stop!: () => void;
-    const until = new Promise<void>((resolve) => (stop = resolve));
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
     let stdout = '';
     const running = upCommand(
       {
-        policies,
-        configFile: path.join(dir, 'litellm', 'config.yaml'),
+        policies: path.join(repo, 'policies'),
+        configFile: path.join(repo, 'litellm', 'config.yaml'),
         port,
-        stateDir: path.join(dir, '.modelcenter'),
+        stateDir: path.join(repo, '.modelcenter'),
         env: {
           LITELLM_MASTER_KEY: keys.master,
           GROQ_API_KEY: keys.groq,
           OPENAI_API_KEY: keys.openai,
           ANTHROPIC_API_KEY: keys.anthropic,
         },
-        until,
+        until: stopped,
+        pollMs: 200,
       },
-      { stdout: (t) => (stdout += t), stderr: () => undefined, cwd: dir },
+      { stdout: (t) => (stdout += t), stderr: () => undefined, cwd: repo },
     );
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,
       apiKey: keys.master,
       maxRetries: 0,
     });
-    let answer = '';
-    for (let attempt = 0; attempt < 300 && !answer; attempt++) {
-      try {
-        const reply = await client.chat.completions.create({
-          model: 'fast',
-          messages: [{ role: 'user', content: 'hi' }],
-        });
-        answer = reply.choices[0]?.message.content ?? '';
-      } catch {
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    const answer = await until(
+      async () =>
+        (
+          await client.chat.completions.create({
+            model: 'fast',
+            messages: [{ role: 'user', content: 'hi' }],
+          })
+        ).choices[0]?.message.content ?? undefined,
+    );
     expect(answer).toContain('reply from ollama-fake');
     expect(stdout).toContain(`serves 10 deployments on http://127.0.0.1:${port}`);
-    expect(await readFile(path.join(dir, 'litellm', 'config.yaml'), 'utf8')).toContain(
+    expect(git(repo, 'log', '-1', '--format=%s', '--', 'litellm/config.yaml')).toMatch(
+      /^modelcenter: render config/,
+    );
+    expect(await readFile(path.join(repo, 'litellm', 'config.yaml'), 'utf8')).toContain(
       'fast/llama-small',
     );
+
+    await commitPolicies(
+      repo,
+      scenarioPolicies(fakes).replace(
+        '  embed:\n    requires: [embedding]\n',
+        '  embed:\n    requires: [embedding]\n  cheap:\n    requires: [chat]\n    prefer: [cost]\n',
+      ),
+      'policies: add profile cheap',
+    );
+    const cheap = await until(
+      async () =>
+        (
+          await client.chat.completions.create({
+            model: 'cheap',
+            messages: [{ role: 'user', content: 'hi' }],
+          })
+        ).choices[0]?.message.content ?? undefined,
+    );
+    expect(cheap).toMatch(/reply from/);
+    expect(stdout).toMatch(/apply: applied [0-9a-f]{12}\n.*apply: applied [0-9a-f]{12}/s);
+
     stop();
     expect(await running).toBe(0);
     await expect(fetch(`http://127.0.0.1:${port}/health/readiness`)).rejects.toThrow();
@@ -88,16 +117,16 @@ describe('modelcenter up (the main job)', () => {
         '--policies',
         path.join(FIXTURES, 'invalid', 'duplicate-across-files'),
         '--config',
-        path.join(dir, 'never.yaml'),
+        path.join(repo, 'never.yaml'),
       ],
       {
         stdout: () => undefined,
         stderr: (t) => (stderr += t),
-        cwd: dir,
+        cwd: repo,
       },
     );
     expect(code).toBe(1);
     expect(stderr).toContain('LiteLLM was not started');
-    await expect(readFile(path.join(dir, 'never.yaml'))).rejects.toThrow();
+    await expect(readFile(path.join(repo, 'never.yaml'))).rejects.toThrow();
   });
 });
