@@ -49,20 +49,36 @@ export async function upCommand(options: UpOptions, io: CliIo): Promise<ExitCode
     else missing.push(name);
   }
   if (missing.length > 0) {
-    io.stderr(`note: not set, requests to the providers that need them will fail: ${missing.join(', ')}\n`);
+    io.stderr(
+      `note: not set, requests to the providers that need them will fail: ${missing.join(', ')}\n`,
+    );
   }
   const strategy = new RestartStrategy({ port: options.port, masterKey, env });
   const state = await GitState.open(options.policies, options.configFile);
-  const controller = new Controller({ policiesDir: options.policies, state, strategy, stateDir: options.stateDir });
+  const controller = new Controller({
+    policiesDir: options.policies,
+    state,
+    strategy,
+    stateDir: options.stateDir,
+  });
   try {
     const first = await controller.start();
     if (first.recovered) io.stderr('recovered an apply that was interrupted\n');
     report(first, io);
     const running = strategy.process();
-    if (!running || (first.outcome !== 'applied' && first.outcome !== 'unchanged' && first.outcome !== 'rolled-back')) {
-      return first.outcome === 'invalid' || first.outcome === 'drift' ? EXIT.invalidInput : EXIT.operationalFailure;
+    if (
+      !running ||
+      (first.outcome !== 'applied' &&
+        first.outcome !== 'unchanged' &&
+        first.outcome !== 'rolled-back')
+    ) {
+      return first.outcome === 'invalid' || first.outcome === 'drift'
+        ? EXIT.invalidInput
+        : EXIT.operationalFailure;
     }
-    io.stdout(`LiteLLM serves ${(await running.client.deployments()).length} deployments on ${running.url} (OpenAI API at ${running.url}/v1)\n`);
+    io.stdout(
+      `LiteLLM serves ${(await running.client.deployments()).length} deployments on ${running.url} (OpenAI API at ${running.url}/v1)\n`,
+    );
     await watchPolicies(controller, options, io);
     return EXIT.ok;
   } finally {
@@ -78,7 +94,10 @@ async function watchPolicies(controller: Controller, options: UpOptions, io: Cli
   });
   let seen = JSON.stringify(await controller.state.provenance(options.policies));
   while (!stopped) {
-    await Promise.race([options.until, new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2000))]);
+    await Promise.race([
+      options.until,
+      new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2000)),
+    ]);
     if (stopped) break;
     const now = JSON.stringify(await controller.state.provenance(options.policies));
     if (now === seen) continue;
@@ -91,7 +110,8 @@ function report(result: ApplyReport, io: CliIo): void {
   const commit = result.commit ? ` ${result.commit.slice(0, 12)}` : '';
   io.stdout(`apply: ${result.outcome}${commit}\n`);
   for (const problem of result.problems) io.stderr(`  ${problem}\n`);
-  if (result.litellmOutput && result.outcome !== 'applied') io.stderr(`LiteLLM said:\n${result.litellmOutput}\n`);
+  if (result.litellmOutput && result.outcome !== 'applied')
+    io.stderr(`LiteLLM said:\n${result.litellmOutput}\n`);
 }
 
 /** A master key for this machine, kept in the state directory (mode 0600), never printed. */
