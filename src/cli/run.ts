@@ -8,6 +8,7 @@ import { PolicyLoadError } from '../policy/load.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { statusCommand } from './status.js';
 import { upCommand } from './up.js';
 
 export interface CliIo {
@@ -25,6 +26,8 @@ Commands:
                                           compare the rendered config with the file on disk
   up       [--policies DIR] [--port N]    validate, render and serve the config with the pinned LiteLLM
                                           (foreground; Ctrl-C stops it)
+  status   [--format text|json]           generated commit, last-known-good, drift, and what each
+                                          LiteLLM instance serves (MODELCENTER_LITELLM_URLS)
   schema   [--out FILE]                   print the policy JSON Schema for editors
 
 Options:
@@ -96,6 +99,20 @@ export async function runCli(
           io,
         );
       }
+      case 'status':
+        return await statusCommand(
+          {
+            policies,
+            configFile,
+            instances: (env.MODELCENTER_LITELLM_URLS ?? `http://127.0.0.1:${values.port}`)
+              .split(',')
+              .map((u) => u.trim())
+              .filter(Boolean),
+            masterKey: env.LITELLM_MASTER_KEY,
+            json: values.format === 'json',
+          },
+          io,
+        );
       case 'schema':
         return await schemaCommand(values.out ? resolve(values.out) : undefined, io);
       default:
