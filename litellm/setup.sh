@@ -11,6 +11,10 @@ stamp="$venv/.modelcenter-lock.sha256"
 python="${MODELCENTER_PYTHON:-python3}"
 
 want="$(sha256sum "$lock" | cut -d' ' -f1)"
+# One installer at a time (parallel test workers, a second terminal); the stamp is written last,
+# so an interrupted install is redone on the next run.
+exec 9>"$here/.setup.lock"
+flock 9
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/litellm" ]]; then
   exit 0
 fi

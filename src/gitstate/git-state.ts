@@ -40,7 +40,7 @@ export class GitState {
       root = (await git.revparse(['--show-toplevel'])).trim();
     } catch (error) {
       throw new GitStateError(
-        `${repoDir} is not a git repository (${describeError(error)}) — run git init there, or point MODELCENTER_STATE_REPO at one`,
+        `${repoDir} is not a git repository (${describeError(error).split('\n')[0]?.trim()}) — run git init there, or point MODELCENTER_STATE_REPO at one`,
       );
     }
     const relative = path.relative(root, path.resolve(repoDir, configFile));
@@ -153,7 +153,8 @@ export class GitState {
     const last = (
       await this.git.raw(['log', '-1', '--format=%H%x09%B', '--', this.configPath]).catch(() => '')
     ).trim();
-    if (last) {
+    // A commit that deleted the file leaves nothing to protect: the next apply writes it anew.
+    if (last && committed !== undefined) {
       const [commit = '', ...body] = last.split('\t');
       if (!body.join('\t').includes(GENERATED_TRAILER)) drift.foreignCommit = commit;
     }
