@@ -12,23 +12,19 @@ import { ensureLiteLLMInstalled } from '../src/litellm/install.js';
 import { freePort, startLiteLLM } from '../src/litellm/process.js';
 import { RestartStrategy } from '../src/reload/restart.js';
 import { commitPolicies, policyRepo } from '../test/helpers/repo.js';
-import { allFakes, scenarioPolicies, startFakes } from '../test/helpers/stack.js';
-import { testKey } from '../test/helpers/secrets.js';
+import {
+  allFakes,
+  newKeys,
+  providerEnv,
+  scenarioPolicies,
+  startFakes,
+} from '../test/helpers/stack.js';
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? 0;
 
 await ensureLiteLLMInstalled();
-const keys = {
-  master: testKey('sk-master-'),
-  groq: testKey('gsk_'),
-  openai: testKey(),
-  anthropic: testKey('sk-ant-'),
-};
-const env = {
-  GROQ_API_KEY: keys.groq,
-  OPENAI_API_KEY: keys.openai,
-  ANTHROPIC_API_KEY: keys.anthropic,
-};
+const keys = newKeys();
+const env = providerEnv(keys);
 const fakes = await startFakes(keys);
 const base = scenarioPolicies(fakes);
 const repo = await policyRepo(base);

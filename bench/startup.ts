@@ -9,16 +9,16 @@ import path from 'node:path';
 import { buildFromTexts } from '../src/compile/build.js';
 import { ensureLiteLLMInstalled } from '../src/litellm/install.js';
 import { startLiteLLM } from '../src/litellm/process.js';
-import { allFakes, scenarioPolicies, startFakes } from '../test/helpers/stack.js';
-import { testKey } from '../test/helpers/secrets.js';
+import {
+  allFakes,
+  newKeys,
+  providerEnv,
+  scenarioPolicies,
+  startFakes,
+} from '../test/helpers/stack.js';
 
 await ensureLiteLLMInstalled();
-const keys = {
-  master: testKey('sk-master-'),
-  groq: testKey('gsk_'),
-  openai: testKey(),
-  anthropic: testKey('sk-ant-'),
-};
+const keys = newKeys();
 const fakes = await startFakes(keys);
 const dir = await mkdtemp(path.join(tmpdir(), 'mc-bench-'));
 const times: number[] = [];
@@ -31,11 +31,7 @@ try {
     const litellm = await startLiteLLM({
       configPath,
       masterKey: keys.master,
-      env: {
-        GROQ_API_KEY: keys.groq,
-        OPENAI_API_KEY: keys.openai,
-        ANTHROPIC_API_KEY: keys.anthropic,
-      },
+      env: providerEnv(keys),
     });
     times.push(performance.now() - start);
     await litellm.stop();

@@ -30,6 +30,25 @@ export function allFakes(fakes: Fakes): FakeUpstream[] {
   return [fakes.ollama, fakes.groq, fakes.openai, fakes.anthropic];
 }
 
+/** Fresh keys for one test run: made at test time, never written in the repo. */
+export function newKeys(): Keys {
+  return {
+    master: testKey('sk-master-'),
+    groq: testKey('gsk_'),
+    openai: testKey(),
+    anthropic: testKey('sk-ant-test-'),
+  };
+}
+
+/** The environment LiteLLM needs for the scenario's credential references. */
+export function providerEnv(keys: Keys): Record<string, string> {
+  return {
+    GROQ_API_KEY: keys.groq,
+    OPENAI_API_KEY: keys.openai,
+    ANTHROPIC_API_KEY: keys.anthropic,
+  };
+}
+
 /** Starts one fake per provider flavour, each requiring its own key where the real one does. */
 export async function startFakes(keys: Keys): Promise<Fakes> {
   const [ollama, groq, openai, anthropic] = await Promise.all([
@@ -147,12 +166,7 @@ export interface Stack {
 export async function startStack(
   policies: (fakes: Fakes) => string = scenarioPolicies,
 ): Promise<Stack> {
-  const keys: Keys = {
-    master: testKey('sk-master-'),
-    groq: testKey('gsk_'),
-    openai: testKey(),
-    anthropic: testKey('sk-ant-test-'),
-  };
+  const keys: Keys = newKeys();
   const fakes = await startFakes(keys);
   const dir = await mkdtemp(path.join(tmpdir(), 'modelcenter-stack-'));
   try {
@@ -164,11 +178,7 @@ export async function startStack(
     const litellm = await startLiteLLM({
       configPath,
       masterKey: keys.master,
-      env: {
-        GROQ_API_KEY: keys.groq,
-        OPENAI_API_KEY: keys.openai,
-        ANTHROPIC_API_KEY: keys.anthropic,
-      },
+      env: providerEnv(keys),
     });
     const client = new OpenAI({
       baseURL: `${litellm.url}/v1`,

@@ -6,17 +6,18 @@ import { GitState } from '../../src/gitstate/git-state.js';
 import { freePort } from '../../src/litellm/process.js';
 import { RestartStrategy } from '../../src/reload/restart.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
-import { allFakes, scenarioPolicies, startFakes, type Fakes } from '../helpers/stack.js';
-import { testKey } from '../helpers/secrets.js';
+import {
+  allFakes,
+  newKeys,
+  providerEnv,
+  scenarioPolicies,
+  startFakes,
+  type Fakes,
+} from '../helpers/stack.js';
 
 /** A policy commit becomes the verified live config of a real LiteLLM, or nothing changes. */
 describe('apply with the restart strategy (real git, real LiteLLM)', () => {
-  const keys = {
-    master: testKey('sk-master-'),
-    groq: testKey('gsk_'),
-    openai: testKey(),
-    anthropic: testKey('sk-ant-'),
-  };
+  const keys = newKeys();
   let fakes: Fakes;
   let repo: string;
   let strategy: RestartStrategy;
@@ -32,11 +33,7 @@ describe('apply with the restart strategy (real git, real LiteLLM)', () => {
     strategy = new RestartStrategy({
       port: await freePort(),
       masterKey: keys.master,
-      env: {
-        GROQ_API_KEY: keys.groq,
-        OPENAI_API_KEY: keys.openai,
-        ANTHROPIC_API_KEY: keys.anthropic,
-      },
+      env: providerEnv(keys),
     });
     controller = new Controller({
       policiesDir: path.join(repo, 'policies'),

@@ -7,16 +7,17 @@ import { GitState } from '../../src/gitstate/git-state.js';
 import { freePort } from '../../src/litellm/process.js';
 import { RestartStrategy } from '../../src/reload/restart.js';
 import { git, policyRepo } from '../helpers/repo.js';
-import { allFakes, scenarioPolicies, startFakes, type Fakes } from '../helpers/stack.js';
-import { testKey } from '../helpers/secrets.js';
+import {
+  allFakes,
+  newKeys,
+  providerEnv,
+  scenarioPolicies,
+  startFakes,
+  type Fakes,
+} from '../helpers/stack.js';
 
 describe('a controller killed with SIGKILL between commit and verify', () => {
-  const keys = {
-    master: testKey('sk-master-'),
-    groq: testKey('gsk_'),
-    openai: testKey(),
-    anthropic: testKey('sk-ant-'),
-  };
+  const keys = newKeys();
   let fakes: Fakes;
   let repo: string;
   let strategy: RestartStrategy | undefined;
@@ -53,11 +54,7 @@ describe('a controller killed with SIGKILL between commit and verify', () => {
     strategy = new RestartStrategy({
       port,
       masterKey: keys.master,
-      env: {
-        GROQ_API_KEY: keys.groq,
-        OPENAI_API_KEY: keys.openai,
-        ANTHROPIC_API_KEY: keys.anthropic,
-      },
+      env: providerEnv(keys),
     });
     const controller = new Controller({
       policiesDir: path.join(repo, 'policies'),

@@ -7,8 +7,14 @@ import { upCommand } from '../../src/cli/up.js';
 import { freePort } from '../../src/litellm/process.js';
 import { FIXTURES } from '../helpers/policies.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
-import { allFakes, scenarioPolicies, startFakes, type Fakes } from '../helpers/stack.js';
-import { testKey } from '../helpers/secrets.js';
+import {
+  allFakes,
+  newKeys,
+  providerEnv,
+  scenarioPolicies,
+  startFakes,
+  type Fakes,
+} from '../helpers/stack.js';
 
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -23,12 +29,7 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
 describe('modelcenter up (the main job)', () => {
   let repo: string;
   let fakes: Fakes;
-  const keys = {
-    master: testKey('sk-master-'),
-    groq: testKey('gsk_'),
-    openai: testKey(),
-    anthropic: testKey('sk-ant-'),
-  };
+  const keys = newKeys();
 
   beforeAll(async () => {
     fakes = await startFakes(keys);
@@ -52,9 +53,7 @@ describe('modelcenter up (the main job)', () => {
         stateDir: path.join(repo, '.modelcenter'),
         env: {
           LITELLM_MASTER_KEY: keys.master,
-          GROQ_API_KEY: keys.groq,
-          OPENAI_API_KEY: keys.openai,
-          ANTHROPIC_API_KEY: keys.anthropic,
+          ...providerEnv(keys),
         },
         until: stopped,
         pollMs: 200,
