@@ -6,11 +6,9 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { Controller } from '../src/apply/controller.js';
-import { GitState } from '../src/gitstate/git-state.js';
 import { ensureLiteLLMInstalled } from '../src/litellm/install.js';
 import { freePort, startLiteLLM } from '../src/litellm/process.js';
-import { RestartStrategy } from '../src/reload/restart.js';
+import { repoController } from '../test/helpers/controller.js';
 import { commitPolicies, policyRepo } from '../test/helpers/repo.js';
 import {
   allFakes,
@@ -29,13 +27,7 @@ const fakes = await startFakes(keys);
 const base = scenarioPolicies(fakes);
 const repo = await policyRepo(base);
 const port = await freePort();
-const strategy = new RestartStrategy({ port, masterKey: keys.master, env });
-const controller = new Controller({
-  policiesDir: path.join(repo, 'policies'),
-  state: await GitState.open(repo, 'litellm/config.yaml'),
-  strategy,
-  stateDir: path.join(repo, '.modelcenter'),
-});
+const { controller, strategy } = await repoController(repo, { port, masterKey: keys.master, env });
 const client = new OpenAI({
   baseURL: `http://127.0.0.1:${port}/v1`,
   apiKey: keys.master,

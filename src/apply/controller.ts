@@ -38,7 +38,7 @@ export interface ControllerOptions {
 
 /**
  * validate → compile → commit → reload → verify, or restore last-known-good. All mutations go
- * through one lock; a crash between steps is recovered by `recover()` on the next start.
+ * through one lock; a crash between steps is recovered by `start()` on the next start.
  */
 export class Controller {
   private readonly lock: MutationLock;

@@ -1,10 +1,10 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Controller } from '../../src/apply/controller.js';
-import { GitState } from '../../src/gitstate/git-state.js';
+import type { Controller } from '../../src/apply/controller.js';
 import { freePort } from '../../src/litellm/process.js';
-import { RestartStrategy } from '../../src/reload/restart.js';
+import type { RestartStrategy } from '../../src/reload/restart.js';
+import { repoController } from '../helpers/controller.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
 import {
   allFakes,
@@ -30,17 +30,11 @@ describe('apply with the restart strategy (real git, real LiteLLM)', () => {
     fakes = await startFakes(keys);
     base = scenarioPolicies(fakes);
     repo = await policyRepo(base);
-    strategy = new RestartStrategy({
+    ({ controller, strategy } = await repoController(repo, {
       port: await freePort(),
       masterKey: keys.master,
       env: providerEnv(keys),
-    });
-    controller = new Controller({
-      policiesDir: path.join(repo, 'policies'),
-      state: await GitState.open(repo, 'litellm/config.yaml'),
-      strategy,
-      stateDir: path.join(repo, '.modelcenter'),
-    });
+    }));
   });
   afterAll(async () => {
     await strategy?.stop();

@@ -2,10 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Controller } from '../../src/apply/controller.js';
-import { GitState } from '../../src/gitstate/git-state.js';
 import { freePort } from '../../src/litellm/process.js';
-import { RestartStrategy } from '../../src/reload/restart.js';
+import type { RestartStrategy } from '../../src/reload/restart.js';
+import { repoController } from '../helpers/controller.js';
 import { git, policyRepo } from '../helpers/repo.js';
 import {
   allFakes,
@@ -51,17 +50,13 @@ describe('a controller killed with SIGKILL between commit and verify', () => {
       git(repo, 'rev-parse', '--verify', '--quiet', 'refs/modelcenter/last-known-good'),
     ).toThrow();
 
-    strategy = new RestartStrategy({
+    const made = await repoController(repo, {
       port,
       masterKey: keys.master,
       env: providerEnv(keys),
     });
-    const controller = new Controller({
-      policiesDir: path.join(repo, 'policies'),
-      state: await GitState.open(repo, 'litellm/config.yaml'),
-      strategy,
-      stateDir: path.join(repo, '.modelcenter'),
-    });
+    strategy = made.strategy;
+    const controller = made.controller;
     const report = await controller.start();
     expect(report.recovered).toBe(true);
     expect(report.outcome).toBe('applied');

@@ -1,0 +1,24 @@
+import path from 'node:path';
+import { Controller, type ControllerOptions } from '../../src/apply/controller.js';
+import { GitState } from '../../src/gitstate/git-state.js';
+import { RestartStrategy, type RestartOptions } from '../../src/reload/restart.js';
+
+/**
+ * A controller over a policy repo made by `policyRepo`: policies in `policies/`, the generated
+ * config at `litellm/config.yaml`, state in `.modelcenter/`, LiteLLM restarted as a child process.
+ */
+export async function repoController(
+  repo: string,
+  restart: RestartOptions,
+  onStep?: ControllerOptions['onStep'],
+): Promise<{ controller: Controller; strategy: RestartStrategy }> {
+  const strategy = new RestartStrategy(restart);
+  const controller = new Controller({
+    policiesDir: path.join(repo, 'policies'),
+    state: await GitState.open(repo, 'litellm/config.yaml'),
+    strategy,
+    stateDir: path.join(repo, '.modelcenter'),
+    ...(onStep && { onStep }),
+  });
+  return { controller, strategy };
+}
