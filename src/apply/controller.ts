@@ -180,7 +180,7 @@ export class Controller {
     let output: string | undefined;
     let verify: VerifyReport | undefined;
     try {
-      await strategy.reload(state.configFile);
+      await strategy.reload(state.configFile, intended);
       await this.options.onStep?.('reloaded');
       verify = await verifyInstances(strategy.instances(), intended);
       if (!verify.ok) failure = `verification failed: ${describeVerify(verify)}`;
@@ -228,11 +228,9 @@ export class Controller {
     );
     const problems = [cause];
     try {
-      await strategy.reload(state.configFile);
-      const again = await verifyInstances(
-        strategy.instances(),
-        deploymentIds(parseConfig(lkgText)),
-      );
+      const lkgIds = deploymentIds(parseConfig(lkgText));
+      await strategy.reload(state.configFile, lkgIds);
+      const again = await verifyInstances(strategy.instances(), lkgIds);
       if (!again.ok)
         problems.push(`last-known-good did not verify either: ${describeVerify(again)}`);
     } catch (error) {

@@ -25,6 +25,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   readinessTimeoutMs?: number;
   binary?: string;
+  /** Called with the pid as soon as the process is spawned (for orphan clean-up after a crash). */
+  onSpawn?: (pid: number, port: number) => void | Promise<void>;
 }
 
 export interface RunningLiteLLM {
@@ -80,6 +82,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  if (child.pid) await options.onSpawn?.(child.pid, port);
   let log = '';
   const append = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-200_000);

@@ -14,8 +14,11 @@ export class ReloadError extends ModelCenterError {
 /** How a new config file reaches the LiteLLM instances. Every strategy ends in `verify`. */
 export interface ReloadStrategy {
   readonly name: 'restart' | 'blue-green' | 'admin-api';
-  /** Make every instance load `configFile`. Throws ReloadError when an instance cannot. */
-  reload(configFile: string): Promise<void>;
+  /**
+   * Make every instance load `configFile`, whose deployment ids are `intended` (a strategy may
+   * verify a new instance before it takes traffic). Throws ReloadError when an instance cannot.
+   */
+  reload(configFile: string, intended: readonly string[]): Promise<void>;
   /** Clients for every instance, to verify. */
   instances(): LiteLLMClient[];
   stop(): Promise<void>;
