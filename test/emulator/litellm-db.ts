@@ -155,7 +155,8 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
         if (invalid) return invalid;
         const deployment = body as EmulatedDeployment;
         if (!storeModelInDb) return storeOff();
-        const id = String(deployment.model_info?.id ?? randomUUID());
+        const given = deployment.model_info?.id;
+        const id = typeof given === 'string' && given ? given : randomUUID();
         // The unique model_id constraint fails inside add_new_model's try; it answers this:
         if (rows.has(id))
           return proxyError(
@@ -366,7 +367,8 @@ function load(row: ModelRow, env: Record<string, string>): Served {
 
 /** One `/v1/model/info` entry: api_key removed, model_info completed from the "cost map". */
 function modelInfoEntry(id: string, d: Served): unknown {
-  const { api_key: _key, ...params } = d.litellm_params;
+  const params = { ...d.litellm_params };
+  delete params.api_key;
   const model = typeof params.model === 'string' ? params.model : '';
   return {
     model_name: d.model_name,

@@ -2,23 +2,32 @@ import path from 'node:path';
 import { Controller, type ControllerOptions } from '../../src/apply/controller.js';
 import { GitState } from '../../src/gitstate/git-state.js';
 import { RestartStrategy, type RestartOptions } from '../../src/reload/restart.js';
+import type { ReloadStrategy } from '../../src/reload/strategy.js';
 
 /**
  * A controller over a policy repo made by `policyRepo`: policies in `policies/`, the generated
- * config at `litellm/config.yaml`, state in `.modelcenter/`, LiteLLM restarted as a child process.
+ * config at `litellm/config.yaml`, state in `.modelcenter/`, reloading through `strategy`.
  */
-export async function repoController(
+export async function controllerOver(
   repo: string,
-  restart: RestartOptions,
+  strategy: ReloadStrategy,
   onStep?: ControllerOptions['onStep'],
-): Promise<{ controller: Controller; strategy: RestartStrategy }> {
-  const strategy = new RestartStrategy(restart);
-  const controller = new Controller({
+): Promise<Controller> {
+  return new Controller({
     policiesDir: path.join(repo, 'policies'),
     state: await GitState.open(repo, 'litellm/config.yaml'),
     strategy,
     stateDir: path.join(repo, '.modelcenter'),
     ...(onStep && { onStep }),
   });
-  return { controller, strategy };
+}
+
+/** `controllerOver` with LiteLLM restarted as a child process. */
+export async function repoController(
+  repo: string,
+  restart: RestartOptions,
+  onStep?: ControllerOptions['onStep'],
+): Promise<{ controller: Controller; strategy: RestartStrategy }> {
+  const strategy = new RestartStrategy(restart);
+  return { controller: await controllerOver(repo, strategy, onStep), strategy };
 }
