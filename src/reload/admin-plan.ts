@@ -15,9 +15,10 @@ export interface ModelChangePlan {
   /** `PATCH /model/{id}/update`: every field Model Center wrote before is still present. */
   update: AdminDeployment[];
   /**
-   * `POST /model/delete`, then `POST /model/new` with the same id: a field Model Center wrote
-   * before must disappear, which PATCH cannot do (it merges), or the row was not written by Model
-   * Center and its fields are unknown.
+   * `POST /model/delete`, then `POST /model/new` with the same id, when PATCH cannot do it: a field
+   * Model Center wrote before must disappear (PATCH merges), the id holds a `/` (PATCH takes the id
+   * in its path, which LiteLLM's router splits on `/`, even encoded), or the row was not written by
+   * Model Center and its fields are unknown.
    */
   replace: AdminDeployment[];
   /** `POST /model/delete`. */
@@ -69,7 +70,8 @@ export function planModelChanges(input: PlanInput): PlanOutcome {
     const current = live.get(id);
     if (!current) plan.create.push(next);
     else if (current.sha256 === next.model_info[SHA_FIELD]) plan.unchanged.push(id);
-    else if (current.fields && isSubset(current.fields, fieldsOf(desired))) plan.update.push(next);
+    else if (patchable(id) && current.fields && isSubset(current.fields, fieldsOf(desired)))
+      plan.update.push(next);
     else plan.replace.push(next);
   }
 
@@ -155,6 +157,11 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** LiteLLM routes on the decoded path, so `PATCH /model/a%2Fb/update` is a 404. */
+function patchable(id: string): boolean {
+  return !id.includes('/');
 }
 
 function isSubset(small: readonly string[], big: readonly string[]): boolean {

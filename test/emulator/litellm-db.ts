@@ -46,7 +46,7 @@ export interface EmulatorOptions {
 export interface RecordedAdminRequest {
   instance: string;
   method: string;
-  /** Without the query string. */
+  /** Percent-decoded, without the query string: what LiteLLM routes on. */
   path: string;
   body: unknown;
   status: number;
@@ -183,7 +183,7 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
       method: 'PATCH',
       pattern: /^\/model\/[^/]+\/update$/,
       answer: ({ instance, path, body }) => {
-        const id = decodeURIComponent(path.split('/')[2] ?? '');
+        const id = path.split('/')[2] ?? '';
         if (!database)
           return {
             status: 500,
@@ -272,7 +272,8 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
     void (async () => {
       const text = await readBody(req);
       const method = req.method ?? 'GET';
-      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      // Like uvicorn and Starlette: routes match the percent-decoded path, so an encoded `/` splits.
+      const path = safeDecode((req.url ?? '/').split('?')[0] ?? '/');
       let body: unknown = undefined;
       let answer: Answer;
       try {
@@ -465,6 +466,14 @@ function storeOff(): Answer {
 function pyDict(message: string): string {
   const quoted = message.includes("'") && !message.includes('"') ? `"${message}"` : `'${message}'`;
   return `{'error': ${quoted}}`;
+}
+
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -49,6 +49,11 @@ models:
     capabilities: [chat, tools]
     context_window: 131072
     pricing: { input_per_mtok: 0.59, output_per_mtok: 0.79 }
+
+profiles:
+  cheap:
+    requires: [chat]
+    models: [gpt-mini]
 `;
 
 const GPT_BIG = `
@@ -125,9 +130,15 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
       writesSince(0)
         .map((r) => `${r.method} ${r.path}`)
         .sort(),
-    ).toEqual(['POST /model/new', 'POST /model/new']);
-    expect(emulator.instances[0]!.servedIds()).toEqual(['gpt-mini', 'groq-llama', 'house-embed']);
+    ).toEqual(['POST /model/new', 'POST /model/new', 'POST /model/new']);
+    expect(emulator.instances[0]!.servedIds()).toEqual([
+      'cheap/gpt-mini',
+      'gpt-mini',
+      'groq-llama',
+      'house-embed',
+    ]);
     expect(emulator.instances[1]!.servedIds()).toEqual([
+      'cheap/gpt-mini',
       'edge-only',
       'gpt-mini',
       'groq-llama',
@@ -149,7 +160,7 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
   it('a policy commit adding a model: one /model/new, both instances converge, last-known-good moves', async () => {
     const before = await controller.state.lastKnownGood();
     const mark = emulator.requests.length;
-    await commit(BASE + GPT_BIG, 'policies: add gpt-big');
+    await commit(BASE.replace('\nprofiles:', `${GPT_BIG}\nprofiles:`), 'policies: add gpt-big');
     const report = await controller.apply();
     expect(report.outcome).toBe('applied');
     expect(report.lastKnownGood).not.toBe(before);
@@ -159,20 +170,28 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
     expect(git(repo, 'log', '-1', '--format=%B')).toMatch(/Deployments added .*\bgpt-big\b/);
   });
 
-  it('changing a model: PATCH /model/{id}/update of that deployment only, and every instance serves the new price', async () => {
+  it('changing a model: PATCH /model/{id}/update, a replace for its profile deployment (a slash in the id), and every instance serves the new price', async () => {
     const mark = emulator.requests.length;
     await commit(
-      policies.replace('input_per_mtok: 2.5', 'input_per_mtok: 2.0'),
-      'policies: gpt-big is cheaper',
+      policies.replace('input_per_mtok: 0.15', 'input_per_mtok: 0.1'),
+      'policies: gpt-mini is cheaper',
     );
     const report = await controller.apply();
     expect(report.outcome).toBe('applied');
-    expect(writesSince(mark).map((r) => `${r.method} ${r.path}`)).toEqual([
-      'PATCH /model/gpt-big/update',
-    ]);
+    expect(writesSince(mark).map((r) => `${r.method} ${r.path} ${writtenId(r)}`)).toEqual(
+      expect.arrayContaining([
+        'PATCH /model/gpt-mini/update gpt-mini',
+        'POST /model/delete cheap/gpt-mini',
+        'POST /model/new cheap/gpt-mini',
+      ]),
+    );
+    expect(writesSince(mark)).toHaveLength(3);
     for (const url of emulator.urls) {
-      const info = (await modelInfo(url, masterKey)).find((d) => d.model_info.id === 'gpt-big');
-      expect(info?.litellm_params.input_cost_per_token).toBe(2.0e-6);
+      const served = await modelInfo(url, masterKey);
+      for (const id of ['gpt-mini', 'cheap/gpt-mini'])
+        expect(
+          served.find((d) => d.model_info.id === id)?.litellm_params.input_cost_per_token,
+        ).toBe(1.0e-7);
     }
   });
 
@@ -183,7 +202,7 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
     expect(report.outcome).toBe('applied');
     expect(
       writesSince(mark)
-        .filter((r) => JSON.stringify(r.body).includes('gpt-mini'))
+        .filter((r) => writtenId(r) === 'gpt-mini')
         .map((r) => `${r.method} ${r.path}`),
     ).toEqual(['POST /model/delete', 'POST /model/new']);
     for (const url of emulator.urls) {
@@ -232,7 +251,10 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
     const served = emulator.instances.map((i) => i.servedIds());
     emulator.instances[1]!.setPolling(false);
     try {
-      await commit(policies + GPT_BIG, 'policies: gpt-big again');
+      await commit(
+        policies.replace('\nprofiles:', `${GPT_BIG}\nprofiles:`),
+        'policies: gpt-big again',
+      );
       const report = await controller.apply();
       expect(report.outcome).toBe('rolled-back');
       expect(report.problems[0]).toMatch(
@@ -340,6 +362,12 @@ describe('admin-api contract with the real pinned LiteLLM', () => {
     );
   });
 });
+
+/** The deployment id a write names, in its body. */
+function writtenId(request: RecordedAdminRequest): unknown {
+  const body = request.body as { id?: string; model_info?: { id?: string } };
+  return body.id ?? body.model_info?.id;
+}
 
 /** `/v1/model/info` of an emulated instance, as a user would read it. */
 async function modelInfo(

@@ -79,6 +79,12 @@ describe('planModelChanges: desired deployments against the database', () => {
       expected: { replace: ['a'] },
     },
     {
+      name: 'an id with a slash is a replace: PATCH takes the id in its path and LiteLLM splits it',
+      desired: [deployment('fast/a', { timeout: 30 })],
+      database: [written(deployment('fast/a', { timeout: 10 }))],
+      expected: { replace: ['fast/a'] },
+    },
+    {
       name: 'a row Model Center did not write but the policies name is adopted by replacing it',
       desired: [a],
       database: [{ id: 'a', modelName: 'a', dbModel: true }],

@@ -45,6 +45,11 @@ describe('OpenAPI request checker (fixture: LiteLLM 1.104.0 model routes)', () =
       problem: /POST \/model\/create: no such route/,
     },
     {
+      name: 'a path parameter holding a slash (LiteLLM routes on the decoded path)',
+      request: { method: 'PATCH', path: '/model/fast/gpt/update', body: deployment },
+      problem: /PATCH \/model\/fast\/gpt\/update: no such route/,
+    },
+    {
       name: 'a known route with the wrong method',
       request: { method: 'POST', path: '/model/gpt/update', body: deployment },
       problem: /serves \/model\/\{model_id\}\/update but not with POST/,
