@@ -364,9 +364,9 @@ describe('admin-api contract with the real pinned LiteLLM', () => {
 });
 
 /** The deployment id a write names, in its body. */
-function writtenId(request: RecordedAdminRequest): unknown {
+function writtenId(request: RecordedAdminRequest): string {
   const body = request.body as { id?: string; model_info?: { id?: string } };
-  return body.id ?? body.model_info?.id;
+  return body.id ?? body.model_info?.id ?? '';
 }
 
 /** `/v1/model/info` of an emulated instance, as a user would read it. */
