@@ -7,13 +7,7 @@ import {
 } from '../litellm/admin-client.js';
 import type { DeploymentRef } from '../litellm/client.js';
 import { describeError } from '../shared/errors.js';
-import {
-  describePlan,
-  marked,
-  planModelChanges,
-  SHA_FIELD,
-  type ModelChangePlan,
-} from './admin-plan.js';
+import { contentHash, describePlan, planModelChanges, type ModelChangePlan } from './admin-plan.js';
 import { renderedModelListSchema } from './schema.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 
@@ -88,9 +82,7 @@ export class AdminApiStrategy implements ReloadStrategy {
       throw new ReloadError(`admin-api: nothing was written: ${outcome.problems.join('; ')}`);
     this.lastPlan = outcome.plan;
     await this.write(outcome.plan);
-    await this.converge(
-      new Map(desired.map((d) => [d.model_info.id, String(marked(d).model_info[SHA_FIELD])])),
-    );
+    await this.converge(new Map(desired.map((d) => [d.model_info.id, contentHash(d)])));
   }
 
   instances(): LiteLLMAdminClient[] {
@@ -224,7 +216,7 @@ async function runBounded(
         await task.run();
         done++;
       } catch (error) {
-        failures.push(describeError(error));
+        failures.push(`${task.id}: ${describeError(error)}`);
       }
     }
   };

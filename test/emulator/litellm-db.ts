@@ -68,6 +68,8 @@ export interface DbEmulator {
   writes(): RecordedAdminRequest[];
   /** The shared `LiteLLM_ProxyModelTable`, by model_id (litellm_params encrypted). */
   rows: Map<string, ModelRow>;
+  /** The next `count` `/model/new` calls fail as a database error does in LiteLLM. */
+  failNextCreates(count: number): void;
   close(): Promise<void>;
 }
 
@@ -110,6 +112,7 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
   const requests: RecordedAdminRequest[] = [];
   const servers: Server[] = [];
   const instances: Instance[] = [];
+  let failingCreates = 0;
 
   const reconcile = (instance: Instance): void => {
     const valid = new Set([...instance.yaml.keys(), ...rows.keys()]);
@@ -157,8 +160,9 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
         if (!storeModelInDb) return storeOff();
         const given = deployment.model_info?.id;
         const id = typeof given === 'string' && given ? given : randomUUID();
-        // The unique model_id constraint fails inside add_new_model's try; it answers this:
-        if (rows.has(id))
+        // A database error (here: the unique model_id constraint) is swallowed inside
+        // add_new_model's try, and the call answers this:
+        if (rows.has(id) || failingCreates-- > 0)
           return proxyError(
             500,
             pyDict('Failed to add model to db. Check your server logs for more details.'),
@@ -341,6 +345,9 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
     requests,
     writes: () => requests.filter((r) => r.method === 'POST' || r.method === 'PATCH'),
     rows,
+    failNextCreates: (count: number) => {
+      failingCreates = count;
+    },
     async close() {
       for (const instance of instances) setPolling(instance, false);
       await Promise.all(

@@ -246,6 +246,30 @@ describe('admin-api strategy: a policy commit becomes the database-owned model s
     expect((await controller.apply()).outcome).toBe('applied');
   });
 
+  it('a write LiteLLM refuses halfway is rolled back: the database returns to last-known-good', async () => {
+    const lkg = await controller.state.lastKnownGood();
+    const rows = [...emulator.rows.keys()].sort();
+    emulator.failNextCreates(1);
+    await commit(
+      policies.replace(
+        '\nprofiles:',
+        `${GPT_BIG}${GPT_BIG.replaceAll('gpt-big', 'gpt-huge')}\nprofiles:`,
+      ),
+      'policies: gpt-big and gpt-huge',
+    );
+    const report = await controller.apply();
+    expect(report.outcome).toBe('rolled-back');
+    expect(report.problems[0]).toMatch(
+      /1 of 2 writes .* failed .*: gpt-(big|huge): .*Failed to add model to db.*apply again/,
+    );
+    expect(await controller.state.lastKnownGood()).toBe(lkg);
+    expect([...emulator.rows.keys()].sort()).toEqual(rows);
+    for (const instance of emulator.instances)
+      expect(instance.servedIds()).not.toContain('gpt-huge');
+    await commit(without(without(policies, 'gpt-huge'), 'gpt-big'), 'policies: undo');
+    expect((await controller.apply()).outcome).toBe('applied');
+  });
+
   it('an instance that never converges fails the apply, which is rolled back to last-known-good on every instance', async () => {
     const lkg = await controller.state.lastKnownGood();
     const served = emulator.instances.map((i) => i.servedIds());
