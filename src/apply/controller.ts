@@ -165,6 +165,12 @@ export class Controller {
     return this.reloadAndVerify(commit, text, 'rollback');
   }
 
+  /** Every instance serves exactly `intended`, besides what the strategy says it does not own. */
+  private verify(intended: readonly string[]): Promise<VerifyReport> {
+    const { strategy } = this.options;
+    return verifyInstances(strategy.instances(), intended, strategy.ownedElsewhere?.bind(strategy));
+  }
+
   /** Reload `text` (committed as `commit`), verify; on failure restore last-known-good and verify that. */
   private async reloadAndVerify(commit: string, text: string, why: string): Promise<ApplyReport> {
     const { state, strategy } = this.options;
@@ -182,7 +188,7 @@ export class Controller {
     try {
       await strategy.reload(state.configFile, intended);
       await this.options.onStep?.('reloaded');
-      verify = await verifyInstances(strategy.instances(), intended);
+      verify = await this.verify(intended);
       if (!verify.ok) failure = `verification failed: ${describeVerify(verify)}`;
     } catch (error) {
       failure =
@@ -230,7 +236,7 @@ export class Controller {
     try {
       const lkgIds = deploymentIds(parseConfig(lkgText));
       await strategy.reload(state.configFile, lkgIds);
-      const again = await verifyInstances(strategy.instances(), lkgIds);
+      const again = await this.verify(lkgIds);
       if (!again.ok)
         problems.push(`last-known-good did not verify either: ${describeVerify(again)}`);
     } catch (error) {

@@ -1,4 +1,4 @@
-import type { LiteLLMClient } from '../litellm/client.js';
+import type { DeploymentRef, LiteLLMClient } from '../litellm/client.js';
 import { ModelCenterError } from '../shared/errors.js';
 
 export class ReloadError extends ModelCenterError {
@@ -21,5 +21,10 @@ export interface ReloadStrategy {
   reload(configFile: string, intended: readonly string[]): Promise<void>;
   /** Clients for every instance, to verify. */
   instances(): LiteLLMClient[];
+  /**
+   * A served deployment this strategy does not own, which verify leaves out (admin-api: each
+   * instance's own config.yaml models). Without it, every served deployment must be intended.
+   */
+  ownedElsewhere?(deployment: DeploymentRef): boolean;
   stop(): Promise<void>;
 }
