@@ -63,8 +63,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLLM> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? (await freePort(host));
-  const secrets = [options.masterKey, ...Object.values(options.env ?? {}).filter((v) => v.length >= 8)];
-  const mask = (text: string): string => secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
+  const secrets = [
+    options.masterKey,
+    ...Object.values(options.env ?? {}).filter((v) => v.length >= 8),
+  ];
+  const mask = (text: string): string =>
+    secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
 
   const child: ChildProcess = spawn(
     options.binary ?? litellmBinary(),
@@ -112,7 +116,10 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const deadline = Date.now() + (options.readinessTimeoutMs ?? 90_000);
   for (;;) {
     if (done) {
-      throw new LiteLLMStartError(`LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`, tail(output()));
+      throw new LiteLLMStartError(
+        `LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`,
+        tail(output()),
+      );
     }
     try {
       await client.readiness();
@@ -122,7 +129,10 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new LiteLLMStartError(`LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`, tail(output()));
+      throw new LiteLLMStartError(
+        `LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`,
+        tail(output()),
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -135,7 +145,10 @@ function tail(text: string, lines = 40): string {
 
 /** The most telling line of a failed start: the last exception, else the last line. */
 function lastError(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const error = [...lines].reverse().find((l) => /(Error|Exception)\b.*:/.test(l));
   return (error ?? lines.at(-1) ?? 'no output').slice(0, 500);
 }

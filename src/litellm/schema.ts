@@ -35,7 +35,9 @@ export type ModelRow = z.infer<typeof modelRowSchema>;
 export const deleteAnswerSchema = z.looseObject({ message: z.string() });
 
 /** LiteLLM's ProxyException answer: `{"error": {"message": …, "type": …, "code": …}}`. */
-export const proxyErrorBodySchema = z.looseObject({ error: z.looseObject({ message: z.string() }) });
+export const proxyErrorBodySchema = z.looseObject({
+  error: z.looseObject({ message: z.string() }),
+});
 
 /** FastAPI's answer: `{"detail": …}`, a string, `{"error": …}` or a list of validation problems. */
 export const fastApiErrorBodySchema = z.looseObject({ detail: z.unknown() });
