@@ -252,8 +252,11 @@ class Triggers {
     this.loop = (async () => {
       while (!this.stopped) {
         await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, this.settings.pollSeconds * 1000);
+          const timer = setTimeout(resolve, this.settings.pollSeconds * 1000);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
         });
         if (this.stopped) break;
         try {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -186,6 +187,65 @@ describe('modelcenter serve (the main job)', () => {
       expect(service.stderr()).not.toContain(secret);
     }
   }, 240_000);
+
+  it('SIGTERM during an apply: the apply finishes, git, last-known-good and the journal agree, LiteLLM is stopped', async () => {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const tsx = path.join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+    const cli = path.join(import.meta.dirname, '..', '..', 'src', 'cli', 'index.ts');
+    const child = spawn(tsx, [cli, 'serve'], {
+      cwd: repo,
+      env: {
+        ...process.env,
+        LITELLM_MASTER_KEY: keys.master,
+        ...providerEnv(keys),
+        MODELCENTER_LITELLM_PORT: String(port),
+        MODELCENTER_API_PORT: String(apiPort),
+        MODELCENTER_ADMIN_TOKENS: adminToken,
+        MODELCENTER_POLL_SECONDS: '3600', // only the API applies here
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    const api = `http://127.0.0.1:${apiPort}`;
+    await until(async () => ((await fetch(`${api}/healthz`)).ok ? true : undefined));
+
+    await commitPolicies(
+      repo,
+      scenarioPolicies(fakes).replace(
+        'profiles:',
+        '  gpt-sigterm:\n    provider: openai\n    upstream: gpt-4o\n    capabilities: [chat]\n    context_window: 128000\n\nprofiles:',
+      ),
+      'policies: add gpt-sigterm',
+    );
+    const applying = fetch(`${api}/v1/apply`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}` },
+    }).then(
+      (r) => r.status,
+      () => 'no answer',
+    );
+    const journal = path.join(repo, '.modelcenter', 'apply-journal.json');
+    await until(
+      async () => ((await readFile(journal, 'utf8')).includes('reloading') ? true : undefined),
+      30_000,
+    );
+    child.kill('SIGTERM'); // mid-apply: LiteLLM is restarting on the new config
+    expect(await exited, stderr).toBe(0);
+    expect(await applying).toBe(200); // the running apply was finished and answered
+    const generated = git(repo, 'log', '-1', '--format=%H', '--', 'litellm/config.yaml');
+    expect(git(repo, 'rev-parse', 'refs/modelcenter/last-known-good')).toBe(generated);
+    expect(await readFile(path.join(repo, 'litellm', 'config.yaml'), 'utf8')).toContain(
+      'gpt-sigterm',
+    );
+    await expect(readFile(journal, 'utf8')).rejects.toThrow(); // nothing left to recover
+    await expect(fetch(`http://127.0.0.1:${port}/health/readiness`)).rejects.toThrow();
+    expect(git(repo, 'status', '--porcelain', '--', 'litellm')).toBe('');
+  }, 180_000);
 
   it('never starts LiteLLM on invalid policies with nothing committed: exit 1 and the problems', async () => {
     let stderr = '';
