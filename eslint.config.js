@@ -8,6 +8,9 @@ const adapters = [
   { name: 'axios', owner: 'src/litellm/**' },
   { name: 'node-cron', owner: 'src/scheduler/**' },
   { name: 'chokidar', owner: 'src/watch/**' },
+  { name: 'pino', owner: 'src/log/logger.ts' },
+  { name: 'pino-pretty', owner: 'src/log/logger.ts' },
+  { name: 'prom-client', owner: 'src/metrics/**' },
 ];
 
 export default tseslint.config(

@@ -3,8 +3,8 @@ import { chmod, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { apiRoutes, type ServiceApi } from './api/routes.js';
-import { createApiServer } from './api/server.js';
-import { Controller, type ApplyReport } from './apply/controller.js';
+import { createApiServer, type Route } from './api/server.js';
+import { Controller, type ApplyReport, type DriftReport } from './apply/controller.js';
 import { buildFromDir } from './compile/build.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
@@ -12,6 +12,10 @@ import { GitState } from './gitstate/git-state.js';
 import { formatProblem } from './policy/problems.js';
 import { ensureLiteLLMInstalled } from './litellm/install.js';
 import type { Logger } from './log/logger.js';
+import { SecretValues } from './log/redact.js';
+import { Metrics } from './metrics/metrics.js';
+import { describeVerify } from './reload/verify.js';
+import { Scheduler, SchedulerError, type JobContext } from './scheduler/scheduler.js';
 import { AdminApiStrategy } from './reload/admin-api.js';
 import { BlueGreenStrategy } from './reload/blue-green.js';
 import { CommandRestartStrategy } from './reload/command.js';
@@ -45,7 +49,16 @@ export async function startService(
   settings: Settings,
   env: NodeJS.ProcessEnv,
   log: Logger,
+  secrets: SecretValues = new SecretValues(),
+  /** Jobs and routes other subsystems add (the spend ledger). */
+  extensions: {
+    jobs?: Record<string, (context: JobContext) => Promise<void>>;
+    routes?: Route[];
+  } = {},
 ): Promise<RunningService> {
+  const extraJobs = extensions.jobs ?? {};
+  const extraRoutes = extensions.routes ?? [];
+  secrets.addFromEnv(env);
   const build = await buildFromDir(settings.policies);
   const stateRepo = settings.stateRepo ?? settings.policies;
   const fallback = build.yaml
@@ -61,6 +74,7 @@ export async function startService(
   }
   const masterKey =
     env[MASTER_KEY_ENV] ?? (await stateSecret(settings.stateDir, 'master-key', 'sk-', log));
+  secrets.add(masterKey);
   const providerEnv: Record<string, string> = {};
   if (build.config) {
     const missing: string[] = [];
@@ -86,7 +100,9 @@ export async function startService(
   });
   const applyLog = log.child({ subsystem: 'apply' });
 
+  const firstStarted = performance.now();
   const first = await controller.start();
+  const firstSeconds = (performance.now() - firstStarted) / 1000;
   logReport(applyLog, 'start', first);
   if (first.recovered) applyLog.warn({}, 'recovered an apply that was interrupted');
   if (strategy.instances().length === 0) {
@@ -106,8 +122,15 @@ export async function startService(
         ? settings.adminTokens
         : [await stateSecret(settings.stateDir, 'api-token', 'mc-', log)],
   };
+  for (const token of [...tokens.read, ...tokens.admin]) secrets.add(token);
+  const metrics = new Metrics({ defaultMetrics: true });
+  metrics.setStrategy(strategy.name);
+  metrics.recordApply(first.outcome, firstSeconds);
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
-  const record = (trigger: string, report: ApplyReport): ApplyReport => {
+  const run = async (trigger: string, work: () => Promise<ApplyReport>): Promise<ApplyReport> => {
+    const started = performance.now();
+    const report = await work();
+    metrics.recordApply(report.outcome, (performance.now() - started) / 1000);
     lastApply = {
       at: new Date().toISOString(),
       trigger,
@@ -117,14 +140,62 @@ export async function startService(
     logReport(applyLog, trigger, report);
     return report;
   };
+  const checkDrift = async (): Promise<DriftReport> => {
+    const drift = await controller.driftCheck();
+    metrics.setDrift('config-edited', drift.workingTreeEdited);
+    metrics.setDrift('foreign-commit', drift.foreignCommit !== undefined);
+    metrics.setDrift('live-models', !drift.live.ok);
+    return drift;
+  };
 
   // Triggers: new policy commits (polled), and in dev mode the file watcher.
-  const triggers = new Triggers(controller, settings, log.child({ subsystem: 'trigger' }), record);
+  const triggers = new Triggers(controller, settings, log.child({ subsystem: 'watch' }), run);
   await triggers.start();
+
+  const scheduler = new Scheduler({
+    logger: log.child({ subsystem: 'scheduler' }),
+    metrics,
+    mask: (text) => secrets.mask(text),
+  });
+  const jobs: Record<string, (context: JobContext) => Promise<void>> = {
+    'drift-check': async ({ logger }) => {
+      const drift = await checkDrift();
+      if (drift.drifted) {
+        logger.warn(
+          {
+            workingTreeEdited: drift.workingTreeEdited,
+            foreignCommit: drift.foreignCommit,
+            live: describeVerify(drift.live) || 'as committed',
+          },
+          'drift: the generated config or the live model set differs from what was committed',
+        );
+      }
+    },
+    ...extraJobs,
+  };
+  try {
+    for (const [name, schedule] of Object.entries(settings.schedules)) {
+      if (schedule.trim() === '') continue; // "" disables a job
+      const job = jobs[name];
+      if (!job) {
+        throw new ServiceStartError(
+          `schedule for unknown job "${name}" — known jobs: ${Object.keys(jobs).join(', ')}`,
+          'invalid',
+        );
+      }
+      scheduler.register({ name, schedule, run: job });
+    }
+  } catch (error) {
+    await triggers.stop();
+    await strategy.stop();
+    if (error instanceof SchedulerError) throw new ServiceStartError(error.message, 'invalid');
+    throw error;
+  }
+  scheduler.start();
 
   const service: ServiceApi = {
     status: async () => {
-      const drift = await controller.driftCheck();
+      const drift = await checkDrift();
       return {
         version: VERSION,
         strategy: strategy.name,
@@ -137,17 +208,18 @@ export async function startService(
         },
         instances: drift.live.instances,
         lastApply,
-        jobs: [],
+        jobs: scheduler.status(),
       };
     },
     plan: () => controller.plan(),
-    apply: async ({ force }) => record('api', await controller.apply({ force })),
-    reload: async () => record('api-reload', await controller.apply({ reload: true })),
-    rollback: async (to) => record('api-rollback', await controller.rollback(to)),
-    drift: () => controller.driftCheck(),
-    jobs: () => [],
-    runJob: () => Promise.reject(new ModelCenterError('no jobs yet')),
-    metrics: () => Promise.resolve({ text: '', contentType: 'text/plain; version=0.0.4' }),
+    apply: ({ force }) => run('api', () => controller.apply({ force })),
+    reload: () => run('api-reload', () => controller.apply({ reload: true })),
+    rollback: (to) => run('api-rollback', () => controller.rollback(to)),
+    drift: checkDrift,
+    jobs: () => scheduler.status(),
+    runJob: (name) => scheduler.runNow(name),
+    metrics: async () => ({ text: await metrics.render(), contentType: metrics.contentType }),
+    extraRoutes,
   };
   const httpLog = log.child({ subsystem: 'http' });
   const server = createApiServer({
@@ -155,6 +227,8 @@ export async function startService(
     tokens,
     maxBodyBytes: settings.maxBodyBytes,
     log: httpLog,
+    onRequest: (method, route, status, seconds) =>
+      metrics.recordHttp(method, route, status, seconds),
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) =>
@@ -180,6 +254,7 @@ export async function startService(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await triggers.stop();
+      await scheduler.stop();
       // A running apply finishes (its journal makes an abandoned one recoverable anyway).
       await Promise.race([controller.idle(), sleep(120_000)]);
       await strategy.stop();
@@ -244,7 +319,10 @@ class Triggers {
     private readonly controller: Controller,
     private readonly settings: Settings,
     private readonly log: Logger,
-    private readonly record: (trigger: string, report: ApplyReport) => ApplyReport,
+    private readonly run: (
+      trigger: string,
+      work: () => Promise<ApplyReport>,
+    ) => Promise<ApplyReport>,
   ) {}
 
   async start(): Promise<void> {
@@ -265,7 +343,7 @@ class Triggers {
           );
           if (now === seen) continue;
           seen = now;
-          this.record('policy-commit', await this.controller.apply());
+          await this.run('policy-commit', () => this.controller.apply());
         } catch (error) {
           this.log.error({ err: describeError(error) }, 'policy trigger failed');
         }
@@ -275,7 +353,7 @@ class Triggers {
       this.watcher = new PolicyWatcher({
         policiesDir: this.settings.policies,
         onChange: async () => {
-          this.record('watch', await this.controller.apply());
+          await this.run('watch', () => this.controller.apply());
         },
         onInvalid: (problems) =>
           this.log.warn({ problems }, 'policy edit is invalid: the last good policies stay live'),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { createLogger } from '../log/logger.js';
+import { SecretValues } from '../log/redact.js';
 import { ServiceStartError, startService } from '../main.js';
 import { loadSettings, SettingsError } from '../settings/settings.js';
 import { readIfExists } from '../shared/fs.js';
@@ -26,13 +27,15 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     }
     throw error;
   }
+  const secrets = new SecretValues();
   const log = createLogger({
     level: settings.logLevel,
-    ...(options.logTo && { destination: options.logTo }),
+    secrets,
+    ...(options.logTo && { destination: options.logTo, pretty: false }),
   });
   let service;
   try {
-    service = await startService(settings, options.env, log);
+    service = await startService(settings, options.env, log, secrets);
   } catch (error) {
     if (error instanceof ServiceStartError) {
       io.stderr(`modelcenter: ${error.message}\n`);

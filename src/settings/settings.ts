@@ -3,6 +3,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { ModelCenterError } from '../shared/errors.js';
 import { readIfExists } from '../shared/fs.js';
+import { cronProblem } from '../scheduler/scheduler.js';
 
 /** A bad setting: every problem at once, each naming the variable or file key and what to do. */
 export class SettingsError extends ModelCenterError {
@@ -162,7 +163,15 @@ export async function loadSettings(env: NodeJS.ProcessEnv, cwd: string): Promise
     }
   }
   if (parsed.success) {
-    const { strategy, litellmUrls, restartCommand } = parsed.data;
+    const { strategy, litellmUrls, restartCommand, schedules } = parsed.data;
+    for (const [job, expression] of Object.entries(schedules)) {
+      const problem = expression.trim() === '' ? undefined : cronProblem(expression);
+      if (problem) {
+        problems.push(
+          `MODELCENTER_SCHEDULE_${job.toUpperCase().replace(/-/g, '_')} (or schedules.${job} in the settings file): ${problem}`,
+        );
+      }
+    }
     if (strategy === 'admin-api' && litellmUrls.length === 0) {
       problems.push(
         'MODELCENTER_LITELLM_URLS: the admin-api strategy needs the LiteLLM instances to write to, e.g. http://litellm-1:4000,http://litellm-2:4000',

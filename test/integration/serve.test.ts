@@ -166,6 +166,30 @@ describe('modelcenter serve (the main job)', () => {
     ).json();
     expect(JSON.stringify(served)).toContain('gpt-big');
 
+    // Metrics and jobs, for a read token.
+    const metrics = await (
+      await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${readToken}` } })
+    ).text();
+    expect(metrics).toMatch(/modelcenter_applies_total\{outcome="applied"\} [1-9]/);
+    expect(metrics).toMatch(
+      /modelcenter_http_requests_total\{method="POST",route="\/v1\/apply",status="403"\} 1/,
+    );
+    expect(metrics).toContain('modelcenter_reload_strategy_info{strategy="restart"} 1');
+    const jobs = (await (
+      await fetch(`${api}/v1/jobs`, { headers: { authorization: `Bearer ${readToken}` } })
+    ).json()) as { jobs: { name: string }[] };
+    expect(jobs.jobs.map((j) => j.name)).toEqual(['drift-check']);
+    const ran = await fetch(`${api}/v1/jobs/drift-check/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(ran.status).toBe(200);
+    expect(
+      await fetch(`${api}/metrics`, { headers: { authorization: `Bearer ${readToken}` } }).then(
+        (r) => r.text(),
+      ),
+    ).toContain('modelcenter_drift{kind="live-models"} 0');
+
     service.stop();
     expect(await service.exit).toBe(0);
     await expect(fetch(`http://127.0.0.1:${port}/health/readiness`)).rejects.toThrow();
