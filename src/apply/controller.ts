@@ -96,7 +96,7 @@ export class Controller {
     if (!build.yaml || !build.config) {
       return { ...base, valid: false, changed: false, added: [], removed: [], diff: '' };
     }
-    const change = changeBetween(parseConfig(committed), build.config);
+    const change = changeBetween(idsOf(committed), deploymentIds(build.config));
     return {
       ...base,
       valid: true,
@@ -118,7 +118,7 @@ export class Controller {
   async driftCheck(): Promise<DriftReport> {
     const { state } = this.options;
     const files = await state.drift();
-    const live = await this.verify(deploymentIds(parseConfig(await state.committedConfig())));
+    const live = await this.verify(idsOf(await state.committedConfig()));
     return {
       ...files,
       live,
@@ -175,7 +175,7 @@ export class Controller {
         lastKnownGood: await state.lastKnownGood(),
       };
     }
-    const previous = parseConfig(await state.committedConfig());
+    const previous = idsOf(await state.committedConfig());
     const provenance = await state.provenance(policiesDir);
     const hash = sha256(build.yaml);
     await this.journal.write({
@@ -190,7 +190,7 @@ export class Controller {
         policyCommit: provenance.commit,
         policiesDirty: provenance.dirty,
         configSha256: hash,
-        change: changeBetween(previous, build.config),
+        change: changeBetween(previous, deploymentIds(build.config)),
       }),
     );
     await this.options.onStep?.('committed');
@@ -253,7 +253,7 @@ export class Controller {
       startedAt: new Date().toISOString(),
       pid: process.pid,
     });
-    const intended = deploymentIds(parseConfig(text));
+    const intended = idsOf(text);
     let failure: string | undefined;
     let output: string | undefined;
     let verify: VerifyReport | undefined;
@@ -306,7 +306,7 @@ export class Controller {
     );
     const problems = [cause];
     try {
-      const lkgIds = deploymentIds(parseConfig(lkgText));
+      const lkgIds = idsOf(lkgText);
       await strategy.reload(state.configFile, lkgIds);
       const again = await this.verify(lkgIds);
       if (!again.ok)
@@ -326,6 +326,18 @@ export class Controller {
   }
 }
 
+/** Deployment ids of a rendered config; the last few texts are remembered (YAML parsing of 1,000 deployments costs ~100 ms). */
+const idsMemo = new Map<string, string[]>();
+function idsOf(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const known = idsMemo.get(text);
+  if (known) return known;
+  const ids = deploymentIds(parseConfig(text));
+  if (idsMemo.size >= 4) idsMemo.delete(idsMemo.keys().next().value!);
+  idsMemo.set(text, ids);
+  return ids;
+}
+
 function parseConfig(text: string | undefined): LiteLLMConfig | undefined {
   return text === undefined ? undefined : (parse(text, { version: '1.1' }) as LiteLLMConfig);
 }
@@ -335,11 +347,11 @@ export function deploymentIds(config: LiteLLMConfig | undefined): string[] {
 }
 
 function changeBetween(
-  before: LiteLLMConfig | undefined,
-  after: LiteLLMConfig,
+  before: readonly string[],
+  after: readonly string[],
 ): { added: string[]; removed: string[] } {
-  const old = new Set(deploymentIds(before));
-  const now = new Set(deploymentIds(after));
+  const old = new Set(before);
+  const now = new Set(after);
   return {
     added: [...now].filter((id) => !old.has(id)),
     removed: [...old].filter((id) => !now.has(id)),
