@@ -129,6 +129,7 @@ export async function runCli(
               .filter(Boolean),
             masterKey: env.LITELLM_MASTER_KEY,
             json: values.format === 'json',
+            databaseMode: env.MODELCENTER_RELOAD_STRATEGY === 'admin-api',
           },
           io,
         );

@@ -14,6 +14,8 @@ export interface StatusOptions {
   instances: string[];
   masterKey: string | undefined;
   json: boolean;
+  /** admin-api: instances also serve their own config.yaml models, which are not ours to check. */
+  databaseMode?: boolean;
 }
 
 /** Current generated commit, last-known-good, drift, and what each instance serves. Read-only. */
@@ -29,7 +31,14 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
   const clients = options.masterKey
     ? options.instances.map((url) => new LiteLLMClient(url, options.masterKey!, 3000))
     : [];
-  const verify = clients.length > 0 ? await verifyInstances(clients, intended) : undefined;
+  const verify =
+    clients.length > 0
+      ? await verifyInstances(
+          clients,
+          intended,
+          options.databaseMode ? (d) => !d.dbModel : undefined,
+        )
+      : undefined;
   const status = {
     generatedCommit: head?.commit,
     lastKnownGood: lkg,
