@@ -10,6 +10,8 @@ export interface RestartOptions {
   env: Record<string, string>;
   readinessTimeoutMs?: number;
   binary?: string;
+  /** Passed to LiteLLM's spool callback (see StartOptions.spoolDir). */
+  spoolDir?: string;
 }
 
 /**
