@@ -8,6 +8,8 @@ const adapters = [
   { name: 'axios', owner: 'src/litellm/**' },
   { name: 'node-cron', owner: 'src/scheduler/**' },
   { name: 'chokidar', owner: 'src/watch/**' },
+  { name: 'pg', owner: 'src/store/**' },
+  { name: '@electric-sql/pglite', owner: 'src/store/**' },
 ];
 
 export default tseslint.config(

@@ -1,0 +1,352 @@
+import type { Queryable } from './db.js';
+import { HISTOGRAM_BUCKETS } from './histogram.js';
+
+/** One LLM call attempt as the ledger stores it (src/spend/extract.ts builds it from a payload). */
+export interface LedgerRow {
+  callId: string;
+  /** Epoch seconds with microseconds, as LiteLLM logs them. */
+  startedAt: number;
+  endedAt: number;
+  status: 'success' | 'failure';
+  goal: string | null;
+  caller: string | null;
+  conversation: string | null;
+  profile: string | null;
+  deployment: string | null;
+  model: string | null;
+  provider: string | null;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  latencyMs: number | null;
+  ttftMs: number | null;
+  cacheHit: boolean;
+  errorClass: string | null;
+  errorCode: string | null;
+  traceId: string | null;
+  endUser: string | null;
+  keyAlias: string | null;
+}
+
+/** Report dimensions. `conversation` is not in the hourly rollups: grouping by it reads raw rows. */
+export const DIMENSIONS = [
+  'goal',
+  'caller',
+  'conversation',
+  'profile',
+  'model',
+  'provider',
+  'deployment',
+  'day',
+  'hour',
+] as const;
+export type Dimension = (typeof DIMENSIONS)[number];
+export type FilterDimension = Exclude<Dimension, 'day' | 'hour'>;
+
+export interface ReportSpec {
+  groupBy: Dimension[];
+  from: Date;
+  to: Date;
+  /** Keep only rows whose dimension is one of these values (`null` matches "not set"). */
+  filters: Partial<Record<FilterDimension, (string | null)[]>>;
+}
+
+export interface ReportGroup {
+  /** The group's value per dimension of groupBy; null when the request did not carry it. */
+  keys: Partial<Record<Dimension, string | null>>;
+  requests: number;
+  errors: number;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  cacheHits: number;
+  latencyHistogram: number[];
+  ttftHistogram: number[];
+}
+
+const ROW_COLUMNS: [keyof LedgerRow, string, string][] = [
+  ['callId', 'call_id', 'text'],
+  ['startedAt', 'started_at', 'float8'],
+  ['endedAt', 'ended_at', 'float8'],
+  ['status', 'status', 'text'],
+  ['goal', 'goal', 'text'],
+  ['caller', 'caller', 'text'],
+  ['conversation', 'conversation', 'text'],
+  ['profile', 'profile', 'text'],
+  ['deployment', 'deployment', 'text'],
+  ['model', 'model', 'text'],
+  ['provider', 'provider', 'text'],
+  ['tokensIn', 'tokens_in', 'int4'],
+  ['tokensOut', 'tokens_out', 'int4'],
+  ['costUsd', 'cost_usd', 'float8'],
+  ['latencyMs', 'latency_ms', 'float8'],
+  ['ttftMs', 'ttft_ms', 'float8'],
+  ['cacheHit', 'cache_hit', 'bool'],
+  ['errorClass', 'error_class', 'text'],
+  ['errorCode', 'error_code', 'text'],
+  ['traceId', 'trace_id', 'text'],
+  ['endUser', 'end_user', 'text'],
+  ['keyAlias', 'key_alias', 'text'],
+];
+
+const ROLLUP_KEYS = ['goal', 'caller', 'profile', 'deployment', 'model', 'provider'] as const;
+
+/**
+ * Inserts rows, skipping any already in the ledger (same call, attempt start and status), and adds
+ * exactly the inserted ones to the hourly rollups: one statement, so the two never disagree.
+ * Returns how many rows were new.
+ */
+export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const unnest = ROW_COLUMNS.map(([, , type], i) => `$${i + 1}::${type}[]`).join(', ');
+  const names = ROW_COLUMNS.map(([, column]) => column);
+  const select = names.map((c) =>
+    c === 'started_at' || c === 'ended_at' ? `to_timestamp(${c})` : c,
+  );
+  const keys = ROLLUP_KEYS.map((k) => `coalesce(${k}, '') AS ${k}`).join(', ');
+  const sql = `
+    WITH inserted AS (
+      INSERT INTO spend_requests (${names.join(', ')})
+      SELECT ${select.join(', ')} FROM unnest(${unnest}) AS u(${names.join(', ')})
+      ON CONFLICT DO NOTHING
+      RETURNING *
+    ), counted AS (
+      INSERT INTO spend_hourly AS h (hour, ${ROLLUP_KEYS.join(', ')}, requests, errors, tokens_in,
+        tokens_out, cost_usd, cache_hits, latency_hist, ttft_hist)
+      SELECT date_trunc('hour', started_at) AS hour, ${keys}, count(*),
+        count(*) FILTER (WHERE status = 'failure'), sum(tokens_in), sum(tokens_out), sum(cost_usd),
+        count(*) FILTER (WHERE cache_hit), mc_hist(mc_bucket(latency_ms)), mc_hist(mc_bucket(ttft_ms))
+      FROM inserted
+      GROUP BY 1, ${ROLLUP_KEYS.map((_, i) => i + 2).join(', ')}
+      ON CONFLICT (hour, ${ROLLUP_KEYS.join(', ')}) DO UPDATE SET
+        requests = h.requests + excluded.requests,
+        errors = h.errors + excluded.errors,
+        tokens_in = h.tokens_in + excluded.tokens_in,
+        tokens_out = h.tokens_out + excluded.tokens_out,
+        cost_usd = h.cost_usd + excluded.cost_usd,
+        cache_hits = h.cache_hits + excluded.cache_hits,
+        latency_hist = mc_int_array_add(h.latency_hist, excluded.latency_hist),
+        ttft_hist = mc_int_array_add(h.ttft_hist, excluded.ttft_hist)
+      RETURNING 1
+    )
+    SELECT count(*)::int AS inserted FROM inserted`;
+  const params = ROW_COLUMNS.map(([field]) => rows.map((row) => row[field]));
+  const result = await db.query<{ inserted: number }>(sql, params);
+  return result[0]?.inserted ?? 0;
+}
+
+/** Read positions of the spool files, by file name. */
+export async function readOffsets(db: Queryable): Promise<Map<string, number>> {
+  const rows = await db.query<{ file: string; byte_offset: string | number }>(
+    'SELECT file, byte_offset FROM spend_spool_offsets',
+  );
+  return new Map(rows.map((r) => [r.file, Number(r.byte_offset)]));
+}
+
+export async function saveOffset(db: Queryable, file: string, offset: number): Promise<void> {
+  await db.query(
+    `INSERT INTO spend_spool_offsets (file, byte_offset) VALUES ($1, $2)
+     ON CONFLICT (file) DO UPDATE SET byte_offset = excluded.byte_offset, updated_at = now()`,
+    [file, offset],
+  );
+}
+
+export async function forgetOffset(db: Queryable, file: string): Promise<void> {
+  await db.query('DELETE FROM spend_spool_offsets WHERE file = $1', [file]);
+}
+
+/** Deletes raw rows that started before `before`; the hourly rollups keep their totals. */
+export async function pruneRawRows(db: Queryable, before: Date): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    'WITH gone AS (DELETE FROM spend_requests WHERE started_at < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone',
+    [before.toISOString()],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Number of raw rows (tests and status). */
+export async function countRawRows(db: Queryable): Promise<number> {
+  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM spend_requests');
+  return rows[0]?.n ?? 0;
+}
+
+/** Raw rows of one call (tests, and looking up a request by its x-litellm-call-id). */
+export async function rowsOfCall(
+  db: Queryable,
+  callId: string,
+): Promise<Record<string, unknown>[]> {
+  return db.query('SELECT * FROM spend_requests WHERE call_id = $1 ORDER BY started_at', [callId]);
+}
+
+/** All call ids in the ledger with how many rows each has (tests). */
+export async function callIdCounts(db: Queryable): Promise<Map<string, number>> {
+  const rows = await db.query<{ call_id: string; n: number }>(
+    'SELECT call_id, count(*)::int AS n FROM spend_requests GROUP BY call_id',
+  );
+  return new Map(rows.map((r) => [r.call_id, r.n]));
+}
+
+/** True when the report needs raw rows: conversation is not kept in the hourly rollups. */
+export function needsRawRows(spec: ReportSpec): boolean {
+  return spec.groupBy.includes('conversation') || spec.filters.conversation !== undefined;
+}
+
+/**
+ * Sums the measures per group. From the hourly rollups (the range widened to whole hours) unless
+ * the report groups or filters by conversation; then from raw rows, which only reach back as far
+ * as the raw-row retention.
+ */
+export async function queryReport(db: Queryable, spec: ReportSpec): Promise<ReportGroup[]> {
+  const raw = needsRawRows(spec);
+  const params: unknown[] = [spec.from.toISOString(), spec.to.toISOString()];
+  const time = raw ? 'started_at' : 'hour';
+  const where = raw
+    ? ['started_at >= $1', 'started_at < $2']
+    : [`hour >= date_trunc('hour', $1::timestamptz)`, 'hour < $2'];
+  for (const [dimension, values] of Object.entries(spec.filters)) {
+    if (!values) continue;
+    const column = dimension as FilterDimension;
+    const named = values.filter((v): v is string => v !== null);
+    const parts: string[] = [];
+    if (named.length > 0) {
+      params.push(named);
+      parts.push(`${column} = ANY($${params.length}::text[])`);
+    }
+    if (named.length < values.length) parts.push(raw ? `${column} IS NULL` : `${column} = ''`);
+    where.push(`(${parts.join(' OR ') || 'false'})`);
+  }
+  const keyExpr = (d: Dimension): string => {
+    if (d === 'day') return `to_char(${time} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+    if (d === 'hour') return `to_char(${time} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00Z"')`;
+    return raw ? d : `nullif(${d}, '')`;
+  };
+  const keys = spec.groupBy.map((d, i) => `${keyExpr(d)} AS k${i}`);
+  const measures = raw
+    ? [
+        'count(*)::float8 AS requests',
+        `count(*) FILTER (WHERE status = 'failure')::float8 AS errors`,
+        'coalesce(sum(tokens_in), 0)::float8 AS tokens_in',
+        'coalesce(sum(tokens_out), 0)::float8 AS tokens_out',
+        'coalesce(sum(cost_usd), 0)::float8 AS cost_usd',
+        'count(*) FILTER (WHERE cache_hit)::float8 AS cache_hits',
+        'mc_hist(mc_bucket(latency_ms)) AS latency_hist',
+        'mc_hist(mc_bucket(ttft_ms)) AS ttft_hist',
+      ]
+    : [
+        'sum(requests)::float8 AS requests',
+        'sum(errors)::float8 AS errors',
+        'sum(tokens_in)::float8 AS tokens_in',
+        'sum(tokens_out)::float8 AS tokens_out',
+        'sum(cost_usd)::float8 AS cost_usd',
+        'sum(cache_hits)::float8 AS cache_hits',
+        `ARRAY[${bucketSums('latency_hist')}] AS latency_hist`,
+        `ARRAY[${bucketSums('ttft_hist')}] AS ttft_hist`,
+      ];
+  const groupBy = spec.groupBy.length > 0 ? `GROUP BY ${keys.map((_, i) => i + 1).join(', ')}` : '';
+  const sql = `
+    SELECT ${[...keys, ...measures].join(', ')}
+    FROM ${raw ? 'spend_requests' : 'spend_hourly'}
+    WHERE ${where.join(' AND ')}
+    ${groupBy}`;
+  const rows = await db.query<Record<string, unknown>>(sql, params);
+  return rows
+    .filter((row) => Number(row.requests) > 0)
+    .map((row) => ({
+      keys: Object.fromEntries(
+        spec.groupBy.map((d, i) => [d, (row[`k${i}`] as string | null) ?? null]),
+      ),
+      requests: Number(row.requests),
+      errors: Number(row.errors),
+      tokensIn: Number(row.tokens_in),
+      tokensOut: Number(row.tokens_out),
+      costUsd: Number(row.cost_usd),
+      cacheHits: Number(row.cache_hits),
+      latencyHistogram: toNumbers(row.latency_hist),
+      ttftHistogram: toNumbers(row.ttft_hist),
+    }));
+}
+
+/** `sum(h[1])::int, …, sum(h[64])::int`: plain aggregates are far faster than an array aggregate. */
+function bucketSums(column: string): string {
+  return Array.from(
+    { length: HISTOGRAM_BUCKETS },
+    (_, i) => `coalesce(sum(${column}[${i + 1}]), 0)::int`,
+  ).join(', ');
+}
+
+function toNumbers(value: unknown): number[] {
+  if (Array.isArray(value)) return value.map(Number);
+  if (typeof value === 'string')
+    return value.replace(/[{}]/g, '').split(',').filter(Boolean).map(Number);
+  return [];
+}
+
+/** Total spend in a range, optionally narrowed by filters: what budgets compare against. */
+export async function spendInRange(
+  db: Queryable,
+  from: Date,
+  to: Date,
+  filters: ReportSpec['filters'],
+): Promise<number> {
+  const groups = await queryReport(db, { groupBy: [], from, to, filters });
+  return groups[0]?.costUsd ?? 0;
+}
+
+/** Records an alert; false when this budget already alerted at this threshold in this period. */
+export async function recordAlert(
+  db: Queryable,
+  alert: {
+    budget: string;
+    periodStart: Date;
+    threshold: number;
+    spendUsd: number;
+    limitUsd: number;
+  },
+): Promise<boolean> {
+  const rows = await db.query(
+    `INSERT INTO spend_alerts (budget, period_start, threshold, spend_usd, limit_usd)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1`,
+    [
+      alert.budget,
+      alert.periodStart.toISOString(),
+      alert.threshold,
+      alert.spendUsd,
+      alert.limitUsd,
+    ],
+  );
+  return rows.length > 0;
+}
+
+export async function markAlertDelivered(
+  db: Queryable,
+  alert: { budget: string; periodStart: Date; threshold: number },
+): Promise<void> {
+  await db.query(
+    'UPDATE spend_alerts SET delivered = true WHERE budget = $1 AND period_start = $2 AND threshold = $3',
+    [alert.budget, alert.periodStart.toISOString(), alert.threshold],
+  );
+}
+
+/** Alerts recorded but not yet delivered (a webhook that was down), oldest first. */
+export async function undeliveredAlerts(
+  db: Queryable,
+): Promise<
+  { budget: string; periodStart: Date; threshold: number; spendUsd: number; limitUsd: number }[]
+> {
+  const rows = await db.query<{
+    budget: string;
+    period_start: string | Date;
+    threshold: number;
+    spend_usd: number;
+    limit_usd: number;
+  }>(
+    'SELECT budget, period_start, threshold, spend_usd, limit_usd FROM spend_alerts WHERE NOT delivered ORDER BY fired_at',
+  );
+  return rows.map((r) => ({
+    budget: r.budget,
+    periodStart: new Date(r.period_start),
+    threshold: Number(r.threshold),
+    spendUsd: Number(r.spend_usd),
+    limitUsd: Number(r.limit_usd),
+  }));
+}
