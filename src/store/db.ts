@@ -1,5 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 
@@ -35,8 +36,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 async function openPGlite(dataDir: string | undefined): Promise<Database> {
+  let release = (): Promise<void> => Promise.resolve();
   try {
-    if (dataDir) await mkdir(dataDir, { recursive: true });
+    if (dataDir) {
+      await mkdir(dataDir, { recursive: true });
+      release = await lockDirectory(dataDir);
+    }
     const db = await PGlite.create(dataDir ? { dataDir } : {});
     const run = async <T>(target: Pick<PGlite, 'query'>, sql: string, params?: unknown[]) =>
       (await target.query<T>(sql, params)).rows;
@@ -57,13 +62,56 @@ async function openPGlite(dataDir: string | undefined): Promise<Database> {
             }),
           )
           .catch(wrap('transaction')),
-      close: () => db.close(),
+      close: async () => {
+        await db.close();
+        await release();
+      },
     };
   } catch (error) {
+    await release();
+    if (error instanceof StoreError) throw error;
     throw new StoreError(
       `cannot open the embedded ledger database${dataDir ? ` in ${dataDir}` : ''}: ${describeError(error)} — check that the directory is writable and not used by another Model Center process`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt
+ * it. A lock file with the owner's pid refuses that with a clear message; a stale lock (its
+ * process is gone) is taken over.
+ */
+async function lockDirectory(dataDir: string): Promise<() => Promise<void>> {
+  const lock = path.join(dataDir, 'modelcenter.lock');
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      const handle = await open(lock, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => unlink(lock).catch(() => undefined);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new StoreError(
+          `the embedded ledger in ${dataDir} is open in another Model Center process (pid ${owner}) — ask that process (GET /v1/spend/report), stop it first, or use PostgreSQL (MODELCENTER_LEDGER_URL) to share the ledger`,
+        );
+      }
+      await unlink(lock).catch(() => undefined);
+    }
+  }
+  throw new StoreError(
+    `cannot lock the embedded ledger in ${dataDir}; remove ${lock} if no Model Center runs`,
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { projectRoot } from '../shared/paths.js';
-import { StoreError, type Database } from './db.js';
+import { openDatabase, StoreError, type Database, type DatabaseOptions } from './db.js';
 
 /** The numbered SQL files in the repository: `NNN_name.sql`, applied in order, each once. */
 export function migrationsDir(): string {
@@ -60,4 +60,16 @@ export async function migrate(db: Database, migrations?: Migration[]): Promise<n
     );
   }
   return applied;
+}
+
+/** Opens the ledger database and brings its schema up to date. */
+export async function openLedger(options: DatabaseOptions): Promise<Database> {
+  const db = await openDatabase(options);
+  try {
+    await migrate(db);
+    return db;
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
 }

@@ -1,0 +1,95 @@
+import type { PolicySet } from '../policy/policy-set.js';
+import { describeError } from '../shared/errors.js';
+import type { Database } from '../store/db.js';
+import { pruneRawRows } from '../store/ledger.js';
+import {
+  budgetsFromPolicies,
+  checkBudgets,
+  type Alert,
+  type AlertSink,
+  type SpikeOptions,
+} from './budgets.js';
+import type { DeploymentCatalog } from './extract.js';
+import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
+
+export interface SpendServiceOptions {
+  db: Database;
+  spoolDir: string;
+  /** Called on every ingest run, so a new config's deployments are known at once. */
+  catalog: DeploymentCatalog;
+  /** The current policies (goals and budgets), or undefined when none are loaded. */
+  policies: () => Pick<PolicySet, 'goals' | 'budgets'> | undefined;
+  sink?: AlertSink;
+  log?: SpendLogger;
+  ingestIntervalMs?: number;
+  budgetIntervalMs?: number;
+  /** Raw rows older than this are deleted (rollups stay); undefined keeps them. */
+  retentionDays?: number;
+  spike?: SpikeOptions | false;
+  now?: () => Date;
+}
+
+export interface SpendService {
+  ingester: SpoolIngester;
+  /** Runs the budget and spike check now (after ingesting what the spool holds). */
+  checkNow(): Promise<Alert[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The controller's spend loop: ingest the spool every second, check budgets and spikes every
+ * budgetIntervalMs, prune raw rows past retention once an hour. Errors are logged and retried.
+ */
+export function startSpendService(options: SpendServiceOptions): SpendService {
+  const log = options.log ?? SILENT_LOGGER;
+  const ingester = new SpoolIngester({
+    db: options.db,
+    spoolDir: options.spoolDir,
+    catalog: options.catalog,
+    log,
+    intervalMs: options.ingestIntervalMs ?? 1000,
+  });
+  ingester.start();
+  const now = options.now ?? (() => new Date());
+  let checking: Promise<Alert[]> | undefined;
+  const check = async (): Promise<Alert[]> => {
+    await ingester.runOnce();
+    const policies = options.policies();
+    const alerts = await checkBudgets({
+      db: options.db,
+      budgets: policies ? budgetsFromPolicies(policies) : [],
+      sink: options.sink,
+      log,
+      now: now(),
+      spike: options.spike,
+    });
+    if (options.retentionDays !== undefined && Date.now() - lastPrune > 3600_000) {
+      lastPrune = Date.now();
+      const cutoff = new Date(now().getTime() - options.retentionDays * 86_400_000);
+      const pruned = await pruneRawRows(options.db, cutoff);
+      if (pruned > 0) log.info({ pruned, before: cutoff.toISOString() }, 'raw spend rows pruned');
+    }
+    return alerts;
+  };
+  let lastPrune = 0;
+  const checkNow = (): Promise<Alert[]> => {
+    checking ??= check().finally(() => {
+      checking = undefined;
+    });
+    return checking;
+  };
+  const timer = setInterval(() => {
+    checkNow().catch((error: unknown) =>
+      log.warn({ error: describeError(error) }, 'budget check failed; retrying'),
+    );
+  }, options.budgetIntervalMs ?? 30_000);
+  return {
+    ingester,
+    checkNow,
+    async stop() {
+      clearInterval(timer);
+      await checking?.catch(() => undefined);
+      await ingester.stop();
+    },
+  };
+}
