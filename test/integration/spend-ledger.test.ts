@@ -148,7 +148,7 @@ describe('spend ledger through the real LiteLLM', () => {
         tags: ['goal:q-report'],
       } as never)
       .withResponse();
-    for await (const _chunk of stream.data as AsyncIterable<unknown>) {
+    for await (const _chunk of stream.data as unknown as AsyncIterable<unknown>) {
       // drain
     }
     const callId = stream.response.headers.get('x-litellm-call-id')!;
