@@ -148,9 +148,9 @@ describe('spend ledger through the real LiteLLM', () => {
         tags: ['goal:q-report'],
       } as never)
       .withResponse();
-    for await (const _chunk of stream.data as unknown as AsyncIterable<unknown>) {
-      // drain
-    }
+    const chunks: unknown[] = [];
+    for await (const chunk of stream.data as unknown as AsyncIterable<unknown>) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(2);
     const callId = stream.response.headers.get('x-litellm-call-id')!;
     expect(await ingestUntil(ingest, 1)).toBe(1);
     const [row] = await rowsOfCall(db, callId);
