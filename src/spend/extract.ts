@@ -41,8 +41,8 @@ export function requestContext(payload: StandardLoggingPayload): Record<ContextK
       if (value) fromTags[key] = value;
     }
   }
-  const requester = payload.metadata?.requester_metadata ?? {};
-  const spendLogs = payload.metadata?.spend_logs_metadata ?? {};
+  const requester = mapOf(payload.metadata?.requester_metadata);
+  const spendLogs = mapOf(payload.metadata?.spend_logs_metadata);
   const pick = (key: ContextKey): string | null => {
     const value =
       fromTags[key] ?? textOf(requester[key]) ?? textOf(spendLogs[key]) ?? fallback(key, payload);
@@ -55,6 +55,12 @@ function fallback(key: ContextKey, payload: StandardLoggingPayload): string | un
   if (key === 'caller') return textOf(payload.metadata?.user_api_key_alias);
   if (key === 'conversation') return textOf(payload.session_id);
   return undefined;
+}
+
+function mapOf(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 function textOf(value: unknown): string | undefined {

@@ -3,13 +3,13 @@ import { DIMENSIONS } from '../store/ledger.js';
 
 /**
  * LiteLLM's StandardLoggingPayload (litellm-facts §3.2; litellm/types/utils.py in 1.104.0), loose:
- * only the fields the ledger reads are named, everything else passes through untouched.
+ * only the fields the ledger reads are named and checked; the rest is ignored (not copied: this
+ * runs for every spool line, so free-form maps stay `unknown` and are read with type guards).
  */
 const text = z.string().nullish();
 const count = z.number().nullish();
-const stringMap = z.record(z.string(), z.unknown()).nullish();
 
-export const standardLoggingPayloadSchema = z.looseObject({
+export const standardLoggingPayloadSchema = z.object({
   id: text,
   litellm_call_id: text,
   /** Older payloads and the generic_api docs call it call_id. */
@@ -33,13 +33,14 @@ export const standardLoggingPayloadSchema = z.looseObject({
   request_tags: z.array(z.unknown()).nullish(),
   end_user: text,
   error_information: z
-    .looseObject({ error_code: z.union([z.string(), z.number()]).nullish(), error_class: text })
+    .object({ error_code: z.union([z.string(), z.number()]).nullish(), error_class: text })
     .nullish(),
   metadata: z
-    .looseObject({
+    .object({
       user_api_key_alias: text,
-      requester_metadata: stringMap,
-      spend_logs_metadata: stringMap,
+      /** The request's own `metadata` (a map). */
+      requester_metadata: z.unknown().optional(),
+      spend_logs_metadata: z.unknown().optional(),
     })
     .nullish(),
 });
