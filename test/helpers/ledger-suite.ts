@@ -152,6 +152,26 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       expect(total.ttftP50Ms! / 98).toBeLessThan(1.13);
     });
 
+    it('gives the same measures from rollups and from raw rows', async () => {
+      const rows = Array.from({ length: 200 }, (_, i) =>
+        ledgerRowFixture({
+          callId: `s${i}`,
+          conversation: 'all',
+          latencyMs: 0.4 + i * i * 0.7,
+          ttftMs: i % 3 === 0 ? 1 + i * 1.5 : null,
+          status: i % 9 === 0 ? 'failure' : 'success',
+          cacheHit: i % 4 === 0,
+          startedAt: nowSeconds - 7200 - i * 60,
+        }),
+      );
+      await insertRows(db, rows);
+      const rollup = await spendReport(db, { since: '1d' }, { now: NOW });
+      const raw = await spendReport(db, { since: '1d', conversation: 'all' }, { now: NOW });
+      expect([rollup.source, raw.source]).toEqual(['rollup', 'raw']);
+      expect(raw.total).toEqual(rollup.total);
+      expect(rollup.total).toMatchObject({ requests: 200, errors: 23, cacheHitRate: 0.25 });
+    });
+
     it('groups by caller and day, and keeps requests outside the range out', async () => {
       const day = 24 * HOUR;
       await insertRows(db, [
