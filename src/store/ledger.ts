@@ -110,10 +110,10 @@ const INSERT_ROWS_KEYS = `
 const ROLLUP_KEYS = ['goal', 'caller', 'profile', 'deployment', 'model', 'provider'] as const;
 type RollupKey = (typeof ROLLUP_KEYS)[number];
 
-/** What one batch adds to one hourly rollup row. */
-export interface HourlyDelta {
-  /** Start of the hour, epoch ms. */
-  hour: number;
+/** What one batch adds to one rollup row (hourly or daily). */
+export interface RollupDelta {
+  /** Start of the hour or UTC day, epoch ms. */
+  start: number;
   keys: Record<RollupKey, string>;
   requests: number;
   errors: number;
@@ -125,11 +125,14 @@ export interface HourlyDelta {
   ttftHist: number[];
 }
 
-/** Rows → their sums per hour and rollup keys ('' for a missing key). Pure. */
-export function rollupDeltas(rows: readonly LedgerRow[]): HourlyDelta[] {
-  const deltas = new Map<string, HourlyDelta>();
+const HOUR_S = 3600;
+const DAY_S = 86_400;
+
+/** Rows → their sums per period (an hour or a UTC day) and rollup keys ('' for a missing key). Pure. */
+export function rollupDeltas(rows: readonly LedgerRow[], periodSeconds = HOUR_S): RollupDelta[] {
+  const deltas = new Map<string, RollupDelta>();
   for (const row of rows) {
-    const hour = Math.floor(row.startedAt / 3600) * 3600_000;
+    const start = Math.floor(row.startedAt / periodSeconds) * periodSeconds * 1000;
     const keys = {
       goal: row.goal ?? '',
       caller: row.caller ?? '',
@@ -138,11 +141,11 @@ export function rollupDeltas(rows: readonly LedgerRow[]): HourlyDelta[] {
       model: row.model ?? '',
       provider: row.provider ?? '',
     };
-    const id = `${hour}\u0000${ROLLUP_KEYS.map((k) => keys[k]).join('\u0000')}`;
+    const id = `${start}\u0000${ROLLUP_KEYS.map((k) => keys[k]).join('\u0000')}`;
     let delta = deltas.get(id);
     if (!delta) {
       delta = {
-        hour,
+        start,
         keys,
         requests: 0,
         errors: 0,
@@ -167,8 +170,8 @@ export function rollupDeltas(rows: readonly LedgerRow[]): HourlyDelta[] {
   return [...deltas.values()];
 }
 
-const UPSERT_HOURLY = `
-  INSERT INTO spend_hourly AS h (hour, ${ROLLUP_KEYS.join(', ')}, requests, errors, tokens_in,
+const upsertRollup = (table: 'spend_hourly' | 'spend_daily', time: 'hour' | 'day'): string => `
+  INSERT INTO ${table} AS h (${time}, ${ROLLUP_KEYS.join(', ')}, requests, errors, tokens_in,
     tokens_out, cost_usd, cache_hits, latency_hist, ttft_hist)
   SELECT to_timestamp(hour / 1000.0), ${ROLLUP_KEYS.join(', ')}, requests, errors, tokens_in,
     tokens_out, cost_usd, cache_hits, latency_hist::int[], ttft_hist::int[]
@@ -176,7 +179,7 @@ const UPSERT_HOURLY = `
     $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[], $13::int8[], $14::text[], $15::text[])
     AS u(hour, ${ROLLUP_KEYS.join(', ')}, requests, errors, tokens_in, tokens_out, cost_usd,
       cache_hits, latency_hist, ttft_hist)
-  ON CONFLICT (hour, ${ROLLUP_KEYS.join(', ')}) DO UPDATE SET
+  ON CONFLICT (${time}, ${ROLLUP_KEYS.join(', ')}) DO UPDATE SET
     requests = h.requests + excluded.requests,
     errors = h.errors + excluded.errors,
     tokens_in = h.tokens_in + excluded.tokens_in,
@@ -185,6 +188,8 @@ const UPSERT_HOURLY = `
     cache_hits = h.cache_hits + excluded.cache_hits,
     latency_hist = mc_int_array_add(h.latency_hist, excluded.latency_hist),
     ttft_hist = mc_int_array_add(h.ttft_hist, excluded.ttft_hist)`;
+const UPSERT_HOURLY = upsertRollup('spend_hourly', 'hour');
+const UPSERT_DAILY = upsertRollup('spend_daily', 'day');
 
 /**
  * Inserts rows, skipping any already in the ledger (same call, attempt start and status), and adds
@@ -208,9 +213,14 @@ export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Pro
     count === rows.length
       ? rows
       : rows.filter((r) => fresh.has(`${r.callId}|${r.status}|${Math.round(r.startedAt * 1e6)}`));
-  const deltas = rollupDeltas(added);
-  await db.query(UPSERT_HOURLY, [
-    deltas.map((d) => d.hour),
+  await upsertDeltas(db, UPSERT_HOURLY, rollupDeltas(added, HOUR_S));
+  await upsertDeltas(db, UPSERT_DAILY, rollupDeltas(added, DAY_S));
+  return count;
+}
+
+async function upsertDeltas(db: Queryable, sql: string, deltas: RollupDelta[]): Promise<void> {
+  await db.query(sql, [
+    deltas.map((d) => d.start),
     ...ROLLUP_KEYS.map((k) => deltas.map((d) => d.keys[k])),
     deltas.map((d) => d.requests),
     deltas.map((d) => d.errors),
@@ -221,7 +231,6 @@ export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Pro
     deltas.map((d) => `{${d.latencyHist.join(',')}}`),
     deltas.map((d) => `{${d.ttftHist.join(',')}}`),
   ]);
-  return count;
 }
 
 /** Epoch seconds → an exact timestamptz literal with microseconds (no float rounding in SQL). */
@@ -282,23 +291,60 @@ export async function callIdCounts(db: Queryable): Promise<Map<string, number>> 
   return new Map(rows.map((r) => [r.call_id, r.n]));
 }
 
-/** True when the report needs raw rows: conversation is not kept in the hourly rollups. */
+/** True when the report needs raw rows: conversation is not kept in the rollups. */
 export function needsRawRows(spec: ReportSpec): boolean {
   return spec.groupBy.includes('conversation') || spec.filters.conversation !== undefined;
 }
 
+const ROLLUP_COLUMNS = [
+  ...ROLLUP_KEYS,
+  'requests',
+  'errors',
+  'tokens_in',
+  'tokens_out',
+  'cost_usd',
+  'cache_hits',
+  'latency_hist',
+  'ttft_hist',
+].join(', ');
+
 /**
- * Sums the measures per group. From the hourly rollups (the range widened to whole hours) unless
- * the report groups or filters by conversation; then from raw rows, which only reach back as far
- * as the raw-row retention.
+ * The rollup rows covering [from, to) widened to whole hours: daily rows for the whole UTC days
+ * inside it, hourly rows for the partial days at either end (all hourly when grouping by hour).
+ * Each row's period start is `ts`.
+ */
+function rollupSource(spec: ReportSpec, params: unknown[]): string {
+  const hourMs = HOUR_S * 1000;
+  const dayMs = DAY_S * 1000;
+  const from = Math.floor(spec.from.getTime() / hourMs) * hourMs;
+  const to = spec.to.getTime();
+  const firstDay = Math.ceil(from / dayMs) * dayMs;
+  const lastDay = Math.floor(to / dayMs) * dayMs;
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  if (spec.groupBy.includes('hour') || firstDay >= lastDay) {
+    params.push(iso(from), iso(to));
+    return `(SELECT hour AS ts, ${ROLLUP_COLUMNS} FROM spend_hourly WHERE hour >= $1 AND hour < $2) AS src`;
+  }
+  params.push(iso(from), iso(firstDay), iso(lastDay), iso(to));
+  return `(SELECT day AS ts, ${ROLLUP_COLUMNS} FROM spend_daily WHERE day >= $2 AND day < $3
+           UNION ALL
+           SELECT hour AS ts, ${ROLLUP_COLUMNS} FROM spend_hourly
+           WHERE (hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4)) AS src`;
+}
+
+/**
+ * Sums the measures per group. From the rollups (daily for whole days, hourly for the rest; the
+ * range widened to whole hours) unless the report groups or filters by conversation; then from raw
+ * rows, which only reach back as far as the raw-row retention.
  */
 export async function queryReport(db: Queryable, spec: ReportSpec): Promise<ReportGroup[]> {
   const raw = needsRawRows(spec);
-  const params: unknown[] = [spec.from.toISOString(), spec.to.toISOString()];
-  const time = raw ? 'started_at' : 'hour';
-  const where = raw
-    ? ['started_at >= $1', 'started_at < $2']
-    : [`hour >= date_trunc('hour', $1::timestamptz)`, 'hour < $2'];
+  const params: unknown[] = [];
+  let source = 'spend_requests';
+  if (raw) params.push(spec.from.toISOString(), spec.to.toISOString());
+  else source = rollupSource(spec, params);
+  const time = raw ? 'started_at' : 'ts';
+  const where = raw ? ['started_at >= $1', 'started_at < $2'] : ['true'];
   for (const [dimension, values] of Object.entries(spec.filters)) {
     if (!values) continue;
     const column = dimension as FilterDimension;
@@ -341,7 +387,7 @@ export async function queryReport(db: Queryable, spec: ReportSpec): Promise<Repo
   const groupBy = spec.groupBy.length > 0 ? `GROUP BY ${keys.map((_, i) => i + 1).join(', ')}` : '';
   const sql = `
     SELECT ${[...keys, ...measures].join(', ')}
-    FROM ${raw ? 'spend_requests' : 'spend_hourly'}
+    FROM ${source}
     WHERE ${where.join(' AND ')}
     ${groupBy}`;
   const rows = await db.query<Record<string, unknown>>(sql, params);

@@ -63,7 +63,7 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       await migrate(db);
     });
     afterAll(() => db?.close());
-    beforeEach(() => db.exec('TRUNCATE spend_requests, spend_hourly, spend_alerts'));
+    beforeEach(() => db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily, spend_alerts'));
 
     it('answers "what did each goal cost, by model" with registered goals joined', async () => {
       const rows: LedgerRow[] = [];
@@ -170,6 +170,31 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       expect([rollup.source, raw.source]).toEqual(['rollup', 'raw']);
       expect(raw.total).toEqual(rollup.total);
       expect(rollup.total).toMatchObject({ requests: 200, errors: 23, cacheHitRate: 0.25 });
+    });
+
+    it('gives the same totals from daily and hourly rollups over ranges with partial days', async () => {
+      const rows = Array.from({ length: 300 }, (_, i) =>
+        ledgerRowFixture({
+          callId: `m${i}`,
+          goal: `g${i % 3}`,
+          startedAt: nowSeconds - i * 1800 - 60,
+          latencyMs: 50 + i,
+        }),
+      );
+      await insertRows(db, rows);
+      for (const since of ['5d', '3d', '30h']) {
+        const daily = await spendReport(db, { groupBy: 'goal', since, sort: 'key' }, { now: NOW });
+        const hourly = await spendReport(db, { groupBy: 'goal,hour', since }, { now: NOW });
+        const perGoal = new Map<string, number>();
+        for (const l of hourly.lines)
+          perGoal.set(l.keys.goal!, (perGoal.get(l.keys.goal!) ?? 0) + l.requests);
+        expect(daily.lines.map((l) => [l.keys.goal, l.requests])).toEqual(
+          [...perGoal].sort(([a], [b]) => a.localeCompare(b)),
+        );
+        expect(daily.total.latencyP95Ms).toBe(hourly.total.latencyP95Ms);
+      }
+      const all = await spendReport(db, { since: '10d' }, { now: NOW });
+      expect(all.total.requests).toBe(300);
     });
 
     it('groups by caller and day, and keeps requests outside the range out', async () => {

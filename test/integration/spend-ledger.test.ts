@@ -36,7 +36,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await ingestUntil(ingest, 0, 0); // whatever earlier tests left in the spool
-  await db.exec('TRUNCATE spend_requests, spend_hourly, spend_alerts');
+  await db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily, spend_alerts');
   for (const fake of [stack.fakes.openai, stack.fakes.groq, stack.fakes.ollama])
     fake.setFault(undefined);
 });

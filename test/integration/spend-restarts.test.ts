@@ -124,7 +124,7 @@ describe('spend ledger across restarts', () => {
     ingester.start();
     try {
       await ingester.runOnce(); // the previous test's records
-      await db.exec('TRUNCATE spend_requests, spend_hourly');
+      await db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily');
       const load = traffic();
       await sleep(1500);
       const before = load.succeeded.length;

@@ -21,7 +21,7 @@ afterAll(() => db.close());
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'modelcenter-spool-'));
-  await db.exec('TRUNCATE spend_requests, spend_hourly, spend_spool_offsets');
+  await db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily, spend_spool_offsets');
   options = { db, spoolDir: dir, catalog: deploymentCatalog(undefined) };
 });
 
