@@ -149,11 +149,26 @@ class SpoolWriter:
             except Exception as error:  # a payload that cannot be serialised is logged, not raised
                 self.write_errors += 1
                 self._warn("cannot serialise a spool record: %s", error)
-        if not lines:
-            return
+        # One write per group of lines that fits in the current file; rotate between groups.
+        group: list = []
+        group_bytes = 0
+        for line in lines:
+            if group and self._would_overflow(group_bytes + len(line)):
+                self._write_lines(group, group_bytes)
+                group, group_bytes = [], 0
+            group.append(line)
+            group_bytes += len(line)
+        if group:
+            self._write_lines(group, group_bytes)
+
+    def _would_overflow(self, incoming: int) -> bool:
+        current = self.size if self.fd is not None else 0
+        return current + incoming > self.max_bytes
+
+    def _write_lines(self, lines: list, length: int) -> None:
         data = b"".join(lines)
         try:
-            fd = self._file_for(len(data))
+            fd = self._file_for(length)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
