@@ -296,3 +296,45 @@ export class SpoolIngester {
     }, delay);
   }
 }
+
+/**
+ * The body LiteLLM's `generic_api` logger POSTs (litellm-facts §4.1): a JSON array of
+ * StandardLoggingPayloads (`json_array`), one per line (`ndjson`), or a single object (`single`).
+ * For the HTTP ingest route of deployments that cannot load the spool callback.
+ */
+export function parseGenericApiBody(text: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return Array.isArray(value) ? value : [value];
+  } catch {
+    return trimmed
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => {
+        try {
+          return JSON.parse(line) as unknown;
+        } catch {
+          return { unparsable: line.slice(0, 80) };
+        }
+      });
+  }
+}
+
+/** Inserts payloads received over HTTP; a batch sent twice is counted once. */
+export async function ingestPayloads(
+  db: Database,
+  payloads: readonly unknown[],
+  catalog: DeploymentCatalog,
+): Promise<Pick<IngestResult, 'inserted' | 'duplicates' | 'rejected'>> {
+  const rows: LedgerRow[] = [];
+  let rejected = 0;
+  for (const payload of payloads) {
+    const row = ledgerRow(payload, catalog);
+    if (isRejection(row)) rejected += 1;
+    else rows.push(row);
+  }
+  const inserted = await db.transaction((tx) => insertRows(tx, rows));
+  return { inserted, duplicates: rows.length - inserted, rejected };
+}

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deploymentCatalog } from '../../src/spend/extract.js';
-import { ingestOnce, type IngestOptions } from '../../src/spend/ingest.js';
+import {
+  ingestOnce,
+  ingestPayloads,
+  parseGenericApiBody,
+  type IngestOptions,
+} from '../../src/spend/ingest.js';
 import { openDatabase, type Database } from '../../src/store/db.js';
 import { callIdCounts, rowsOfCall } from '../../src/store/ledger.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -105,5 +110,31 @@ describe('spool ingestion', () => {
       raw.map((r) => [r.goal, r.n, r.errors]),
     );
     expect(raw.map((r) => r.n)).toEqual([17, 17, 16]);
+  });
+});
+
+describe('generic_api ingest bodies', () => {
+  it('accepts json_array, ndjson and single bodies, and counts a resent batch once', async () => {
+    const a = payload('ga-1');
+    const b = payload('ga-2', { status: 'failure', error_information: { error_class: 'Timeout' } });
+    expect(parseGenericApiBody(JSON.stringify([a, b]))).toHaveLength(2);
+    expect(parseGenericApiBody(`${JSON.stringify(a)}\n${JSON.stringify(b)}\n`)).toHaveLength(2);
+    expect(parseGenericApiBody(JSON.stringify(a))).toHaveLength(1);
+    const catalog = deploymentCatalog(undefined);
+    const batch = parseGenericApiBody(`${JSON.stringify(a)}\n${JSON.stringify(b)}\nnot json\n`);
+    expect(await ingestPayloads(db, batch, catalog)).toEqual({
+      inserted: 2,
+      duplicates: 0,
+      rejected: 1,
+    });
+    expect(await ingestPayloads(db, batch, catalog)).toEqual({
+      inserted: 0,
+      duplicates: 2,
+      rejected: 1,
+    });
+    expect((await rowsOfCall(db, 'ga-2'))[0]).toMatchObject({
+      status: 'failure',
+      error_class: 'Timeout',
+    });
   });
 });
