@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import type { GitState } from '../gitstate/git-state.js';
+import type { Drift, GitState } from '../gitstate/git-state.js';
+import { createTwoFilesPatch } from 'diff';
 import { sha256 } from '../gitstate/git-state.js';
 import { applyCommitMessage, rollbackCommitMessage } from '../gitstate/messages.js';
 import { formatProblem } from '../policy/problems.js';
@@ -24,6 +25,25 @@ export interface ApplyReport {
   verify?: VerifyReport;
   /** LiteLLM's last lines when it failed to start, secrets masked. */
   litellmOutput?: string;
+}
+
+export interface Plan {
+  valid: boolean;
+  problems: string[];
+  warnings: string[];
+  /** The rendered config differs from the committed one. */
+  changed: boolean;
+  added: string[];
+  removed: string[];
+  /** Unified diff of the generated file, committed → planned. */
+  diff: string;
+  drift: Drift;
+}
+
+export interface DriftReport extends Drift {
+  /** What the live instances serve against the committed deployment set. */
+  live: VerifyReport;
+  drifted: boolean;
 }
 
 export interface ControllerOptions {
@@ -55,6 +75,58 @@ export class Controller {
 
   apply(opts: { force?: boolean; reload?: boolean } = {}): Promise<ApplyReport> {
     return this.lock.run(() => this.applyLocked(opts));
+  }
+
+  /** Resolves once every mutation queued so far has finished. */
+  idle(): Promise<void> {
+    return this.lock.settled();
+  }
+
+  /** What an apply would do now, without doing it: problems, drift, deployments added/removed. */
+  async plan(): Promise<Plan> {
+    const { state, policiesDir } = this.options;
+    const build = await buildFromDir(policiesDir);
+    const committed = await state.committedConfig();
+    const drift = await state.drift();
+    const base = {
+      problems: build.findings.errors.map(formatProblem),
+      warnings: build.findings.warnings.map(formatProblem),
+      drift,
+    };
+    if (!build.yaml || !build.config) {
+      return { ...base, valid: false, changed: false, added: [], removed: [], diff: '' };
+    }
+    const change = changeBetween(parseConfig(committed), build.config);
+    return {
+      ...base,
+      valid: true,
+      changed: committed !== build.yaml,
+      ...change,
+      diff:
+        committed === build.yaml
+          ? ''
+          : createTwoFilesPatch(
+              state.configPath,
+              `${state.configPath} (planned)`,
+              committed ?? '',
+              build.yaml,
+            ),
+    };
+  }
+
+  /** Drift now: hand edits or foreign commits of the generated file, and live instances that do not serve the committed set. */
+  async driftCheck(): Promise<DriftReport> {
+    const { state } = this.options;
+    const files = await state.drift();
+    const live = await this.verify(deploymentIds(parseConfig(await state.committedConfig())));
+    return {
+      ...files,
+      live,
+      drifted:
+        files.workingTreeEdited ||
+        files.foreignCommit !== undefined ||
+        (this.options.strategy.instances().length > 0 && !live.ok),
+    };
   }
 
   rollback(to?: string): Promise<ApplyReport> {
@@ -165,6 +237,12 @@ export class Controller {
     return this.reloadAndVerify(commit, text, 'rollback');
   }
 
+  /** Every instance serves exactly `intended`, besides what the strategy says it does not own. */
+  private verify(intended: readonly string[]): Promise<VerifyReport> {
+    const { strategy } = this.options;
+    return verifyInstances(strategy.instances(), intended, strategy.ownedElsewhere?.bind(strategy));
+  }
+
   /** Reload `text` (committed as `commit`), verify; on failure restore last-known-good and verify that. */
   private async reloadAndVerify(commit: string, text: string, why: string): Promise<ApplyReport> {
     const { state, strategy } = this.options;
@@ -180,9 +258,9 @@ export class Controller {
     let output: string | undefined;
     let verify: VerifyReport | undefined;
     try {
-      await strategy.reload(state.configFile);
+      await strategy.reload(state.configFile, intended);
       await this.options.onStep?.('reloaded');
-      verify = await verifyInstances(strategy.instances(), intended);
+      verify = await this.verify(intended);
       if (!verify.ok) failure = `verification failed: ${describeVerify(verify)}`;
     } catch (error) {
       failure =
@@ -228,11 +306,9 @@ export class Controller {
     );
     const problems = [cause];
     try {
-      await strategy.reload(state.configFile);
-      const again = await verifyInstances(
-        strategy.instances(),
-        deploymentIds(parseConfig(lkgText)),
-      );
+      const lkgIds = deploymentIds(parseConfig(lkgText));
+      await strategy.reload(state.configFile, lkgIds);
+      const again = await this.verify(lkgIds);
       if (!again.ok)
         problems.push(`last-known-good did not verify either: ${describeVerify(again)}`);
     } catch (error) {

@@ -27,6 +27,11 @@ export class MutationLock {
     return next;
   }
 
+  /** Resolves when every call queued so far has finished (whatever its outcome). */
+  async settled(): Promise<void> {
+    await this.tail;
+  }
+
   private async acquire(): Promise<void> {
     await mkdir(path.dirname(this.file), { recursive: true });
     for (let attempt = 0; attempt < 2; attempt++) {

@@ -10,7 +10,7 @@ import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { spendCommand } from './spend.js';
 import { statusCommand } from './status.js';
-import { upCommand } from './up.js';
+import { remoteCommand, serveCommand } from './serve.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -25,8 +25,14 @@ Commands:
   render   [--policies DIR] [--out FILE]  print (or write) the LiteLLM config.yaml
   diff     [--policies DIR] [--config FILE] [--exit-code]
                                           compare the rendered config with the file on disk
-  up       [--policies DIR] [--port N]    validate, render and serve the config with the pinned LiteLLM
-                                          (foreground; Ctrl-C stops it)
+  serve                                   the controller: commit, serve and verify the policies with
+                                          LiteLLM, apply every policy commit, HTTP API, scheduled jobs
+                                          (foreground; Ctrl-C stops it; settings from env, see README)
+  up                                      same as serve
+  apply    [--force]                      ask the running service to apply the policies now
+  plan                                    ask the running service what an apply would change
+  reload                                  reload and verify the current config on every instance
+  rollback [--to COMMIT]                  return to last-known-good or an earlier generated commit
   status   [--format text|json]           generated commit, last-known-good, drift, and what each
                                           LiteLLM instance serves (MODELCENTER_LITELLM_URLS)
   schema   [--out FILE]                   print the policy JSON Schema for editors
@@ -36,7 +42,8 @@ Commands:
 Options:
   --policies DIR   policy directory (default: policies, or MODELCENTER_POLICIES)
   --config FILE    LiteLLM config path (default: litellm/config.yaml, or MODELCENTER_CONFIG)
-  --format FMT     validate output: text (default) or json
+  --format FMT     validate/status/apply output: text (default) or json
+  --force          apply over a hand-edited generated file
 
 Exit codes: 0 ok, 1 invalid input, 2 operational failure, 3 changes present (diff --exit-code).
 `;
@@ -71,6 +78,8 @@ export async function runCli(
         format: { type: 'string', default: 'text' },
         'exit-code': { type: 'boolean', default: false },
         port: { type: 'string', default: '4000' },
+        force: { type: 'boolean', default: false },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -96,24 +105,34 @@ export async function runCli(
         return await renderCommand(policies, values.out ? resolve(values.out) : undefined, io);
       case 'diff':
         return await diffCommand(policies, configFile, values['exit-code'], io);
-      case 'up': {
-        const port = Number(values.port);
-        if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-          io.stderr(`modelcenter: --port must be a TCP port number, not "${values.port}"\n`);
-          return EXIT.invalidInput;
-        }
-        return await upCommand(
+      case 'serve':
+      case 'up':
+        return await serveCommand(
           {
-            policies,
-            configFile,
-            port,
-            stateDir: resolve(env.MODELCENTER_STATE_DIR ?? '.modelcenter'),
-            env,
+            env: {
+              ...env,
+              ...(values.policies && { MODELCENTER_POLICIES: values.policies }),
+              ...(values.config && { MODELCENTER_CONFIG: values.config }),
+            },
             until: stopSignal(),
           },
           io,
         );
-      }
+      case 'apply':
+      case 'plan':
+      case 'reload':
+      case 'rollback':
+        return await remoteCommand(
+          command,
+          command === 'apply'
+            ? { force: values.force }
+            : command === 'rollback' && values.to
+              ? { to: values.to }
+              : {},
+          env,
+          io,
+          values.format === 'json',
+        );
       case 'status':
         return await statusCommand(
           {

@@ -64,6 +64,14 @@ export class GitState {
     }
   }
 
+  /** The last commit that changed the generated file. */
+  async lastConfigCommit(): Promise<string | undefined> {
+    const out = await this.git
+      .raw(['log', '-1', '--format=%H', '--', this.configPath])
+      .catch(() => '');
+    return out.trim() || undefined;
+  }
+
   /** The last commit that touched `dir` (the policies), and whether it has uncommitted changes. */
   async provenance(dir: string): Promise<{ commit: string | undefined; dirty: boolean }> {
     const relative = path.relative(this.repoDir, dir) || '.';
@@ -92,7 +100,8 @@ export class GitState {
     const committed = await this.committedConfig();
     if (committed === text) {
       if ((await this.workingConfig()) !== text) await writeFileAtomically(this.configFile, text);
-      return { commit: (await this.head())!, changed: false };
+      // The commit that made this content, not HEAD: later policy commits did not change it.
+      return { commit: (await this.lastConfigCommit()) ?? (await this.head())!, changed: false };
     }
     await writeFileAtomically(this.configFile, text);
     try {

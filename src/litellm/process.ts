@@ -28,6 +28,8 @@ export interface StartOptions {
   binary?: string;
   /** Where the spool callback writes request records (default: .modelcenter/spool under the cwd). */
   spoolDir?: string;
+  /** Called with the pid as soon as the process is spawned (for orphan clean-up after a crash). */
+  onSpawn?: (pid: number, port: number) => void | Promise<void>;
 }
 
 export interface RunningLiteLLM {
@@ -64,8 +66,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLLM> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? (await freePort(host));
-  const secrets = [options.masterKey, ...Object.values(options.env ?? {}).filter((v) => v.length >= 8)];
-  const mask = (text: string): string => secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
+  const secrets = [
+    options.masterKey,
+    ...Object.values(options.env ?? {}).filter((v) => v.length >= 8),
+  ];
+  const mask = (text: string): string =>
+    secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
 
   const child: ChildProcess = spawn(
     options.binary ?? litellmBinary(),
@@ -84,6 +90,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  if (child.pid) await options.onSpawn?.(child.pid, port);
   let log = '';
   const append = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-200_000);
@@ -113,7 +120,10 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const deadline = Date.now() + (options.readinessTimeoutMs ?? 90_000);
   for (;;) {
     if (done) {
-      throw new LiteLLMStartError(`LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`, tail(output()));
+      throw new LiteLLMStartError(
+        `LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`,
+        tail(output()),
+      );
     }
     try {
       await client.readiness();
@@ -123,7 +133,10 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new LiteLLMStartError(`LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`, tail(output()));
+      throw new LiteLLMStartError(
+        `LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`,
+        tail(output()),
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -144,7 +157,10 @@ function tail(text: string, lines = 40): string {
 
 /** The most telling line of a failed start: the last exception, else the last line. */
 function lastError(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const error = [...lines].reverse().find((l) => /(Error|Exception)\b.*:/.test(l));
   return (error ?? lines.at(-1) ?? 'no output').slice(0, 500);
 }

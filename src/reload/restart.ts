@@ -1,7 +1,9 @@
+import path from 'node:path';
 import { LiteLLMStartError } from '../litellm/errors.js';
 import type { LiteLLMClient } from '../litellm/client.js';
 import { startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
+import { ChildRegistry } from './children.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 
 export interface RestartOptions {
@@ -12,6 +14,8 @@ export interface RestartOptions {
   binary?: string;
   /** Passed to LiteLLM's spool callback (see StartOptions.spoolDir). */
   spoolDir?: string;
+  /** Where the record of started processes lives, so a restart after kill -9 stops orphans. */
+  stateDir?: string;
 }
 
 /**
@@ -21,17 +25,34 @@ export interface RestartOptions {
 export class RestartStrategy implements ReloadStrategy {
   readonly name = 'restart' as const;
   private running: RunningLiteLLM | undefined;
+  private readonly children: ChildRegistry | undefined;
+  private reaped = false;
 
-  constructor(private readonly options: RestartOptions) {}
+  constructor(private readonly options: RestartOptions) {
+    if (options.stateDir) {
+      this.children = new ChildRegistry(path.join(options.stateDir, 'children.json'));
+    }
+  }
 
   async reload(configFile: string): Promise<void> {
     await this.running?.stop();
+    if (this.running) await this.children?.forget(this.running.pid);
     this.running = undefined;
+    if (!this.reaped) {
+      await this.children?.reapOrphans();
+      this.reaped = true;
+    }
     try {
       this.running = await startLiteLLM({
         configPath: configFile,
-        ...this.options,
+        masterKey: this.options.masterKey,
+        env: this.options.env,
         port: this.options.port,
+        ...(this.options.readinessTimeoutMs !== undefined && {
+          readinessTimeoutMs: this.options.readinessTimeoutMs,
+        }),
+        ...(this.options.binary && { binary: this.options.binary }),
+        onSpawn: (pid, port) => this.children?.record(pid, `--port ${port}`),
       });
     } catch (error) {
       if (error instanceof LiteLLMStartError) throw new ReloadError(error.message, error.output);
@@ -50,6 +71,7 @@ export class RestartStrategy implements ReloadStrategy {
 
   async stop(): Promise<void> {
     await this.running?.stop();
+    if (this.running) await this.children?.forget(this.running.pid);
     this.running = undefined;
   }
 }

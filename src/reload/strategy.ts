@@ -1,4 +1,4 @@
-import type { LiteLLMClient } from '../litellm/client.js';
+import type { DeploymentRef, LiteLLMClient } from '../litellm/client.js';
 import { ModelCenterError } from '../shared/errors.js';
 
 export class ReloadError extends ModelCenterError {
@@ -14,9 +14,17 @@ export class ReloadError extends ModelCenterError {
 /** How a new config file reaches the LiteLLM instances. Every strategy ends in `verify`. */
 export interface ReloadStrategy {
   readonly name: 'restart' | 'blue-green' | 'admin-api';
-  /** Make every instance load `configFile`. Throws ReloadError when an instance cannot. */
-  reload(configFile: string): Promise<void>;
+  /**
+   * Make every instance load `configFile`, whose deployment ids are `intended` (a strategy may
+   * verify a new instance before it takes traffic). Throws ReloadError when an instance cannot.
+   */
+  reload(configFile: string, intended: readonly string[]): Promise<void>;
   /** Clients for every instance, to verify. */
   instances(): LiteLLMClient[];
+  /**
+   * A served deployment this strategy does not own, which verify leaves out (admin-api: each
+   * instance's own config.yaml models). Without it, every served deployment must be intended.
+   */
+  ownedElsewhere?(deployment: DeploymentRef): boolean;
   stop(): Promise<void>;
 }

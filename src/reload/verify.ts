@@ -1,4 +1,4 @@
-import type { LiteLLMClient } from '../litellm/client.js';
+import type { DeploymentRef, LiteLLMClient } from '../litellm/client.js';
 import { describeError } from '../shared/errors.js';
 
 export interface InstanceCheck {
@@ -16,17 +16,22 @@ export interface VerifyReport {
   instances: InstanceCheck[];
 }
 
-/** Every instance answers readiness and serves exactly the intended deployment ids. */
+/**
+ * Every instance answers readiness and serves exactly the intended deployment ids, leaving out
+ * those `ownedElsewhere` says the strategy does not own.
+ */
 export async function verifyInstances(
   clients: readonly LiteLLMClient[],
   intended: readonly string[],
+  ownedElsewhere?: (deployment: DeploymentRef) => boolean,
 ): Promise<VerifyReport> {
   const want = new Set(intended);
   const instances = await Promise.all(
     clients.map(async (client): Promise<InstanceCheck> => {
       try {
         await client.readiness();
-        const served = new Set((await client.deployments()).map((d) => d.id));
+        const deployments = await client.deployments();
+        const served = new Set(deployments.filter((d) => !ownedElsewhere?.(d)).map((d) => d.id));
         return {
           url: client.baseUrl,
           ready: true,

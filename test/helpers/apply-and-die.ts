@@ -1,17 +1,23 @@
 /**
- * A controller process that is killed with SIGKILL right after the generated commit, before any
- * reload or verify: what a crash mid-apply leaves behind. Used by the recovery test.
- * argv: <repo> <port>; keys come from the environment.
+ * A controller process that is killed with SIGKILL right after one apply step: `committed` (before
+ * any reload) or `reloaded` (LiteLLM runs on the new config, nothing verified, and the killed
+ * controller leaves that LiteLLM behind holding the port). Used by the recovery test.
+ * argv: <repo> <port> <step>; keys come from the environment.
  */
-import { repoController } from './controller.js';
+import { repoController, stateDirOf } from './controller.js';
 
-const [repo = '', port = '0'] = process.argv.slice(2);
+const [repo = '', port = '0', at = 'committed'] = process.argv.slice(2);
 const env = process.env as Record<string, string>;
 const { controller } = await repoController(
   repo,
-  { port: Number(port), masterKey: env.LITELLM_MASTER_KEY ?? '', env: {} },
+  {
+    port: Number(port),
+    masterKey: env.LITELLM_MASTER_KEY ?? '',
+    env: JSON.parse(env.PROVIDER_ENV ?? '{}') as Record<string, string>,
+    stateDir: stateDirOf(repo),
+  },
   (step) => {
-    if (step === 'committed') process.kill(process.pid, 'SIGKILL');
+    if (step === at) process.kill(process.pid, 'SIGKILL');
   },
 );
 await controller.apply();

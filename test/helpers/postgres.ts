@@ -13,7 +13,7 @@ export interface PostgresCluster {
   stop(): Promise<void>;
 }
 
-/** The newest Debian PostgreSQL bin directory (installed by .ci/postgres.sh), or MODELCENTER_PG_BIN. */
+/** The newest Debian PostgreSQL bin directory (installed by .ci/install-system-packages.sh), or MODELCENTER_PG_BIN. */
 export function postgresBin(): string {
   if (process.env.MODELCENTER_PG_BIN) return process.env.MODELCENTER_PG_BIN;
   const root = '/usr/lib/postgresql';
@@ -24,7 +24,7 @@ export function postgresBin(): string {
     : [];
   if (versions.length === 0)
     throw new Error(
-      'PostgreSQL is not installed: run bash .ci/postgres.sh (apt-get install postgresql)',
+      'PostgreSQL is not installed: run bash .ci/install-system-packages.sh (apt-get install postgresql)',
     );
   return path.join(root, versions[0]!, 'bin');
 }

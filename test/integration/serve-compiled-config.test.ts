@@ -29,6 +29,7 @@ describe('a compiled config served by the real LiteLLM', () => {
     const compiled = stack.config.model_list.map((d) => ({
       modelName: d.model_name,
       id: d.model_info.id,
+      dbModel: false, // loaded from config.yaml, not from a database
     }));
     const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
     expect(served.sort(byId)).toEqual(compiled.sort(byId));

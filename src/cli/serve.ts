@@ -1,0 +1,120 @@
+import path from 'node:path';
+import { createLogger } from '../log/logger.js';
+import { ServiceStartError, startService } from '../main.js';
+import { loadSettings, SettingsError } from '../settings/settings.js';
+import { readIfExists } from '../shared/fs.js';
+import { EXIT, type ExitCode } from './exit-codes.js';
+import type { CliIo } from './run.js';
+
+export interface ServeOptions {
+  env: NodeJS.ProcessEnv;
+  /** Resolves when the service should stop (SIGINT/SIGTERM in the real CLI). */
+  until: Promise<void>;
+  /** Where logs go (JSON lines); stdout in the real CLI. */
+  logTo?: NodeJS.WritableStream;
+}
+
+/** `modelcenter serve`: the long-running controller, until `until` resolves. */
+export async function serveCommand(options: ServeOptions, io: CliIo): Promise<ExitCode> {
+  let settings;
+  try {
+    settings = await loadSettings(options.env, io.cwd);
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      io.stderr(`modelcenter: ${error.message}\n`);
+      return EXIT.invalidInput;
+    }
+    throw error;
+  }
+  const log = createLogger({
+    level: settings.logLevel,
+    ...(options.logTo && { destination: options.logTo }),
+  });
+  let service;
+  try {
+    service = await startService(settings, options.env, log);
+  } catch (error) {
+    if (error instanceof ServiceStartError) {
+      io.stderr(`modelcenter: ${error.message}\n`);
+      return error.kind === 'invalid' ? EXIT.invalidInput : EXIT.operationalFailure;
+    }
+    throw error;
+  }
+  io.stderr(
+    `modelcenter: LiteLLM at ${service.litellmUrl ?? '(external)'}, API at ${service.apiUrl} (token: ${
+      settings.adminTokens.length > 0
+        ? 'MODELCENTER_ADMIN_TOKENS'
+        : path.join(settings.stateDir, 'api-token')
+    })\n`,
+  );
+  await options.until;
+  await service.stop();
+  return EXIT.ok;
+}
+
+/** `apply`, `rollback`, `plan`, `reload`: ask the running service over its API. */
+export async function remoteCommand(
+  command: 'apply' | 'rollback' | 'plan' | 'reload',
+  body: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  json: boolean,
+): Promise<ExitCode> {
+  const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
+  const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
+  const token =
+    env.MODELCENTER_TOKEN ?? (await readIfExists(path.join(stateDir, 'api-token')))?.trim();
+  if (!token) {
+    io.stderr(
+      `modelcenter: no API token — set MODELCENTER_TOKEN (an admin token of the running service)\n`,
+    );
+    return EXIT.invalidInput;
+  }
+  let response: Response;
+  try {
+    response = await fetch(`${base}/v1/${command}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30 * 60_000),
+    });
+  } catch (error) {
+    io.stderr(
+      `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
+    );
+    return EXIT.operationalFailure;
+  }
+  const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (json) io.stdout(`${JSON.stringify(answer, null, 2)}\n`);
+  const error = answer.error as { message?: string } | undefined;
+  if (error) {
+    io.stderr(`modelcenter: ${error.message ?? response.statusText}\n`);
+    return response.status === 401 || response.status === 403 || response.status === 400
+      ? EXIT.invalidInput
+      : EXIT.operationalFailure;
+  }
+  if (!json) printAnswer(command, answer, io);
+  if (command === 'plan') {
+    if (answer.valid === false) return EXIT.invalidInput;
+    return answer.changed ? EXIT.changesPresent : EXIT.ok;
+  }
+  if (answer.outcome === 'invalid' || answer.outcome === 'drift') return EXIT.invalidInput;
+  return response.ok ? EXIT.ok : EXIT.operationalFailure;
+}
+
+function printAnswer(command: string, answer: Record<string, unknown>, io: CliIo): void {
+  const problems = (answer.problems as string[] | undefined) ?? [];
+  if (command === 'plan') {
+    for (const p of problems) io.stderr(`error: ${p}\n`);
+    if (answer.valid === false) return;
+    if (!answer.changed) io.stdout('no changes: the committed config matches the policies\n');
+    else io.stdout(String(answer.diff));
+    return;
+  }
+  const commit = typeof answer.commit === 'string' ? ` ${answer.commit.slice(0, 12)}` : '';
+  io.stdout(`${command}: ${String(answer.outcome)}${commit}\n`);
+  for (const p of problems) io.stderr(`  ${p}\n`);
+  if (typeof answer.litellmOutput === 'string' && answer.outcome !== 'applied') {
+    io.stderr(`LiteLLM said:\n${answer.litellmOutput}\n`);
+  }
+}
