@@ -1,9 +1,9 @@
 /**
  * LiteLLM throughput through a fake upstream with the spool callback on and off, same run
- * (goal: on ≥ 97% of off). One LiteLLM worker, 8 concurrent clients, alternating off/on rounds
- * so machine noise hits both alike; the spool written during the "on" rounds is checked to hold
- * one line per request.
- * Run: npx tsx bench/spool-overhead.ts [seconds per round=15] [rounds=2]
+ * (goal: on ≥ 97% of off). Two LiteLLM instances (one worker each) run side by side, measured in
+ * short alternating windows with 8 clients; the spool of the "on" instance is checked to hold
+ * one line per answered request.
+ * Run: npx tsx bench/spool-overhead.ts [seconds per window=3] [paired windows=10]
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,8 +15,8 @@ import { startLiteLLM } from '../src/litellm/process.js';
 import { startOpenAIFake } from '../test/fakes/openai.js';
 import { testKey } from '../test/helpers/secrets.js';
 
-const seconds = Number(process.argv[2] ?? 15);
-const rounds = Number(process.argv[3] ?? 2);
+const seconds = Number(process.argv[2] ?? 3);
+const rounds = Number(process.argv[3] ?? 10);
 const concurrency = 8;
 
 await ensureLiteLLMInstalled();
@@ -44,43 +44,51 @@ if (!build.config) throw new Error('bench policies do not compile');
 const onConfig = path.join(dir, 'on.yaml');
 const offConfig = path.join(dir, 'off.yaml');
 await writeFile(onConfig, render(build.config));
-const off = structuredClone(build.config);
-delete off.litellm_settings.callbacks;
-await writeFile(offConfig, render(off));
+const offSettings = structuredClone(build.config);
+delete offSettings.litellm_settings.callbacks;
+await writeFile(offConfig, render(offSettings));
 
-async function measure(configPath: string): Promise<{ rps: number; requests: number }> {
+interface Instance {
+  label: 'on' | 'off';
+  url: string;
+  requests: number;
+  seconds: number;
+  stop(): Promise<void>;
+}
+
+async function start(label: Instance['label'], configPath: string): Promise<Instance> {
   const litellm = await startLiteLLM({ configPath, masterKey: master, spoolDir });
-  try {
-    const send = async (): Promise<void> => {
-      const response = await fetch(`${litellm.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'gpt-mini',
-          messages: [{ role: 'user', content: 'hello' }],
-          tags: ['goal:bench', 'caller:bench'],
-        }),
-      });
-      await response.arrayBuffer();
-      if (!response.ok) throw new Error(`LiteLLM answered ${response.status}`);
-    };
-    const warmUntil = Date.now() + 3000;
-    while (Date.now() < warmUntil) await send();
-    let requests = 0;
-    const start = performance.now();
-    const end = Date.now() + seconds * 1000;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (Date.now() < end) {
-          await send();
-          requests += 1;
-        }
-      }),
-    );
-    return { rps: requests / ((performance.now() - start) / 1000), requests };
-  } finally {
-    await litellm.stop();
-  }
+  return { label, url: litellm.url, requests: 0, seconds: 0, stop: () => litellm.stop() };
+}
+
+async function send(instance: Instance): Promise<void> {
+  const response = await fetch(`${instance.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'gpt-mini',
+      messages: [{ role: 'user', content: 'hello' }],
+      tags: ['goal:bench', 'caller:bench'],
+    }),
+  });
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`LiteLLM answered ${response.status}`);
+  instance.requests += 1;
+}
+
+/** `concurrency` clients against one instance for `seconds`; returns requests per second. */
+async function window(instance: Instance, seconds: number): Promise<number> {
+  const before = instance.requests;
+  const started = performance.now();
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) await send(instance);
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  instance.seconds += elapsed;
+  return (instance.requests - before) / elapsed;
 }
 
 async function spoolLines(): Promise<number> {
@@ -90,26 +98,40 @@ async function spoolLines(): Promise<number> {
   return lines;
 }
 
+// Both instances run side by side; short alternating windows expose them to the same machine
+// noise (this machine is shared), and the order alternates so neither always goes first.
+const on = await start('on', onConfig);
+const off = await start('off', offConfig);
 try {
-  const offRates: number[] = [];
-  const onRates: number[] = [];
-  for (let round = 1; round <= rounds; round += 1) {
-    const a = await measure(offConfig);
-    offRates.push(a.rps);
-    const linesBefore = await spoolLines();
-    const b = await measure(onConfig);
-    onRates.push(b.rps);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const written = (await spoolLines()) - linesBefore;
-    console.log(
-      `round ${round}: off ${a.rps.toFixed(1)} req/s, on ${b.rps.toFixed(1)} req/s (${((b.rps / a.rps) * 100).toFixed(1)}%); spool lines written in the on round: ${written} (≥ ${b.requests} measured requests + warm-up)`,
-    );
+  for (const instance of [on, off]) await window(instance, 3); // warm-up
+  const measured = { on: { requests: 0, seconds: 0 }, off: { requests: 0, seconds: 0 } };
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds; round += 1) {
+    const order = round % 2 === 0 ? [off, on] : [on, off];
+    const rates: Record<string, number> = {};
+    for (const instance of order) {
+      const before = { requests: instance.requests, seconds: instance.seconds };
+      rates[instance.label] = await window(instance, seconds);
+      measured[instance.label].requests += instance.requests - before.requests;
+      measured[instance.label].seconds += instance.seconds - before.seconds;
+    }
+    ratios.push(rates.on! / rates.off!);
   }
-  const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+  await on.stop();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const lines = await spoolLines();
+  const rate = (m: { requests: number; seconds: number }): number => m.requests / m.seconds;
+  ratios.sort((a, b) => a - b);
   console.log(
-    `spool callback on: ${mean(onRates).toFixed(1)} req/s vs off: ${mean(offRates).toFixed(1)} req/s = ${((mean(onRates) / mean(offRates)) * 100).toFixed(1)}% (${rounds} rounds of ${seconds} s, ${concurrency} clients, 1 LiteLLM worker)`,
+    `spool callback on: ${rate(measured.on).toFixed(1)} req/s, off: ${rate(measured.off).toFixed(1)} req/s = ${((rate(measured.on) / rate(measured.off)) * 100).toFixed(1)}% ` +
+      `(median of ${rounds} paired windows: ${((ratios[Math.floor(rounds / 2)] ?? 0) * 100).toFixed(1)}%; ${rounds} × ${seconds} s windows each, ${concurrency} clients, 1 LiteLLM worker each)`,
+  );
+  console.log(
+    `spool lines written by the "on" instance: ${lines} for ${on.requests} answered requests${lines === on.requests ? ' (one each)' : ' (MISMATCH)'}`,
   );
 } finally {
+  await on.stop();
+  await off.stop();
   await fake.close();
   await rm(dir, { recursive: true, force: true });
 }
