@@ -115,6 +115,7 @@ export async function spendCommand(
         db,
         spoolDir: settings.spoolDir,
         catalog: deploymentCatalog(config),
+        finishedAfterMs: settings.spoolFinishedAfterMs,
       });
       io.stdout(
         `ingested ${result.inserted} new request record(s) from ${settings.spoolDir} (${result.duplicates} already in the ledger, ${result.rejected} unreadable line(s), ${result.removedFiles} finished file(s) removed)\n`,

@@ -11,6 +11,11 @@ export interface SpendSettings {
   spoolDir: string;
   webhook?: WebhookOptions;
   retentionDays: number;
+  /**
+   * A spool file unchanged this long is finished (LiteLLM's callback rotates at
+   * MODELCENTER_SPOOL_MAX_AGE_S, default 3600 s): its age limit plus 10 minutes.
+   */
+  spoolFinishedAfterMs: number;
 }
 
 export const DEFAULT_RETENTION = '90d';
@@ -36,5 +41,15 @@ export function spendSettings(env: NodeJS.ProcessEnv, stateDir: string): SpendSe
       },
     }),
     retentionDays: seconds / 86_400,
+    spoolFinishedAfterMs: (spoolMaxAgeSeconds(env) + 600) * 1000,
   };
+}
+
+function spoolMaxAgeSeconds(env: NodeJS.ProcessEnv): number {
+  const value = Number(env.MODELCENTER_SPOOL_MAX_AGE_S ?? 3600);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new ModelCenterError(
+      `MODELCENTER_SPOOL_MAX_AGE_S "${env.MODELCENTER_SPOOL_MAX_AGE_S}" is not a number of seconds — write e.g. 3600`,
+    );
+  return value;
 }

@@ -26,6 +26,8 @@ export interface SpendServiceOptions {
   /** Raw rows older than this are deleted (rollups stay); undefined keeps them. */
   retentionDays?: number;
   spike?: SpikeOptions | false;
+  /** See SpendSettings.spoolFinishedAfterMs. */
+  spoolFinishedAfterMs?: number;
   now?: () => Date;
 }
 
@@ -48,6 +50,9 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
     catalog: options.catalog,
     log,
     intervalMs: options.ingestIntervalMs ?? 1000,
+    ...(options.spoolFinishedAfterMs !== undefined && {
+      finishedAfterMs: options.spoolFinishedAfterMs,
+    }),
   });
   ingester.start();
   const now = options.now ?? (() => new Date());

@@ -24,10 +24,10 @@ CREATE TABLE spend_requests (
   trace_id      text,
   end_user      text,
   key_alias     text,
-  -- One attempt of one request: retries and fallbacks of a request share call_id.
-  PRIMARY KEY (call_id, started_at, status)
+  -- One attempt of one request (retries and fallbacks of a request share call_id). Time first, so
+  -- the key also serves time-range reads (raw reports, retention) without a second index.
+  PRIMARY KEY (started_at, call_id, status)
 );
-CREATE INDEX spend_requests_started_at ON spend_requests (started_at);
 
 -- Empty string, not NULL, for a missing dimension: the conflict target needs equal keys.
 CREATE TABLE spend_hourly (
