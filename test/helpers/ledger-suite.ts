@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFromTexts } from '../../src/compile/build.js';
+import { checkBudgets } from '../../src/spend/budgets.js';
 import { spendReport } from '../../src/spend/report.js';
 import type { Database } from '../../src/store/db.js';
 import { insertRows, pruneRawRows, type LedgerRow } from '../../src/store/ledger.js';
@@ -258,6 +259,51 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       expect(after.total.requests).toBe(2);
       const rollup = await spendReport(db, { since: '7d' }, { now: NOW });
       expect(rollup.total.requests).toBe(3);
+    });
+
+    it('raises one cost-spike alert for a caller burning tokens, once for that hour', async () => {
+      const hourStart = Math.floor(nowSeconds / HOUR) * HOUR - HOUR; // the last full hour
+      const rows: LedgerRow[] = [];
+      for (let h = 1; h <= 24; h += 1)
+        rows.push(
+          ledgerRowFixture({
+            callId: `base${h}`,
+            caller: 'rogue',
+            costUsd: 0.1,
+            startedAt: hourStart - h * HOUR + 10,
+          }),
+        );
+      for (let i = 0; i < 30; i += 1)
+        rows.push(
+          ledgerRowFixture({
+            callId: `burst${i}`,
+            caller: 'rogue',
+            costUsd: 0.1,
+            startedAt: hourStart + 60 + i,
+          }),
+        );
+      rows.push(
+        ledgerRowFixture({
+          callId: 'calm',
+          caller: 'steady',
+          costUsd: 0.2,
+          startedAt: hourStart + 5,
+        }),
+      );
+      await insertRows(db, rows);
+      const alerts = await checkBudgets({ db, budgets: [], now: NOW });
+      expect(alerts).toEqual([
+        {
+          type: 'cost-spike',
+          budget: 'spike:caller:rogue',
+          caller: 'rogue',
+          hourStart: new Date(hourStart * 1000).toISOString(),
+          spendUsd: expect.closeTo(3, 9) as number,
+          baselineUsdPerHour: expect.closeTo(0.1, 9) as number,
+          factor: 5,
+        },
+      ]);
+      expect(await checkBudgets({ db, budgets: [], now: NOW })).toEqual([]);
     });
 
     it('never counts the same attempt twice', async () => {
