@@ -18,6 +18,7 @@ import { CommandRestartStrategy } from './reload/command.js';
 import { RestartStrategy } from './reload/restart.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
+import { startControllerSpend, type ControllerSpend } from './spend/service.js';
 import { describeError, ModelCenterError } from './shared/errors.js';
 import { readIfExists, writeFileAtomically } from './shared/fs.js';
 import { PolicyWatcher } from './watch/policy-watcher.js';
@@ -33,6 +34,8 @@ export interface RunningService {
   strategy: ReloadStrategy;
   /** The first apply at start-up. */
   first: ApplyReport & { recovered: boolean };
+  /** The spend ledger (db for spendReport) and its ingestion/budget loop. */
+  spend: ControllerSpend;
   /** Graceful: stop taking requests, let a running apply finish, stop jobs and LiteLLM. */
   stop(): Promise<void>;
 }
@@ -122,6 +125,15 @@ export async function startService(
   const triggers = new Triggers(controller, settings, log.child({ subsystem: 'trigger' }), record);
   await triggers.start();
 
+  // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
+  const spend = await startControllerSpend({
+    stateDir: settings.stateDir,
+    env,
+    policiesDir: settings.policies,
+    configFile: settings.configFile,
+    log: log.child({ subsystem: 'spend' }),
+  });
+
   const service: ServiceApi = {
     status: async () => {
       const drift = await controller.driftCheck();
@@ -183,11 +195,12 @@ export async function startService(
       // A running apply finishes (its journal makes an abandoned one recoverable anyway).
       await Promise.race([controller.idle(), sleep(120_000)]);
       await strategy.stop();
+      await spend.stop();
       server.closeAllConnections();
       await closed;
       log.info({}, 'stopped');
     })());
-  return { apiUrl, litellmUrl, controller, strategy, first, stop };
+  return { apiUrl, litellmUrl, controller, strategy, first, spend, stop };
 }
 
 export class ServiceStartError extends ModelCenterError {

@@ -1,4 +1,11 @@
+import { parse } from 'yaml';
+import { buildFromDir } from '../compile/build.js';
+import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import type { PolicySet } from '../policy/policy-set.js';
+import { readIfExists } from '../shared/fs.js';
+import { openLedger } from '../store/migrate.js';
+import { spendSettings } from './config.js';
+import { webhookSink } from './webhook.js';
 import { describeError } from '../shared/errors.js';
 import type { Database } from '../store/db.js';
 import { pruneRawRows } from '../store/ledger.js';
@@ -9,7 +16,7 @@ import {
   type AlertSink,
   type SpikeOptions,
 } from './budgets.js';
-import type { DeploymentCatalog } from './extract.js';
+import { deploymentCatalog, type DeploymentCatalog } from './extract.js';
 import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
 
 export interface SpendServiceOptions {
@@ -26,6 +33,8 @@ export interface SpendServiceOptions {
   /** Raw rows older than this are deleted (rollups stay); undefined keeps them. */
   retentionDays?: number;
   spike?: SpikeOptions | false;
+  /** Runs before every budget check (the controller re-reads policies and config here). */
+  beforeCheck?: () => Promise<void>;
   /** See SpendSettings.spoolFinishedAfterMs. */
   spoolFinishedAfterMs?: number;
   now?: () => Date;
@@ -58,6 +67,7 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
   const now = options.now ?? (() => new Date());
   let checking: Promise<Alert[]> | undefined;
   const check = async (): Promise<Alert[]> => {
+    await options.beforeCheck?.();
     await ingester.runOnce();
     const policies = options.policies();
     const alerts = await checkBudgets({
@@ -95,6 +105,78 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
       clearInterval(timer);
       await checking?.catch(() => undefined);
       await ingester.stop();
+    },
+  };
+}
+
+export interface ControllerSpendOptions {
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Goals and budgets come from here (re-read on every budget check). */
+  policiesDir: string;
+  /** The generated LiteLLM config: deployment id → catalog model and policy provider. */
+  configFile: string;
+  log: SpendLogger;
+}
+
+export interface ControllerSpend {
+  db: Database;
+  service: SpendService;
+  stop(): Promise<void>;
+}
+
+/**
+ * The spend ledger as the controller runs it: settings from the environment (README), the ledger
+ * opened and migrated, ingestion every second, budgets and spikes every 30 s with alerts to the
+ * log and the webhook. The API's `GET /v1/spend/report` answers from `db` with spendReport().
+ */
+export async function startControllerSpend(
+  options: ControllerSpendOptions,
+): Promise<ControllerSpend> {
+  const settings = spendSettings(options.env, options.stateDir);
+  const db = await openLedger(settings.ledger);
+  let policies: PolicySet | undefined;
+  let catalog: DeploymentCatalog = deploymentCatalog(undefined);
+  const refresh = async (): Promise<void> => {
+    try {
+      policies = (await buildFromDir(options.policiesDir)).set;
+    } catch (error) {
+      options.log.warn({ error: describeError(error) }, 'policies unreadable; budgets unchanged');
+    }
+    const text = await readIfExists(options.configFile).catch(() => undefined);
+    if (text) catalog = deploymentCatalog(parse(text, { version: '1.1' }) as LiteLLMConfig);
+  };
+  await refresh();
+  const service = startSpendService({
+    db,
+    spoolDir: settings.spoolDir,
+    catalog: (id) => catalog(id),
+    policies: () => policies,
+    beforeCheck: refresh,
+    ...(settings.webhook && { sink: webhookSink(settings.webhook) }),
+    log: options.log,
+    retentionDays: settings.retentionDays,
+    spoolFinishedAfterMs: settings.spoolFinishedAfterMs,
+  });
+  options.log.info(
+    {
+      ledger: settings.ledger.url ? 'postgres' : settings.ledger.dataDir,
+      spool: settings.spoolDir,
+    },
+    'spend ledger ingesting',
+  );
+  return {
+    db,
+    service,
+    async stop() {
+      await service.stop();
+      // What LiteLLM wrote while it shut down.
+      await service.ingester
+        .runOnce()
+        .catch((error: unknown) =>
+          options.log.warn({ error: describeError(error) }, 'last spool ingestion failed'),
+        );
+      await db.close();
     },
   };
 }
