@@ -11,6 +11,8 @@ const adapters = [
   { name: 'pino', owner: 'src/log/logger.ts' },
   { name: 'pino-pretty', owner: 'src/log/logger.ts' },
   { name: 'prom-client', owner: 'src/metrics/**' },
+  { name: 'pg', owner: 'src/store/**' },
+  { name: '@electric-sql/pglite', owner: 'src/store/**' },
 ];
 
 export default tseslint.config(

@@ -3,7 +3,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { apiRoutes, type ServiceApi } from './api/routes.js';
-import { createApiServer, type Route } from './api/server.js';
+import { createApiServer, HttpError, type Route } from './api/server.js';
 import { Controller, type ApplyReport, type DriftReport } from './apply/controller.js';
 import { buildFromDir } from './compile/build.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
@@ -22,6 +22,9 @@ import { CommandRestartStrategy } from './reload/command.js';
 import { RestartStrategy } from './reload/restart.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
+import { ReportQueryError, spendReport } from './spend/report.js';
+import { reportQuerySchema, type ReportQuery } from './spend/schema.js';
+import { startControllerSpend, type ControllerSpend } from './spend/service.js';
 import { describeError, ModelCenterError } from './shared/errors.js';
 import { readIfExists, writeFileAtomically } from './shared/fs.js';
 import { PolicyWatcher } from './watch/policy-watcher.js';
@@ -37,6 +40,8 @@ export interface RunningService {
   strategy: ReloadStrategy;
   /** The first apply at start-up. */
   first: ApplyReport & { recovered: boolean };
+  /** The spend ledger (db for spendReport) and its ingestion/budget loop. */
+  spend: ControllerSpend;
   /** Graceful: stop taking requests, let a running apply finish, stop jobs and LiteLLM. */
   stop(): Promise<void>;
 }
@@ -193,6 +198,15 @@ export async function startService(
   }
   scheduler.start();
 
+  // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
+  const spend = await startControllerSpend({
+    stateDir: settings.stateDir,
+    env,
+    policiesDir: settings.policies,
+    configFile: settings.configFile,
+    log: log.child({ subsystem: 'spend' }),
+  });
+
   const service: ServiceApi = {
     status: async () => {
       const drift = await checkDrift();
@@ -219,7 +233,31 @@ export async function startService(
     jobs: () => scheduler.status(),
     runJob: (name) => scheduler.runNow(name),
     metrics: async () => ({ text: await metrics.render(), contentType: metrics.contentType }),
-    extraRoutes,
+    extraRoutes: [
+      ...extraRoutes,
+      {
+        method: 'GET',
+        path: '/v1/spend/report',
+        scope: 'read',
+        summary:
+          'Spend report: cost, tokens, requests, errors, latency and TTFT percentiles, cache hits, grouped by any of goal, caller, conversation, profile, model, provider, deployment, day, hour',
+        query: reportQuerySchema,
+        handle: async ({ query }) => {
+          const policies = (await buildFromDir(settings.policies)).set;
+          try {
+            return {
+              status: 200,
+              body: await spendReport(spend.db, query, { policies }),
+            };
+          } catch (error) {
+            if (error instanceof ReportQueryError) {
+              throw new HttpError(400, 'invalid_request', error.message);
+            }
+            throw error;
+          }
+        },
+      },
+    ],
   };
   const httpLog = log.child({ subsystem: 'http' });
   const server = createApiServer({
@@ -258,11 +296,12 @@ export async function startService(
       // A running apply finishes (its journal makes an abandoned one recoverable anyway).
       await Promise.race([controller.idle(), sleep(120_000)]);
       await strategy.stop();
+      await spend.stop();
       server.closeAllConnections();
       await closed;
       log.info({}, 'stopped');
     })());
-  return { apiUrl, litellmUrl, controller, strategy, first, stop };
+  return { apiUrl, litellmUrl, controller, strategy, first, spend, stop };
 }
 
 export class ServiceStartError extends ModelCenterError {

@@ -8,6 +8,7 @@ import { PolicyLoadError } from '../policy/load.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import { spendCommand } from './spend.js';
 import { statusCommand } from './status.js';
 import { remoteCommand, serveCommand } from './serve.js';
 
@@ -35,6 +36,8 @@ Commands:
   status   [--format text|json]           generated commit, last-known-good, drift, and what each
                                           LiteLLM instance serves (MODELCENTER_LITELLM_URLS)
   schema   [--out FILE]                   print the policy JSON Schema for editors
+  spend    report|ingest|budgets          spend ledger: reports by goal, caller, model, provider, …
+                                          (modelcenter spend --help)
 
 Options:
   --policies DIR   policy directory (default: policies, or MODELCENTER_POLICIES)
@@ -51,6 +54,18 @@ export async function runCli(
   io: CliIo,
   env: NodeJS.ProcessEnv = {},
 ): Promise<ExitCode> {
+  // `spend` has its own flags (src/cli/spend.ts).
+  if (argv[0] === 'spend') {
+    try {
+      return await spendCommand(argv.slice(1), io, env);
+    } catch (error) {
+      const known = error instanceof ModelCenterError;
+      io.stderr(
+        `modelcenter spend: ${known ? error.message : `unexpected failure: ${describeError(error)}`}\n`,
+      );
+      return EXIT.operationalFailure;
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -14,6 +14,9 @@ import type {
 /** The environment variable LiteLLM reads its master key from (never a literal in the file). */
 export const MASTER_KEY_ENV = 'LITELLM_MASTER_KEY';
 
+/** The spool callback (litellm/modelcenter_spool.py) that feeds the spend ledger; always wired in. */
+export const SPOOL_CALLBACK = 'modelcenter_spool.proxy_handler_instance';
+
 /** Placeholder key for keyless OpenAI-compatible servers: LiteLLM's OpenAI client refuses an empty one. */
 const KEYLESS_PLACEHOLDER = 'no-key-required';
 
@@ -94,7 +97,15 @@ export function compile(set: PolicySet): LiteLLMConfig {
     Object.assign(config.general_settings, extra.general_settings);
     Object.assign(config.router_settings, extra.router_settings);
   }
+  config.litellm_settings.callbacks = withSpoolCallback(config.litellm_settings.callbacks);
   return config;
+}
+
+/** Model Center's spool callback first, then any callbacks the `litellm:` passthrough names. */
+function withSpoolCallback(user: unknown): string[] {
+  const listed = Array.isArray(user) ? user : typeof user === 'string' ? [user] : [];
+  const others = listed.filter((c): c is string => typeof c === 'string' && c !== SPOOL_CALLBACK);
+  return [SPOOL_CALLBACK, ...others];
 }
 
 function deployment(

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { LiteLLMClient } from './client.js';
 import { LiteLLMStartError } from './errors.js';
 import { litellmBinary } from './install.js';
+import { projectRoot, spoolDirIn } from '../shared/paths.js';
 
 /** Environment that keeps LiteLLM from reaching the internet at start (litellm-facts §6). */
 export const OFFLINE_ENV: Readonly<Record<string, string>> = {
@@ -25,6 +26,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   readinessTimeoutMs?: number;
   binary?: string;
+  /** Where the spool callback writes request records (default: .modelcenter/spool under the cwd). */
+  spoolDir?: string;
   /** Called with the pid as soon as the process is spawned (for orphan clean-up after a crash). */
   onSpawn?: (pid: number, port: number) => void | Promise<void>;
 }
@@ -80,6 +83,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
         HOME: process.env.HOME ?? '/tmp',
         LANG: process.env.LANG ?? 'C.UTF-8',
         ...OFFLINE_ENV,
+        ...spoolEnv(options.spoolDir),
         ...options.env,
         LITELLM_MASTER_KEY: options.masterKey,
       },
@@ -137,6 +141,14 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { url, port, pid: child.pid ?? -1, client, output, exited, stop };
+}
+
+/** The spool callback module (litellm/modelcenter_spool.py) on the path, and its directory. */
+function spoolEnv(spoolDir: string | undefined): Record<string, string> {
+  return {
+    PYTHONPATH: path.join(projectRoot(), 'litellm'),
+    MODELCENTER_SPOOL_DIR: path.resolve(spoolDir ?? spoolDirIn('.modelcenter')),
+  };
 }
 
 function tail(text: string, lines = 40): string {

@@ -7,6 +7,7 @@ import { startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
 import { ChildRegistry } from './children.js';
 import { NginxFront } from './nginx.js';
+import { spoolOption } from './restart.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 import { describeVerify, verifyInstances } from './verify.js';
 
@@ -23,6 +24,8 @@ export interface BlueGreenOptions {
   drainTimeoutMs?: number;
   binary?: string;
   nginxBinary?: string;
+  /** Where LiteLLM's spool callback writes (default: `<stateDir>/spool`). */
+  spoolDir?: string;
 }
 
 interface Active {
@@ -119,6 +122,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
           readinessTimeoutMs: this.options.readinessTimeoutMs,
         }),
         ...(this.options.binary && { binary: this.options.binary }),
+        ...spoolOption(this.options),
         onSpawn: (pid, port) => this.children.record(pid, `--port ${port}`),
       });
     } catch (error) {

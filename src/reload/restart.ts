@@ -3,6 +3,7 @@ import { LiteLLMStartError } from '../litellm/errors.js';
 import type { LiteLLMClient } from '../litellm/client.js';
 import { startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
+import { spoolDirIn } from '../shared/paths.js';
 import { ChildRegistry } from './children.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 
@@ -12,6 +13,8 @@ export interface RestartOptions {
   env: Record<string, string>;
   readinessTimeoutMs?: number;
   binary?: string;
+  /** Passed to LiteLLM's spool callback (default: `<stateDir>/spool`; see StartOptions.spoolDir). */
+  spoolDir?: string;
   /** Where the record of started processes lives, so a restart after kill -9 stops orphans. */
   stateDir?: string;
 }
@@ -50,6 +53,7 @@ export class RestartStrategy implements ReloadStrategy {
           readinessTimeoutMs: this.options.readinessTimeoutMs,
         }),
         ...(this.options.binary && { binary: this.options.binary }),
+        ...spoolOption(this.options),
         onSpawn: (pid, port) => this.children?.record(pid, `--port ${port}`),
       });
     } catch (error) {
@@ -72,4 +76,12 @@ export class RestartStrategy implements ReloadStrategy {
     if (this.running) await this.children?.forget(this.running.pid);
     this.running = undefined;
   }
+}
+
+/** The spool directory LiteLLM's callback writes to: explicit, else inside the state directory. */
+export function spoolOption(options: { spoolDir?: string; stateDir?: string }): {
+  spoolDir?: string;
+} {
+  const dir = options.spoolDir ?? (options.stateDir ? spoolDirIn(options.stateDir) : undefined);
+  return dir ? { spoolDir: dir } : {};
 }

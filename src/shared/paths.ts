@@ -25,3 +25,8 @@ export function projectRoot(): string {
     dir = parent;
   }
 }
+
+/** Where LiteLLM's spool callback writes request records, inside a state directory. */
+export function spoolDirIn(stateDir: string): string {
+  return path.join(stateDir, 'spool');
+}

@@ -154,6 +154,8 @@ routing:
 
 export interface Stack {
   dir: string;
+  /** Where LiteLLM's spool callback writes request records (inside dir). */
+  spoolDir: string;
   keys: Keys;
   fakes: Fakes;
   config: LiteLLMConfig;
@@ -175,10 +177,12 @@ export async function startStack(
       throw new Error(build.findings.errors.map(formatProblem).join('\n'));
     const configPath = path.join(dir, 'config.yaml');
     await writeFile(configPath, build.yaml);
+    const spoolDir = path.join(dir, 'spool');
     const litellm = await startLiteLLM({
       configPath,
       masterKey: keys.master,
       env: providerEnv(keys),
+      spoolDir,
     });
     const client = new OpenAI({
       baseURL: `${litellm.url}/v1`,
@@ -188,6 +192,7 @@ export async function startStack(
     });
     return {
       dir,
+      spoolDir,
       keys,
       fakes,
       config: build.config,

@@ -5,6 +5,7 @@ import { PROVIDER_KINDS } from '../../src/policy/schema.js';
 import { PROVIDER_KIND_INFO } from '../../src/policy/provider-kinds.js';
 import { render } from '../../src/compile/render.js';
 import type { LiteLLMConfig } from '../../src/compile/litellm-config.js';
+import { SPOOL_CALLBACK } from '../../src/compile/compile.js';
 import { EXAMPLE_POLICIES } from '../helpers/policies.js';
 
 function compileText(text: string): LiteLLMConfig {
@@ -142,6 +143,17 @@ describe('compile', () => {
     expect(parse(yaml, { version: '1.1' })).toMatchObject({
       litellm_settings: { cache_params: { a: 1e-7, b: 'yes', c: 5.9e-7 } },
     });
+  });
+
+  it('always wires the spool callback first and keeps callbacks named in the litellm passthrough', () => {
+    const plain = compileText(catalog);
+    expect(plain.litellm_settings.callbacks).toEqual([SPOOL_CALLBACK]);
+    const withUser = compileText(
+      `${catalog}litellm:\n  litellm_settings:\n    callbacks: [otel, ${SPOOL_CALLBACK}]\n`,
+    );
+    expect(withUser.litellm_settings.callbacks).toEqual([SPOOL_CALLBACK, 'otel']);
+    const single = compileText(`${catalog}litellm:\n  litellm_settings:\n    callbacks: otel\n`);
+    expect(single.litellm_settings.callbacks).toEqual([SPOOL_CALLBACK, 'otel']);
   });
 
   it('starts the rendered file with a do-not-edit header and no timestamp', async () => {

@@ -1,0 +1,90 @@
+/**
+ * Ingestion throughput: spool files (real StandardLoggingPayload lines as the spool callback
+ * writes them, about 4.6 KB each) into the ledger, on embedded PGlite (a directory on disk) and
+ * on PostgreSQL (a throw-away Debian-package cluster). Goal: ≥ 10,000 events/s embedded.
+ * Run: npx tsx bench/ingest.ts [events=100000] [lines per transaction=2000]
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { deploymentCatalog } from '../src/spend/extract.js';
+import { ingestOnce } from '../src/spend/ingest.js';
+import { countRawRows } from '../src/store/ledger.js';
+import { openLedger } from '../src/store/migrate.js';
+import { startPostgres } from '../test/helpers/postgres.js';
+import { payloadFixture } from '../test/helpers/spool.js';
+
+const events = Number(process.argv[2] ?? 100_000);
+const batchLines = Number(process.argv[3] ?? 2000);
+const dir = await mkdtemp(path.join(tmpdir(), 'mc-bench-ingest-'));
+
+/** `events` lines over 4 files, like 2 workers that each rotated once; varied goals and models. */
+async function writeSpool(spoolDir: string): Promise<number> {
+  await mkdir(spoolDir, { recursive: true });
+  const base = payloadFixture('success-tagged');
+  const start = Date.now() / 1000 - 3 * 86_400;
+  const perFile = Math.ceil(events / 4);
+  let bytes = 0;
+  for (let file = 0; file < 4; file += 1) {
+    const lines: string[] = [];
+    for (let i = file * perFile; i < Math.min(events, (file + 1) * perFile); i += 1) {
+      const t = start + i * 2.5;
+      lines.push(
+        JSON.stringify({
+          ...base,
+          litellm_call_id: `bench-${i}`,
+          startTime: t,
+          endTime: t + 0.2 + (i % 50) / 100,
+          request_tags: [`goal:g${i % 20}`, `caller:c${i % 30}`],
+          model_id: `fast/m${i % 6}`,
+          prompt_tokens: 100 + (i % 400),
+          completion_tokens: 20 + (i % 300),
+          response_cost: 0.0001 * (1 + (i % 7)),
+        }),
+      );
+    }
+    const text = `${lines.join('\n')}\n`;
+    bytes += Buffer.byteLength(text);
+    await writeFile(
+      path.join(spoolDir, `spool-1-${100 + (file >> 1)}-00000${file & 1}.jsonl`),
+      text,
+    );
+  }
+  return bytes;
+}
+
+async function run(label: string, ledger: Parameters<typeof openLedger>[0]): Promise<void> {
+  const spoolDir = path.join(dir, `spool-${label}`);
+  const bytes = await writeSpool(spoolDir);
+  const db = await openLedger(ledger);
+  try {
+    const started = performance.now();
+    const result = await ingestOnce({
+      db,
+      spoolDir,
+      catalog: deploymentCatalog(undefined),
+      batchLines,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const rows = await countRawRows(db);
+    if (rows !== events || result.inserted !== events)
+      throw new Error(`${label}: expected ${events} rows, got ${rows}`);
+    console.log(
+      `${label}: ${events} events (${(bytes / 1e6).toFixed(0)} MB of spool) in ${seconds.toFixed(2)} s = ${Math.round(events / seconds)} events/s`,
+    );
+  } finally {
+    await db.close();
+  }
+}
+
+try {
+  await run('PGlite (embedded, on disk)', { dataDir: path.join(dir, 'pglite') });
+  const cluster = await startPostgres();
+  try {
+    await run('PostgreSQL 15 (Debian package, local)', { url: cluster.url });
+  } finally {
+    await cluster.stop();
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

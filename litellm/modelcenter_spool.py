@@ -1,0 +1,290 @@
+"""Model Center spool callback for the LiteLLM proxy.
+
+Appends every request's StandardLoggingPayload (success and failure) as one JSON line to a spool
+file of this worker process. Model Center's controller tails these files into its spend ledger
+(DESIGN.md section 7). Wired in by the compiled config:
+
+    litellm_settings:
+      callbacks: [modelcenter_spool.proxy_handler_instance]
+
+The request path only copies a dict and puts it on a bounded queue; a background thread
+serialises and writes. Nothing here raises into LiteLLM: errors are logged and counted.
+
+Files: ``<dir>/spool-<start ms>-<pid>-<seq>.jsonl``, never renamed or truncated, so a reader can
+key its offsets by file name. A file is written only by the process that created it, and only
+while it is younger than MODELCENTER_SPOOL_MAX_AGE_S and smaller than MODELCENTER_SPOOL_MAX_BYTES;
+after that the writer starts the next sequence number. So a file whose last change is older than
+the maximum age is finished and a reader that has consumed it may delete it.
+
+Environment:
+    MODELCENTER_SPOOL_DIR           spool directory (created if missing); default ./modelcenter-spool
+    MODELCENTER_SPOOL_MAX_BYTES     rotate after this many bytes (default 64 MiB)
+    MODELCENTER_SPOOL_MAX_AGE_S     rotate when the file is this old (default 3600)
+    MODELCENTER_SPOOL_QUEUE         events held in memory before new ones are dropped (default 50000)
+    MODELCENTER_SPOOL_KEEP_CONTENT  "1" keeps prompts and responses (messages, response); default drops them
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any
+
+try:  # orjson ships with litellm[proxy]; json is the fallback
+    import orjson
+
+    def _dumps(value: Any) -> bytes:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+except ImportError:  # pragma: no cover
+    import json
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, default=str, separators=(",", ":")).encode("utf-8")
+
+
+from litellm.integrations.custom_logger import CustomLogger
+
+log = logging.getLogger("modelcenter.spool")
+
+# Request and response content: dropped unless MODELCENTER_SPOOL_KEEP_CONTENT=1.
+CONTENT_FIELDS = ("messages", "response")
+# Longest error message kept; tracebacks are never kept (they can quote request content).
+MAX_ERROR_CHARS = 2000
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def slim_payload(payload: dict, keep_content: bool) -> dict:
+    """A shallow copy of the payload without content fields and tracebacks (request path: cheap)."""
+    record = dict(payload)
+    model_map = record.get("model_map_information")
+    if isinstance(model_map, dict) and "model_map_value" in model_map:
+        # LiteLLM's cost-map entry for the model: static, about 6 KB, and not about this request.
+        record["model_map_information"] = {"model_map_key": model_map.get("model_map_key")}
+    if not keep_content:
+        for field in CONTENT_FIELDS:
+            record.pop(field, None)
+    info = record.get("error_information")
+    if isinstance(info, dict):
+        info = dict(info)
+        info.pop("traceback", None)
+        message = info.get("error_message")
+        if isinstance(message, str) and len(message) > MAX_ERROR_CHARS:
+            info["error_message"] = message[:MAX_ERROR_CHARS]
+        record["error_information"] = info
+    error_str = record.get("error_str")
+    if isinstance(error_str, str) and len(error_str) > MAX_ERROR_CHARS:
+        record["error_str"] = error_str[:MAX_ERROR_CHARS]
+    return record
+
+
+class SpoolWriter:
+    """One background thread per process writing queued records to the current spool file."""
+
+    def __init__(self, directory: str, max_bytes: int, max_age_s: float, queue_size: int):
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.pid = os.getpid()
+        self.started_ms = int(time.time() * 1000)
+        self.seq = 0
+        self.fd: int | None = None
+        self.path: str | None = None
+        self.size = 0
+        self.opened_at = 0.0
+        self.dropped = 0
+        self.write_errors = 0
+        self.written = 0
+        self._last_warning = 0.0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="modelcenter-spool", daemon=True)
+        self.thread.start()
+
+    # --- request path -------------------------------------------------------------------------
+    def put(self, record: dict) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            self._warn("spool queue full: dropped an event (%d dropped so far)", self.dropped)
+
+    # --- writer thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._write_batch(self._drain(first))
+
+    def _drain(self, first: dict | None) -> list:
+        batch = [] if first is None else [first]
+        while len(batch) < 1000:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_batch(self, batch: list) -> None:
+        lines = []
+        for record in batch:
+            try:
+                lines.append(_dumps(record) + b"\n")
+            except Exception as error:  # a payload that cannot be serialised is logged, not raised
+                self.write_errors += 1
+                self._warn("cannot serialise a spool record: %s", error)
+        # One write per group of lines that fits in the current file; rotate between groups.
+        group: list = []
+        group_bytes = 0
+        for line in lines:
+            if group and self._would_overflow(group_bytes + len(line)):
+                self._write_lines(group, group_bytes)
+                group, group_bytes = [], 0
+            group.append(line)
+            group_bytes += len(line)
+        if group:
+            self._write_lines(group, group_bytes)
+
+    def _would_overflow(self, incoming: int) -> bool:
+        current = self.size if self.fd is not None else 0
+        return current + incoming > self.max_bytes
+
+    def _write_lines(self, lines: list, length: int) -> None:
+        data = b"".join(lines)
+        try:
+            fd = self._file_for(length)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            self.size += len(data)
+            self.written += len(lines)
+        except Exception as error:
+            self.write_errors += 1
+            self._warn("cannot write %d spool records to %s: %s", len(lines), self.path, error)
+            # The file may now end in half a line: never append after it, start the next file.
+            self._close()
+
+    def _file_for(self, incoming: int) -> int:
+        now = time.time()
+        if self.fd is not None:
+            too_big = self.size > 0 and self.size + incoming > self.max_bytes
+            too_old = now - self.opened_at > self.max_age_s
+            if too_big or too_old or not self._still_there():
+                self._close()
+        if self.fd is None:
+            os.makedirs(self.directory, exist_ok=True)
+            self.path = os.path.join(
+                self.directory, f"spool-{self.started_ms}-{self.pid}-{self.seq:06d}.jsonl"
+            )
+            self.seq += 1
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self.size = os.fstat(self.fd).st_size
+            self.opened_at = now
+        return self.fd
+
+    def _still_there(self) -> bool:
+        """False when the file was removed under us (then the next batch goes to a new file)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
+        except OSError:
+            return False
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Writes what is queued (at process exit). Runs on the caller's thread."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            batch = self._drain(None)
+            if not batch:
+                break
+            self._write_batch(batch)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=2)
+        self.flush()
+        self._close()
+
+    def _warn(self, message: str, *args: Any) -> None:
+        now = time.time()
+        if now - self._last_warning >= 10:  # at most one warning per 10 s per process
+            self._last_warning = now
+            log.warning("modelcenter_spool: " + message, *args)
+
+
+class ModelCenterSpool(CustomLogger):
+    """LiteLLM callback: success and failure events, sync and async, go to the spool."""
+
+    def __init__(self, directory: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directory = directory
+        self._writer: SpoolWriter | None = None
+        self._lock = threading.Lock()
+
+    def writer(self) -> SpoolWriter:
+        writer = self._writer
+        if writer is not None and writer.pid == os.getpid():
+            return writer
+        with self._lock:  # first event in this process (or first after a fork)
+            writer = self._writer
+            if writer is None or writer.pid != os.getpid():
+                directory = self.directory or os.environ.get(
+                    "MODELCENTER_SPOOL_DIR", os.path.join(os.getcwd(), "modelcenter-spool")
+                )
+                writer = SpoolWriter(
+                    directory,
+                    max_bytes=_env_int("MODELCENTER_SPOOL_MAX_BYTES", 64 * 1024 * 1024),
+                    max_age_s=float(_env_int("MODELCENTER_SPOOL_MAX_AGE_S", 3600)),
+                    queue_size=_env_int("MODELCENTER_SPOOL_QUEUE", 50_000),
+                )
+                atexit.register(writer.stop)
+                self._writer = writer
+        return writer
+
+    def _record(self, kwargs: Any) -> None:
+        try:
+            payload = kwargs.get("standard_logging_object") if isinstance(kwargs, dict) else None
+            if not isinstance(payload, dict):
+                return
+            self.writer().put(slim_payload(payload, _env_bool("MODELCENTER_SPOOL_KEEP_CONTENT")))
+        except Exception as error:  # never raise into LiteLLM
+            log.warning("modelcenter_spool: could not queue an event: %s", error)
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self._record(kwargs)
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self._record(kwargs)
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self._record(kwargs)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self._record(kwargs)
+
+
+proxy_handler_instance = ModelCenterSpool()

@@ -1,0 +1,205 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
+import { buildFromDir } from '../compile/build.js';
+import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import type { PolicySet } from '../policy/policy-set.js';
+import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
+import { spendSettings } from '../spend/config.js';
+import { deploymentCatalog } from '../spend/extract.js';
+import { ingestOnce } from '../spend/ingest.js';
+import { formatReport, ReportQueryError, spendReport, type ReportFormat } from '../spend/report.js';
+import type { ReportQuery } from '../spend/schema.js';
+import { describeError } from '../shared/errors.js';
+import { readIfExists } from '../shared/fs.js';
+import { openLedger } from '../store/migrate.js';
+import { EXIT, type ExitCode } from './exit-codes.js';
+import type { CliIo } from './run.js';
+
+export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets> [options]
+
+  spend report  [--group-by DIMS] [--since 7d] [--until DATE] [--format table|json|csv]
+                [--goal IDS] [--caller IDS] [--conversation IDS] [--profile IDS] [--model IDS]
+                [--provider IDS] [--deployment IDS] [--sort cost|requests|errors|error_rate|latency_p95|key]
+                [--limit N]
+      DIMS: comma-separated goal, caller, conversation, profile, model, provider, deployment, day, hour.
+      Filters take comma-separated values; "-" means "not set". Examples:
+        modelcenter spend report --since 7d                       how much did I spend this week?
+        modelcenter spend report --group-by provider --sort error_rate   which provider fails most?
+        modelcenter spend report --group-by goal,model --since 30d
+  spend ingest  read the spool files into the ledger once (the controller does this continuously)
+  spend budgets current spend against every budget in the policies, this period
+
+Ledger: MODELCENTER_LEDGER_URL (PostgreSQL) or MODELCENTER_LEDGER_DIR (embedded, default
+.modelcenter/ledger). Spool: MODELCENTER_SPOOL_DIR (default .modelcenter/spool).
+`;
+
+const FILTER_FLAGS = [
+  'goal',
+  'caller',
+  'conversation',
+  'profile',
+  'model',
+  'provider',
+  'deployment',
+] as const;
+
+/** `modelcenter spend …`: reports, one-shot ingestion and budget status over the ledger. */
+export async function spendCommand(
+  argv: readonly string[],
+  io: CliIo,
+  env: NodeJS.ProcessEnv,
+): Promise<ExitCode> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        'group-by': { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        format: { type: 'string', default: 'table' },
+        sort: { type: 'string' },
+        limit: { type: 'string' },
+        policies: { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        ...Object.fromEntries(FILTER_FLAGS.map((f) => [f, { type: 'string' as const }])),
+      },
+    });
+  } catch (error) {
+    io.stderr(`modelcenter spend: ${describeError(error)}\n\n${SPEND_USAGE}`);
+    return EXIT.invalidInput;
+  }
+  const { values, positionals } = parsed;
+  const sub = positionals[0];
+  if (values.help || sub === undefined) {
+    io.stdout(SPEND_USAGE);
+    return values.help ? EXIT.ok : EXIT.invalidInput;
+  }
+  const resolve = (p: string): string => path.resolve(io.cwd, p);
+  const stateDir = resolve(env.MODELCENTER_STATE_DIR ?? '.modelcenter');
+  const settings = spendSettings(
+    {
+      ...env,
+      ...(env.MODELCENTER_LEDGER_DIR && {
+        MODELCENTER_LEDGER_DIR: resolve(env.MODELCENTER_LEDGER_DIR),
+      }),
+      ...(env.MODELCENTER_SPOOL_DIR && {
+        MODELCENTER_SPOOL_DIR: resolve(env.MODELCENTER_SPOOL_DIR),
+      }),
+    },
+    stateDir,
+  );
+  const policiesDir = resolve(values.policies ?? env.MODELCENTER_POLICIES ?? 'policies');
+  const format = values.format as ReportFormat;
+  if (!['table', 'json', 'csv'].includes(format)) {
+    io.stderr(`modelcenter spend: --format must be table, json or csv, not "${values.format}"\n`);
+    return EXIT.invalidInput;
+  }
+  if (!['report', 'ingest', 'budgets'].includes(sub)) {
+    io.stderr(`modelcenter spend: unknown subcommand "${sub}"\n\n${SPEND_USAGE}`);
+    return EXIT.invalidInput;
+  }
+
+  const db = await openLedger(settings.ledger);
+  try {
+    if (sub === 'ingest') {
+      const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
+      const configText = await readIfExists(configFile);
+      const config = configText
+        ? (parse(configText, { version: '1.1' }) as LiteLLMConfig)
+        : undefined;
+      const result = await ingestOnce({
+        db,
+        spoolDir: settings.spoolDir,
+        catalog: deploymentCatalog(config),
+        finishedAfterMs: settings.spoolFinishedAfterMs,
+      });
+      io.stdout(
+        `ingested ${result.inserted} new request record(s) from ${settings.spoolDir} (${result.duplicates} already in the ledger, ${result.rejected} unreadable line(s), ${result.removedFiles} finished file(s) removed)\n`,
+      );
+      return EXIT.ok;
+    }
+    const policies = await loadPolicies(policiesDir, io);
+    if (sub === 'budgets') return await budgetsCommand(db, policies, format, io);
+    const query: ReportQuery = {
+      ...(values['group-by'] !== undefined && { groupBy: values['group-by'] }),
+      ...(values.since !== undefined && { since: values.since }),
+      ...(values.until !== undefined && { until: values.until }),
+      ...(values.sort !== undefined && { sort: values.sort as ReportQuery['sort'] }),
+      ...(values.limit !== undefined && { limit: Number(values.limit) }),
+    };
+    for (const flag of FILTER_FLAGS) {
+      const value = (values as Record<string, unknown>)[flag];
+      if (typeof value === 'string') query[flag] = value;
+    }
+    try {
+      const report = await spendReport(db, query, policies ? { policies } : {});
+      io.stdout(formatReport(report, format));
+      return EXIT.ok;
+    } catch (error) {
+      if (error instanceof ReportQueryError) {
+        io.stderr(`modelcenter spend: ${error.message}\n`);
+        return EXIT.invalidInput;
+      }
+      throw error;
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+/** The policies' goals, callers and budgets, or undefined (with a note) when they cannot be read. */
+async function loadPolicies(dir: string, io: CliIo): Promise<PolicySet | undefined> {
+  try {
+    const build = await buildFromDir(dir);
+    if (build.findings.errors.length > 0)
+      io.stderr(
+        `note: the policies in ${dir} have errors (modelcenter validate); goals are joined as far as they parse\n`,
+      );
+    return build.set;
+  } catch (error) {
+    io.stderr(
+      `note: no policies read from ${dir} (${describeError(error)}); goals show as unregistered\n`,
+    );
+    return undefined;
+  }
+}
+
+async function budgetsCommand(
+  db: Awaited<ReturnType<typeof openLedger>>,
+  policies: PolicySet | undefined,
+  format: ReportFormat,
+  io: CliIo,
+): Promise<ExitCode> {
+  const budgets = policies ? budgetsFromPolicies(policies) : [];
+  const now = new Date();
+  const statuses = await Promise.all(budgets.map((b) => budgetStatus(db, b, now)));
+  const rows = statuses.map((s) => ({
+    budget: s.budget.name,
+    period: s.budget.period,
+    periodStart: s.periodStart.toISOString(),
+    periodEnd: s.periodEnd.toISOString(),
+    spendUsd: s.spendUsd,
+    limitUsd: s.budget.usd,
+    used: s.used,
+    reached: s.reached,
+  }));
+  if (format === 'json') {
+    io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (rows.length === 0) {
+    io.stdout('no budgets in the policies\n');
+    return EXIT.ok;
+  }
+  const sep = format === 'csv' ? ',' : '  ';
+  io.stdout(`budget${sep}period${sep}period_start${sep}spend_usd${sep}limit_usd${sep}used\n`);
+  for (const r of rows)
+    io.stdout(
+      `${r.budget}${sep}${r.period}${sep}${r.periodStart}${sep}${r.spendUsd.toFixed(2)}${sep}${r.limitUsd.toFixed(2)}${sep}${(r.used * 100).toFixed(1)}%\n`,
+    );
+  return EXIT.ok;
+}

@@ -1,0 +1,124 @@
+import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import type { LedgerRow } from '../store/ledger.js';
+import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
+
+/** The policy model and provider behind a deployment id (from the compiled config). */
+export interface DeploymentOrigin {
+  model: string;
+  provider: string;
+}
+export type DeploymentCatalog = (deploymentId: string) => DeploymentOrigin | undefined;
+
+/** deployment id → the catalog model and policy provider it was compiled from. */
+export function deploymentCatalog(config: LiteLLMConfig | undefined): DeploymentCatalog {
+  const origins = new Map<string, DeploymentOrigin>();
+  for (const deployment of config?.model_list ?? []) {
+    const info = deployment.model_info;
+    origins.set(info.id, { model: info.modelcenter_model, provider: info.modelcenter_provider });
+  }
+  return (id) => origins.get(id);
+}
+
+const CONTEXT_KEYS = ['goal', 'caller', 'conversation'] as const;
+type ContextKey = (typeof CONTEXT_KEYS)[number];
+const MAX_CONTEXT_CHARS = 200;
+
+/**
+ * Goal, caller and conversation of a request: a tag `goal:<id>` (body `tags`, `metadata.tags` or
+ * the `x-litellm-tags` header all land in request_tags), else the same key in the request's
+ * `metadata` (requester_metadata) or spend_logs_metadata; the caller falls back to the virtual
+ * key's alias, the conversation to LiteLLM's session id.
+ */
+export function requestContext(payload: StandardLoggingPayload): Record<ContextKey, string | null> {
+  const fromTags: Partial<Record<ContextKey, string>> = {};
+  for (const tag of payload.request_tags ?? []) {
+    if (typeof tag !== 'string') continue;
+    const colon = tag.indexOf(':');
+    if (colon <= 0) continue;
+    const key = tag.slice(0, colon).trim().toLowerCase() as ContextKey;
+    if (CONTEXT_KEYS.includes(key) && fromTags[key] === undefined) {
+      const value = tag.slice(colon + 1).trim();
+      if (value) fromTags[key] = value;
+    }
+  }
+  const requester = mapOf(payload.metadata?.requester_metadata);
+  const spendLogs = mapOf(payload.metadata?.spend_logs_metadata);
+  const pick = (key: ContextKey): string | null => {
+    const value =
+      fromTags[key] ?? textOf(requester[key]) ?? textOf(spendLogs[key]) ?? fallback(key, payload);
+    return value ? value.slice(0, MAX_CONTEXT_CHARS) : null;
+  };
+  return { goal: pick('goal'), caller: pick('caller'), conversation: pick('conversation') };
+}
+
+function fallback(key: ContextKey, payload: StandardLoggingPayload): string | undefined {
+  if (key === 'caller') return textOf(payload.metadata?.user_api_key_alias);
+  if (key === 'conversation') return textOf(payload.session_id);
+  return undefined;
+}
+
+function mapOf(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+function textOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() || undefined;
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+/** Why a spool line could not become a ledger row. */
+export type Rejection = { reason: string };
+
+/** One StandardLoggingPayload (parsed JSON) → one ledger row, or why it cannot be one. */
+export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow | Rejection {
+  const parsed = standardLoggingPayloadSchema.safeParse(value);
+  if (!parsed.success)
+    return {
+      reason: `not a StandardLoggingPayload: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+    };
+  const p = parsed.data;
+  const callId = p.litellm_call_id ?? p.call_id ?? p.id;
+  if (!callId) return { reason: 'no litellm_call_id' };
+  const errorClass = p.error_information?.error_class || null;
+  const status =
+    p.status === 'failure' || (p.status !== 'success' && errorClass) ? 'failure' : 'success';
+  const endedAt = p.endTime ?? p.startTime;
+  const origin = p.model_id ? catalog(p.model_id) : undefined;
+  const errorCode = p.error_information?.error_code;
+  const context = requestContext(p);
+  return {
+    callId,
+    startedAt: p.startTime,
+    endedAt,
+    status,
+    ...context,
+    profile: p.model_group || null,
+    deployment: p.model_id || null,
+    model: origin?.model ?? (p.model || null),
+    provider: origin?.provider ?? (p.custom_llm_provider || null),
+    tokensIn: Math.max(0, Math.round(p.prompt_tokens ?? 0)),
+    tokensOut: Math.max(0, Math.round(p.completion_tokens ?? 0)),
+    costUsd: p.response_cost ?? 0,
+    latencyMs: Math.max(0, (endedAt - p.startTime) * 1000),
+    ttftMs:
+      p.stream === true && p.completionStartTime
+        ? Math.max(0, (p.completionStartTime - p.startTime) * 1000)
+        : null,
+    cacheHit: p.cache_hit === true,
+    errorClass: status === 'failure' ? (errorClass ?? 'UnknownError') : null,
+    errorCode:
+      status === 'failure' && errorCode !== undefined && errorCode !== null && errorCode !== ''
+        ? `${errorCode}`
+        : null,
+    traceId: p.trace_id || null,
+    endUser: p.end_user || null,
+    keyAlias: p.metadata?.user_api_key_alias || null,
+  };
+}
+
+export function isRejection(value: LedgerRow | Rejection): value is Rejection {
+  return 'reason' in value;
+}

@@ -1,0 +1,340 @@
+import { open, readdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Database } from '../store/db.js';
+import {
+  forgetOffset,
+  insertRows,
+  readOffsets,
+  saveOffset,
+  type LedgerRow,
+} from '../store/ledger.js';
+import { describeError } from '../shared/errors.js';
+import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
+
+/** The subset of a pino logger the spend subsystem uses. */
+export interface SpendLogger {
+  info(details: Record<string, unknown>, message: string): void;
+  warn(details: Record<string, unknown>, message: string): void;
+}
+
+export const SILENT_LOGGER: SpendLogger = { info: () => undefined, warn: () => undefined };
+
+export interface IngestOptions {
+  db: Database;
+  spoolDir: string;
+  catalog: DeploymentCatalog;
+  log?: SpendLogger;
+  /** Lines per insert transaction. */
+  batchLines?: number;
+  /** Bytes read from a file at a time. */
+  chunkBytes?: number;
+  /**
+   * A spool file whose last change is older than this is finished (the writer rotates before
+   * writing to a file older than MODELCENTER_SPOOL_MAX_AGE_S); default: 1 h plus 10 min margin.
+   */
+  finishedAfterMs?: number;
+  now?: () => number;
+}
+
+export interface IngestResult {
+  /** Complete lines read. */
+  lines: number;
+  /** Rows new to the ledger. */
+  inserted: number;
+  /** Rows the ledger already had (the same event read twice). */
+  duplicates: number;
+  /** Lines that were not a usable payload (logged). */
+  rejected: number;
+  /** Finished, fully read spool files removed. */
+  removedFiles: number;
+}
+
+const SPOOL_FILE = /^spool-(\d+)-(\d+)-(\d+)\.jsonl$/;
+const NEWLINE = 0x0a;
+
+/**
+ * Reads every complete line the spool files gained since the last run into the ledger. Each batch
+ * of rows is inserted in the same transaction as the file's new read position, so a crash at any
+ * point neither loses nor repeats a line; a line without its newline yet is left for the next run.
+ * Re-reading is still harmless: rows are deduplicated by call id, attempt start and status.
+ */
+export async function ingestOnce(options: IngestOptions): Promise<IngestResult> {
+  const log = options.log ?? SILENT_LOGGER;
+  const result: IngestResult = {
+    lines: 0,
+    inserted: 0,
+    duplicates: 0,
+    rejected: 0,
+    removedFiles: 0,
+  };
+  let names: string[];
+  try {
+    names = (await readdir(options.spoolDir)).filter((n) => n.endsWith('.jsonl')).sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return result;
+    throw error;
+  }
+  const offsets = await readOffsets(options.db);
+  const newestSeq = newestSequences(names);
+  const now = (options.now ?? Date.now)();
+  for (const name of names) {
+    const file = path.join(options.spoolDir, name);
+    let info;
+    try {
+      info = await stat(file);
+    } catch {
+      continue; // removed meanwhile
+    }
+    let offset = offsets.get(name) ?? 0;
+    if (info.size < offset) {
+      log.warn(
+        { file, offset, size: info.size },
+        'spool file shrank; reading it again from the start',
+      );
+      offset = 0;
+    }
+    if (info.size > offset)
+      offset = await ingestFile(options, name, file, offset, info.size, result);
+    const finished =
+      isSealed(name, newestSeq) || now - info.mtimeMs > (options.finishedAfterMs ?? 70 * 60 * 1000);
+    if (!finished) continue;
+    if (offset < info.size) {
+      // A finished file that ends in half a line: its writer died mid-write; nothing will follow.
+      log.warn(
+        { file, bytes: info.size - offset },
+        'finished spool file ends in an incomplete line; skipping it',
+      );
+      await saveOffset(options.db, name, info.size);
+      offset = info.size;
+    }
+    await unlink(file).catch(() => undefined);
+    await forgetOffset(options.db, name);
+    result.removedFiles += 1;
+  }
+  return result;
+}
+
+/** Reads [offset, size) of one file in chunks and batches; returns the new read position. */
+async function ingestFile(
+  options: IngestOptions,
+  name: string,
+  file: string,
+  start: number,
+  size: number,
+  result: IngestResult,
+): Promise<number> {
+  const log = options.log ?? SILENT_LOGGER;
+  const batchLines = options.batchLines ?? 2000;
+  const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
+  const handle = await open(file, 'r');
+  let offset = start;
+  try {
+    while (offset < size) {
+      const length = Math.min(chunkBytes, size - offset);
+      const buffer = Buffer.allocUnsafe(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, offset);
+      const end = buffer.lastIndexOf(NEWLINE, bytesRead - 1);
+      if (end < 0) {
+        if (bytesRead === chunkBytes)
+          log.warn({ file, offset }, `spool line longer than ${chunkBytes} bytes; skipping it`);
+        // Half a line (still being written, or cut by a crash): wait for the rest.
+        if (bytesRead < chunkBytes) break;
+        offset = await skipLongLine(handle, offset, size, options, name);
+        continue;
+      }
+      let rows: LedgerRow[] = [];
+      let lineStart = 0;
+      let lines = 0;
+      let firstProblem: string | undefined;
+      let rejected = 0;
+      const flush = async (upTo: number): Promise<void> => {
+        const batch = rows;
+        rows = [];
+        const inserted = await options.db.transaction(async (tx) => {
+          const n = await insertRows(tx, batch);
+          await saveOffset(tx, name, offset + upTo);
+          return n;
+        });
+        result.inserted += inserted;
+        result.duplicates += batch.length - inserted;
+      };
+      while (lineStart <= end) {
+        const newline = buffer.indexOf(NEWLINE, lineStart);
+        const text = buffer.toString('utf8', lineStart, newline);
+        lineStart = newline + 1;
+        if (text.trim() === '') continue;
+        lines += 1;
+        const row = parseLine(text, options.catalog);
+        if (isRejection(row)) {
+          rejected += 1;
+          firstProblem ??= row.reason;
+        } else {
+          rows.push(row);
+        }
+        if (rows.length >= batchLines) await flush(lineStart);
+      }
+      await flush(end + 1);
+      offset += end + 1;
+      result.lines += lines;
+      result.rejected += rejected;
+      if (rejected > 0)
+        log.warn(
+          { file, rejected, first: firstProblem },
+          'spool lines that are not request records were skipped',
+        );
+    }
+  } finally {
+    await handle.close();
+  }
+  return offset;
+}
+
+function parseLine(text: string, catalog: DeploymentCatalog): ReturnType<typeof ledgerRow> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { reason: `not JSON: ${describeError(error)}` };
+  }
+  return ledgerRow(value, catalog);
+}
+
+/** Moves past one absurdly long line (a writer bug), so it cannot block the file forever. */
+async function skipLongLine(
+  handle: Awaited<ReturnType<typeof open>>,
+  offset: number,
+  size: number,
+  options: IngestOptions,
+  name: string,
+): Promise<number> {
+  const chunk = Buffer.allocUnsafe(64 * 1024);
+  let position = offset;
+  while (position < size) {
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+    const newline = chunk.subarray(0, bytesRead).indexOf(NEWLINE);
+    if (newline >= 0) {
+      await saveOffset(options.db, name, position + newline + 1);
+      return position + newline + 1;
+    }
+    position += bytesRead;
+  }
+  return size; // no newline yet: the caller stops at size and waits
+}
+
+/** Per writer (start time + pid), its highest sequence number among the files present. */
+function newestSequences(names: string[]): Map<string, number> {
+  const newest = new Map<string, number>();
+  for (const name of names) {
+    const match = SPOOL_FILE.exec(name);
+    if (!match) continue;
+    const writer = `${match[1]}-${match[2]}`;
+    newest.set(writer, Math.max(newest.get(writer) ?? -1, Number(match[3])));
+  }
+  return newest;
+}
+
+/** A file is sealed when its writer has already moved on to a later sequence number. */
+function isSealed(name: string, newest: Map<string, number>): boolean {
+  const match = SPOOL_FILE.exec(name);
+  if (!match) return false;
+  return Number(match[3]) < (newest.get(`${match[1]}-${match[2]}`) ?? -1);
+}
+
+export interface SpoolIngesterOptions extends IngestOptions {
+  intervalMs?: number;
+}
+
+/** Runs ingestOnce every interval (one run at a time) until stopped; stop() waits for a run. */
+export class SpoolIngester {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<IngestResult> | undefined;
+  private stopped = false;
+  readonly totals: IngestResult = {
+    lines: 0,
+    inserted: 0,
+    duplicates: 0,
+    rejected: 0,
+    removedFiles: 0,
+  };
+
+  constructor(private readonly options: SpoolIngesterOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** One run now (or the one in progress). */
+  async runOnce(): Promise<IngestResult> {
+    if (this.running) return this.running;
+    this.running = ingestOnce(this.options).finally(() => {
+      this.running = undefined;
+    });
+    const result = await this.running;
+    for (const key of Object.keys(this.totals) as (keyof IngestResult)[])
+      this.totals[key] += result[key];
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.runOnce()
+        .catch((error: unknown) =>
+          (this.options.log ?? SILENT_LOGGER).warn(
+            { error: describeError(error) },
+            'spool ingestion failed; retrying',
+          ),
+        )
+        .finally(() => this.schedule(this.options.intervalMs ?? 1000));
+    }, delay);
+  }
+}
+
+/**
+ * The body LiteLLM's `generic_api` logger POSTs (litellm-facts §4.1): a JSON array of
+ * StandardLoggingPayloads (`json_array`), one per line (`ndjson`), or a single object (`single`).
+ * For the HTTP ingest route of deployments that cannot load the spool callback.
+ */
+export function parseGenericApiBody(text: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return Array.isArray(value) ? value : [value];
+  } catch {
+    return trimmed
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => {
+        try {
+          return JSON.parse(line) as unknown;
+        } catch {
+          return { unparsable: line.slice(0, 80) };
+        }
+      });
+  }
+}
+
+/** Inserts payloads received over HTTP; a batch sent twice is counted once. */
+export async function ingestPayloads(
+  db: Database,
+  payloads: readonly unknown[],
+  catalog: DeploymentCatalog,
+): Promise<Pick<IngestResult, 'inserted' | 'duplicates' | 'rejected'>> {
+  const rows: LedgerRow[] = [];
+  let rejected = 0;
+  for (const payload of payloads) {
+    const row = ledgerRow(payload, catalog);
+    if (isRejection(row)) rejected += 1;
+    else rows.push(row);
+  }
+  const inserted = await db.transaction((tx) => insertRows(tx, rows));
+  return { inserted, duplicates: rows.length - inserted, rejected };
+}

@@ -1,0 +1,326 @@
+import type { PolicySet } from '../policy/policy-set.js';
+import { durationSeconds } from '../shared/duration.js';
+import { ModelCenterError } from '../shared/errors.js';
+import type { Queryable } from '../store/db.js';
+import { histogramQuantile } from '../store/histogram.js';
+import {
+  needsRawRows,
+  queryReport,
+  type Dimension,
+  type FilterDimension,
+  type ReportGroup,
+  type ReportSpec,
+} from '../store/ledger.js';
+import { reportQuerySchema, type ParsedReportQuery, type ReportQuery } from './schema.js';
+
+/** A report request that cannot be answered as written (exit code 1 in the CLI, 400 in the API). */
+export class ReportQueryError extends ModelCenterError {}
+
+export interface Measures {
+  requests: number;
+  errors: number;
+  /** errors / requests, 0..1. */
+  errorRate: number;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  ttftP50Ms: number | null;
+  ttftP95Ms: number | null;
+  /** cache hits / requests, 0..1. */
+  cacheHitRate: number;
+}
+
+/** What the policies say about a goal or caller in a report line. */
+export interface Registration {
+  registered: boolean;
+  title?: string;
+  owner?: string;
+  budgetUsd?: number;
+  budgetPeriod?: string;
+}
+
+export interface ReportLine extends Measures {
+  keys: Partial<Record<Dimension, string | null>>;
+  goal?: Registration;
+  caller?: Registration;
+}
+
+export interface SpendReport {
+  from: string;
+  to: string;
+  groupBy: Dimension[];
+  /** `rollup`: hourly rollups (range widened to whole hours); `raw`: raw rows within retention. */
+  source: 'rollup' | 'raw';
+  lines: ReportLine[];
+  total: Measures;
+}
+
+const FILTERS: FilterDimension[] = [
+  'goal',
+  'caller',
+  'conversation',
+  'profile',
+  'model',
+  'provider',
+  'deployment',
+];
+
+/** The value that stands for "not set" in a filter (`--goal -`: requests without a goal). */
+export const UNSET = '-';
+
+/** Query (CLI flags or API parameters) → the store's report spec. Pure. */
+export function reportSpec(query: ParsedReportQuery, now: Date): ReportSpec {
+  const from = pointInTime(query.since, now, 'since');
+  const to = query.until ? pointInTime(query.until, now, 'until') : now;
+  if (from.getTime() >= to.getTime())
+    throw new ReportQueryError(
+      `--since (${from.toISOString()}) must be before --until (${to.toISOString()})`,
+    );
+  const filters: ReportSpec['filters'] = {};
+  for (const dimension of FILTERS) {
+    const values = query[dimension];
+    if (values) filters[dimension] = values.map((v) => (v === UNSET ? null : v));
+  }
+  return { groupBy: [...new Set(query.groupBy)], from, to, filters };
+}
+
+function pointInTime(text: string, now: Date, flag: string): Date {
+  const seconds = durationSeconds(text);
+  if (seconds !== undefined) return new Date(now.getTime() - seconds * 1000);
+  const date = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
+  if (Number.isNaN(date.getTime()))
+    throw new ReportQueryError(
+      `--${flag} "${text}" is neither a duration (7d) nor a date (2026-11-01)`,
+    );
+  return date;
+}
+
+export interface ReportOptions {
+  /** Goals and callers to join (title, owner, budget); unknown ids are marked unregistered. */
+  policies?: Pick<PolicySet, 'goals' | 'callers'>;
+  now?: Date;
+}
+
+/**
+ * The spend report: measures per group of the requested dimensions, joined to the goals and
+ * callers in the policies. Shared by `modelcenter spend report` and `GET /v1/spend/report`.
+ */
+export async function spendReport(
+  db: Queryable,
+  query: ReportQuery,
+  options: ReportOptions = {},
+): Promise<SpendReport> {
+  const parsed = reportQuerySchema.safeParse(query);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ReportQueryError(
+      `invalid report query: ${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const spec = reportSpec(parsed.data, options.now ?? new Date());
+  const groups = await queryReport(db, spec);
+  const lines = groups.map((group) => reportLine(group, spec.groupBy, options.policies));
+  sortLines(lines, parsed.data.sort, spec.groupBy);
+  return {
+    from: spec.from.toISOString(),
+    to: spec.to.toISOString(),
+    groupBy: spec.groupBy,
+    source: needsRawRows(spec) ? 'raw' : 'rollup',
+    lines: parsed.data.limit ? lines.slice(0, parsed.data.limit) : lines,
+    total: measures(sumGroups(groups)),
+  };
+}
+
+function reportLine(
+  group: ReportGroup,
+  groupBy: Dimension[],
+  policies: ReportOptions['policies'],
+): ReportLine {
+  const line: ReportLine = { keys: group.keys, ...measures(group) };
+  if (groupBy.includes('goal')) line.goal = goalRegistration(group.keys.goal ?? null, policies);
+  if (groupBy.includes('caller')) {
+    const id = group.keys.caller ?? null;
+    const caller = id ? policies?.callers.get(id)?.value : undefined;
+    line.caller = caller
+      ? { registered: true, ...(caller.description && { title: caller.description }) }
+      : { registered: false };
+  }
+  return line;
+}
+
+function goalRegistration(id: string | null, policies: ReportOptions['policies']): Registration {
+  const goal = id ? policies?.goals.get(id)?.value : undefined;
+  if (!goal) return { registered: false };
+  return {
+    registered: true,
+    title: goal.title,
+    ...(goal.owner && { owner: goal.owner }),
+    ...(goal.budget && { budgetUsd: goal.budget.usd, budgetPeriod: goal.budget.period }),
+  };
+}
+
+/** Counts and histograms → rates and percentiles. Pure. */
+export function measures(group: Omit<ReportGroup, 'keys'>): Measures {
+  const rate = (n: number): number => (group.requests > 0 ? n / group.requests : 0);
+  return {
+    requests: group.requests,
+    errors: group.errors,
+    errorRate: rate(group.errors),
+    tokensIn: group.tokensIn,
+    tokensOut: group.tokensOut,
+    costUsd: group.costUsd,
+    latencyP50Ms: histogramQuantile(group.latencyHistogram, 0.5) ?? null,
+    latencyP95Ms: histogramQuantile(group.latencyHistogram, 0.95) ?? null,
+    ttftP50Ms: histogramQuantile(group.ttftHistogram, 0.5) ?? null,
+    ttftP95Ms: histogramQuantile(group.ttftHistogram, 0.95) ?? null,
+    cacheHitRate: rate(group.cacheHits),
+  };
+}
+
+function sumGroups(groups: ReportGroup[]): Omit<ReportGroup, 'keys'> {
+  const addInto = (target: number[], source: number[]): number[] => {
+    source.forEach((c, i) => (target[i] = (target[i] ?? 0) + c));
+    return target;
+  };
+  return groups.reduce<Omit<ReportGroup, 'keys'>>(
+    (sum, g) => ({
+      requests: sum.requests + g.requests,
+      errors: sum.errors + g.errors,
+      tokensIn: sum.tokensIn + g.tokensIn,
+      tokensOut: sum.tokensOut + g.tokensOut,
+      costUsd: sum.costUsd + g.costUsd,
+      cacheHits: sum.cacheHits + g.cacheHits,
+      latencyHistogram: addInto(sum.latencyHistogram, g.latencyHistogram),
+      ttftHistogram: addInto(sum.ttftHistogram, g.ttftHistogram),
+    }),
+    {
+      requests: 0,
+      errors: 0,
+      tokensIn: 0,
+      tokensOut: 0,
+      costUsd: 0,
+      cacheHits: 0,
+      latencyHistogram: [],
+      ttftHistogram: [],
+    },
+  );
+}
+
+function sortLines(
+  lines: ReportLine[],
+  sort: ParsedReportQuery['sort'],
+  groupBy: Dimension[],
+): void {
+  const keyText = (line: ReportLine): string =>
+    groupBy.map((d) => line.keys[d] ?? '').join('\u0000');
+  const by: Record<ParsedReportQuery['sort'], (a: ReportLine, b: ReportLine) => number> = {
+    cost: (a, b) => b.costUsd - a.costUsd,
+    requests: (a, b) => b.requests - a.requests,
+    errors: (a, b) => b.errors - a.errors,
+    error_rate: (a, b) => b.errorRate - a.errorRate,
+    latency_p95: (a, b) => (b.latencyP95Ms ?? -1) - (a.latencyP95Ms ?? -1),
+    key: () => 0,
+  };
+  // Time dimensions read best in time order; otherwise the chosen measure, then the keys.
+  const timeFirst = sort === 'key' || groupBy[0] === 'day' || groupBy[0] === 'hour';
+  lines.sort((a, b) => {
+    if (timeFirst) return keyText(a).localeCompare(keyText(b)) || by[sort](a, b);
+    return by[sort](a, b) || keyText(a).localeCompare(keyText(b));
+  });
+}
+
+const MEASURE_COLUMNS: [string, (l: Measures) => string][] = [
+  ['requests', (l) => String(l.requests)],
+  ['errors', (l) => String(l.errors)],
+  ['error_rate', (l) => percent(l.errorRate)],
+  ['cost_usd', (l) => usd(l.costUsd)],
+  ['tokens_in', (l) => String(l.tokensIn)],
+  ['tokens_out', (l) => String(l.tokensOut)],
+  ['latency_p50_ms', (l) => ms(l.latencyP50Ms)],
+  ['latency_p95_ms', (l) => ms(l.latencyP95Ms)],
+  ['ttft_p50_ms', (l) => ms(l.ttftP50Ms)],
+  ['ttft_p95_ms', (l) => ms(l.ttftP95Ms)],
+  ['cache_hit_rate', (l) => percent(l.cacheHitRate)],
+];
+
+function keyCell(line: ReportLine, dimension: Dimension): string {
+  const value = line.keys[dimension];
+  if (value === null || value === undefined) return UNSET;
+  if (dimension === 'goal' && line.goal && !line.goal.registered) return `${value} (unregistered)`;
+  return value;
+}
+
+/** Rows of cells: header first, then one per line, then the total. */
+function cells(report: SpendReport, withTitles: boolean): string[][] {
+  const titled = withTitles && report.groupBy.includes('goal');
+  const header = [
+    ...report.groupBy,
+    ...(titled ? ['goal_title', 'goal_owner', 'goal_budget_usd'] : []),
+    ...MEASURE_COLUMNS.map(([name]) => name),
+  ];
+  const rows = report.lines.map((line) => [
+    ...report.groupBy.map((d) => keyCell(line, d)),
+    ...(titled
+      ? [line.goal?.title ?? '', line.goal?.owner ?? '', line.goal?.budgetUsd?.toString() ?? '']
+      : []),
+    ...MEASURE_COLUMNS.map(([, cell]) => cell(line)),
+  ]);
+  return [header, ...rows];
+}
+
+export type ReportFormat = 'table' | 'json' | 'csv';
+
+/** The report as text for a person (table), a program (json) or a spreadsheet (csv). */
+export function formatReport(report: SpendReport, format: ReportFormat): string {
+  if (format === 'json') return `${JSON.stringify(report, null, 2)}\n`;
+  if (format === 'csv') {
+    return cells(report, true)
+      .map((row) => row.map(csvCell).join(','))
+      .join('\n')
+      .concat('\n');
+  }
+  const table = cells(report, true);
+  const totalRow = [
+    ...(report.groupBy.length > 0 ? ['total', ...report.groupBy.slice(1).map(() => '')] : []),
+    ...(report.groupBy.includes('goal') ? ['', '', ''] : []),
+    ...MEASURE_COLUMNS.map(([, cell]) => cell(report.total)),
+  ];
+  const all = [...table, totalRow];
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((row) => row[i]?.length ?? 0)));
+  const render = (row: string[]): string =>
+    row
+      .map((cell, i) =>
+        i < report.groupBy.length ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!),
+      )
+      .join('  ')
+      .trimEnd();
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const body = table.slice(1).map(render);
+  return [
+    `spend ${report.from} → ${report.to}${report.source === 'rollup' ? ' (hourly rollups)' : ' (raw rows)'}`,
+    render(table[0]!),
+    rule,
+    ...(body.length > 0 ? body : ['(no requests in this range)']),
+    rule,
+    render(totalRow),
+    '',
+  ].join('\n');
+}
+
+function csvCell(value: string): string {
+  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+function usd(value: number): string {
+  return value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 6 : 2);
+}
+
+function percent(value: number): string {
+  return `${(value * 100).toFixed(1)}%`;
+}
+
+function ms(value: number | null): string {
+  return value === null ? '' : value < 10 ? value.toFixed(1) : Math.round(value).toString();
+}

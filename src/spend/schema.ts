@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { DIMENSIONS } from '../store/ledger.js';
+
+/**
+ * LiteLLM's StandardLoggingPayload (litellm-facts §3.2; litellm/types/utils.py in 1.104.0), loose:
+ * only the fields the ledger reads are named and checked; the rest is ignored (not copied: this
+ * runs for every spool line, so free-form maps stay `unknown` and are read with type guards).
+ */
+const text = z.string().nullish();
+const count = z.number().nullish();
+
+export const standardLoggingPayloadSchema = z.object({
+  id: text,
+  litellm_call_id: text,
+  /** Older payloads and the generic_api docs call it call_id. */
+  call_id: text,
+  trace_id: text,
+  session_id: text,
+  call_type: text,
+  stream: z.boolean().nullish(),
+  status: text,
+  response_cost: count,
+  prompt_tokens: count,
+  completion_tokens: count,
+  startTime: z.number(),
+  endTime: z.number().nullish(),
+  completionStartTime: z.number().nullish(),
+  model: text,
+  model_id: text,
+  model_group: text,
+  custom_llm_provider: text,
+  cache_hit: z.boolean().nullish(),
+  request_tags: z.array(z.unknown()).nullish(),
+  end_user: text,
+  error_information: z
+    .object({ error_code: z.union([z.string(), z.number()]).nullish(), error_class: text })
+    .nullish(),
+  metadata: z
+    .object({
+      user_api_key_alias: text,
+      /** The request's own `metadata` (a map). */
+      requester_metadata: z.unknown().optional(),
+      spend_logs_metadata: z.unknown().optional(),
+    })
+    .nullish(),
+});
+export type StandardLoggingPayload = z.infer<typeof standardLoggingPayloadSchema>;
+
+const dimension = z.enum(DIMENSIONS);
+const csv = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));
+const when = z.string().regex(/^(\d+[hdw]|\d{4}-\d{2}-\d{2}(T[\d:.]+Z?)?)$/, {
+  message: 'a relative duration (24h, 7d, 2w) or a date (2026-11-01, 2026-11-01T12:00:00Z)',
+});
+
+/**
+ * A spend report request, as the CLI flags and `GET /v1/spend/report` query parameters give it.
+ * Filters take comma-separated values; `-` stands for "not set" (requests without a goal, …).
+ */
+export const reportQuerySchema = z.strictObject({
+  groupBy: csv.pipe(z.array(dimension)).default([]),
+  since: when.default('7d'),
+  until: when.optional(),
+  goal: csv.optional(),
+  caller: csv.optional(),
+  conversation: csv.optional(),
+  profile: csv.optional(),
+  model: csv.optional(),
+  provider: csv.optional(),
+  deployment: csv.optional(),
+  sort: z.enum(['cost', 'requests', 'errors', 'error_rate', 'latency_p95', 'key']).default('cost'),
+  limit: z.coerce.number().int().positive().max(100_000).optional(),
+});
+export type ReportQuery = z.input<typeof reportQuerySchema>;
+export type ParsedReportQuery = z.output<typeof reportQuerySchema>;

@@ -1,0 +1,182 @@
+import { parse } from 'yaml';
+import { buildFromDir } from '../compile/build.js';
+import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import type { PolicySet } from '../policy/policy-set.js';
+import { readIfExists } from '../shared/fs.js';
+import { openLedger } from '../store/migrate.js';
+import { spendSettings } from './config.js';
+import { webhookSink } from './webhook.js';
+import { describeError } from '../shared/errors.js';
+import type { Database } from '../store/db.js';
+import { pruneRawRows } from '../store/ledger.js';
+import {
+  budgetsFromPolicies,
+  checkBudgets,
+  type Alert,
+  type AlertSink,
+  type SpikeOptions,
+} from './budgets.js';
+import { deploymentCatalog, type DeploymentCatalog } from './extract.js';
+import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
+
+export interface SpendServiceOptions {
+  db: Database;
+  spoolDir: string;
+  /** Called on every ingest run, so a new config's deployments are known at once. */
+  catalog: DeploymentCatalog;
+  /** The current policies (goals and budgets), or undefined when none are loaded. */
+  policies: () => Pick<PolicySet, 'goals' | 'budgets'> | undefined;
+  sink?: AlertSink;
+  log?: SpendLogger;
+  ingestIntervalMs?: number;
+  budgetIntervalMs?: number;
+  /** Raw rows older than this are deleted (rollups stay); undefined keeps them. */
+  retentionDays?: number;
+  spike?: SpikeOptions | false;
+  /** Runs before every budget check (the controller re-reads policies and config here). */
+  beforeCheck?: () => Promise<void>;
+  /** See SpendSettings.spoolFinishedAfterMs. */
+  spoolFinishedAfterMs?: number;
+  now?: () => Date;
+}
+
+export interface SpendService {
+  ingester: SpoolIngester;
+  /** Runs the budget and spike check now (after ingesting what the spool holds). */
+  checkNow(): Promise<Alert[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The controller's spend loop: ingest the spool every second, check budgets and spikes every
+ * budgetIntervalMs, prune raw rows past retention once an hour. Errors are logged and retried.
+ */
+export function startSpendService(options: SpendServiceOptions): SpendService {
+  const log = options.log ?? SILENT_LOGGER;
+  const ingester = new SpoolIngester({
+    db: options.db,
+    spoolDir: options.spoolDir,
+    catalog: options.catalog,
+    log,
+    intervalMs: options.ingestIntervalMs ?? 1000,
+    ...(options.spoolFinishedAfterMs !== undefined && {
+      finishedAfterMs: options.spoolFinishedAfterMs,
+    }),
+  });
+  ingester.start();
+  const now = options.now ?? (() => new Date());
+  let checking: Promise<Alert[]> | undefined;
+  const check = async (): Promise<Alert[]> => {
+    await options.beforeCheck?.();
+    await ingester.runOnce();
+    const policies = options.policies();
+    const alerts = await checkBudgets({
+      db: options.db,
+      budgets: policies ? budgetsFromPolicies(policies) : [],
+      sink: options.sink,
+      log,
+      now: now(),
+      spike: options.spike,
+    });
+    if (options.retentionDays !== undefined && Date.now() - lastPrune > 3600_000) {
+      lastPrune = Date.now();
+      const cutoff = new Date(now().getTime() - options.retentionDays * 86_400_000);
+      const pruned = await pruneRawRows(options.db, cutoff);
+      if (pruned > 0) log.info({ pruned, before: cutoff.toISOString() }, 'raw spend rows pruned');
+    }
+    return alerts;
+  };
+  let lastPrune = 0;
+  const checkNow = (): Promise<Alert[]> => {
+    checking ??= check().finally(() => {
+      checking = undefined;
+    });
+    return checking;
+  };
+  const timer = setInterval(() => {
+    checkNow().catch((error: unknown) =>
+      log.warn({ error: describeError(error) }, 'budget check failed; retrying'),
+    );
+  }, options.budgetIntervalMs ?? 30_000);
+  return {
+    ingester,
+    checkNow,
+    async stop() {
+      clearInterval(timer);
+      await checking?.catch(() => undefined);
+      await ingester.stop();
+    },
+  };
+}
+
+export interface ControllerSpendOptions {
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Goals and budgets come from here (re-read on every budget check). */
+  policiesDir: string;
+  /** The generated LiteLLM config: deployment id → catalog model and policy provider. */
+  configFile: string;
+  log: SpendLogger;
+}
+
+export interface ControllerSpend {
+  db: Database;
+  service: SpendService;
+  stop(): Promise<void>;
+}
+
+/**
+ * The spend ledger as the controller runs it: settings from the environment (README), the ledger
+ * opened and migrated, ingestion every second, budgets and spikes every 30 s with alerts to the
+ * log and the webhook. The API's `GET /v1/spend/report` answers from `db` with spendReport().
+ */
+export async function startControllerSpend(
+  options: ControllerSpendOptions,
+): Promise<ControllerSpend> {
+  const settings = spendSettings(options.env, options.stateDir);
+  const db = await openLedger(settings.ledger);
+  let policies: PolicySet | undefined;
+  let catalog: DeploymentCatalog = deploymentCatalog(undefined);
+  const refresh = async (): Promise<void> => {
+    try {
+      policies = (await buildFromDir(options.policiesDir)).set;
+    } catch (error) {
+      options.log.warn({ error: describeError(error) }, 'policies unreadable; budgets unchanged');
+    }
+    const text = await readIfExists(options.configFile).catch(() => undefined);
+    if (text) catalog = deploymentCatalog(parse(text, { version: '1.1' }) as LiteLLMConfig);
+  };
+  await refresh();
+  const service = startSpendService({
+    db,
+    spoolDir: settings.spoolDir,
+    catalog: (id) => catalog(id),
+    policies: () => policies,
+    beforeCheck: refresh,
+    ...(settings.webhook && { sink: webhookSink(settings.webhook) }),
+    log: options.log,
+    retentionDays: settings.retentionDays,
+    spoolFinishedAfterMs: settings.spoolFinishedAfterMs,
+  });
+  options.log.info(
+    {
+      ledger: settings.ledger.url ? 'postgres' : settings.ledger.dataDir,
+      spool: settings.spoolDir,
+    },
+    'spend ledger ingesting',
+  );
+  return {
+    db,
+    service,
+    async stop() {
+      await service.stop();
+      // What LiteLLM wrote while it shut down.
+      await service.ingester
+        .runOnce()
+        .catch((error: unknown) =>
+          options.log.warn({ error: describeError(error) }, 'last spool ingestion failed'),
+        );
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../../src/litellm/process.js';
+
+const run = promisify(execFile);
+
+export interface PostgresCluster {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The newest Debian PostgreSQL bin directory (installed by .ci/install-system-packages.sh), or MODELCENTER_PG_BIN. */
+export function postgresBin(): string {
+  if (process.env.MODELCENTER_PG_BIN) return process.env.MODELCENTER_PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(path.join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length === 0)
+    throw new Error(
+      'PostgreSQL is not installed: run bash .ci/install-system-packages.sh (apt-get install postgresql)',
+    );
+  return path.join(root, versions[0]!, 'bin');
+}
+
+/**
+ * A throw-away PostgreSQL cluster in a temp directory on a free loopback port, trust auth, no
+ * fsync. initdb refuses to run as root, so as root it runs as the `postgres` user (runuser).
+ */
+export async function startPostgres(): Promise<PostgresCluster> {
+  const bin = postgresBin();
+  const dir = await mkdtemp(path.join(tmpdir(), 'modelcenter-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const uid = Number(stdout.trim());
+    const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
+    await chown(dir, uid, gid);
+    await chmod(dir, 0o700);
+  }
+  const exec = (tool: string, args: string[]): Promise<unknown> =>
+    asRoot
+      ? run('runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args])
+      : run(path.join(bin, tool), args);
+  const data = path.join(dir, 'data');
+  await exec('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  const port = await freePort();
+  await exec('pg_ctl', [
+    '-D',
+    data,
+    '-l',
+    path.join(dir, 'log'),
+    '-w',
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+    'start',
+  ]);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await exec('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
+import { serveCommand } from '../../src/cli/serve.js';
+import { freePort } from '../../src/litellm/process.js';
+import { policyRepo } from '../helpers/repo.js';
+import { spendPolicies } from '../helpers/spend.js';
+import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
+
+describe('modelcenter serve records spend', () => {
+  let repo: string;
+  let fakes: Fakes;
+  const keys = newKeys();
+
+  beforeAll(async () => {
+    fakes = await startFakes(keys);
+    repo = await policyRepo(spendPolicies(fakes));
+  });
+  afterAll(async () => {
+    await Promise.all(allFakes(fakes).map((f) => f.close()));
+    await rm(repo, { recursive: true, force: true });
+  });
+
+  it('records every tagged request in the embedded ledger; spend report reads it once serve has stopped', async () => {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const token = 'mc-admin-token-for-this-test-only-0123456789';
+    const env = {
+      LITELLM_MASTER_KEY: keys.master,
+      ...providerEnv(keys),
+      MODELCENTER_LITELLM_PORT: String(port),
+      MODELCENTER_API_PORT: String(apiPort),
+      MODELCENTER_ADMIN_TOKENS: token,
+      MODELCENTER_POLL_SECONDS: '0.5',
+    };
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    let logText = '';
+    const logs = new PassThrough();
+    logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
+    const exit = serveCommand(
+      { env, until: stopped, logTo: logs },
+      { stdout: () => undefined, stderr: () => undefined, cwd: repo },
+    );
+    const client = new OpenAI({
+      baseURL: `http://127.0.0.1:${port}/v1`,
+      apiKey: keys.master,
+      maxRetries: 0,
+    });
+    const deadline = Date.now() + 120_000;
+    while (!logText.includes('spend ledger ingesting')) {
+      if (Date.now() > deadline) throw new Error(`serve did not start:\n${logText}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    for (let i = 0; i < 6; i += 1) {
+      await client.chat.completions.create({
+        model: 'gpt-mini',
+        messages: [{ role: 'user', content: `spend ${i}` }],
+        tags: [i < 4 ? 'goal:q-report' : 'goal:side-quest', 'caller:alice'],
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // The same report through the API while serve runs.
+    const api = `http://127.0.0.1:${apiPort}/v1/spend/report`;
+    const headers = { authorization: `Bearer ${token}` };
+    const viaApi = (await (await fetch(`${api}?groupBy=goal&since=1h`, { headers })).json()) as {
+      lines: { keys: { goal: string }; requests: number }[];
+    };
+    expect(viaApi.lines.map((l) => [l.keys.goal, l.requests])).toEqual([
+      ['q-report', 4],
+      ['side-quest', 2],
+    ]);
+    const bad = await fetch(`${api}?groupBy=colour`, { headers });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { field: string } }).error.field).toMatch(
+      /^query\.groupBy/,
+    );
+    stop();
+    expect(await exit).toBe(0);
+
+    let stdout = '';
+    const code = await runCli(
+      ['spend', 'report', '--group-by', 'goal', '--format', 'json', '--since', '1h'],
+      { stdout: (t) => (stdout += t), stderr: () => undefined, cwd: repo },
+      {},
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as {
+      lines: { keys: { goal: string }; requests: number; goal: { registered: boolean } }[];
+    };
+    expect(report.lines.map((l) => [l.keys.goal, l.requests, l.goal.registered])).toEqual([
+      ['q-report', 4, true],
+      ['side-quest', 2, false],
+    ]);
+  });
+});

@@ -1,0 +1,114 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { litellmVenv } from '../../src/litellm/install.js';
+import { projectRoot } from '../../src/shared/paths.js';
+import { payloadFixture } from '../helpers/spool.js';
+
+const run = promisify(execFile);
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'modelcenter-spool-py-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/**
+ * Drives litellm/modelcenter_spool.py in the pinned LiteLLM's Python, as LiteLLM would: the module
+ * is imported, its hooks are called with kwargs holding a standard_logging_object, and the process
+ * exits (the atexit flush writes what is queued).
+ */
+async function python(script: string, env: Record<string, string>): Promise<string> {
+  const file = path.join(dir, `drive-${Date.now()}.py`);
+  await writeFile(file, script);
+  const { stdout, stderr } = await run(path.join(litellmVenv(), 'bin', 'python'), [file], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PYTHONPATH: path.join(projectRoot(), 'litellm'),
+      LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+      ...env,
+    },
+  });
+  return stdout + stderr;
+}
+
+const DRIVER = (payloadFile: string, events: number) => `
+import asyncio, json
+from modelcenter_spool import proxy_handler_instance as spool
+payload = json.load(open(${JSON.stringify(payloadFile)}))
+payload["messages"] = [{"role": "user", "content": "a secret prompt"}]
+payload["response"] = {"choices": [{"message": {"content": "a private answer"}}]}
+async def main():
+    for i in range(${events}):
+        p = dict(payload, litellm_call_id=f"py-{i}")
+        if i % 2:
+            await spool.async_log_success_event({"standard_logging_object": p}, None, None, None)
+        else:
+            spool.log_failure_event({"standard_logging_object": p}, None, None, None)
+    await spool.async_log_success_event({"no": "payload"}, None, None, None)
+asyncio.run(main())
+print("done")
+`;
+
+describe('spool callback (litellm/modelcenter_spool.py)', () => {
+  it('creates the directory, writes one line per event without content, and rotates by size', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    await writeFile(payloadFile, JSON.stringify(payloadFixture('success-tagged')));
+    const spoolDir = path.join(dir, 'deep', 'missing', 'spool');
+    const output = await python(DRIVER(payloadFile, 40), {
+      MODELCENTER_SPOOL_DIR: spoolDir,
+      MODELCENTER_SPOOL_MAX_BYTES: '20000',
+    });
+    expect(output).toContain('done');
+    const files = (await readdir(spoolDir)).sort();
+    expect(files.length).toBeGreaterThan(2);
+    expect(files.every((f) => /^spool-\d+-\d+-\d{6}\.jsonl$/.test(f))).toBe(true);
+    const lines: Record<string, unknown>[] = [];
+    for (const file of files) {
+      const text = await readFile(path.join(spoolDir, file), 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(20000);
+      for (const line of text.split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    expect(lines.map((l) => l.litellm_call_id)).toEqual(
+      Array.from({ length: 40 }, (_, i) => `py-${i}`),
+    );
+    const all = JSON.stringify(lines);
+    expect(all).not.toContain('a secret prompt');
+    expect(all).not.toContain('a private answer');
+    expect(lines[0]).toMatchObject({
+      request_tags: [
+        'goal:q-report',
+        'caller:alice',
+        'User-Agent: OpenAI',
+        'User-Agent: OpenAI/JS 6.49.0',
+      ],
+    });
+  });
+
+  it('keeps content only when MODELCENTER_SPOOL_KEEP_CONTENT=1', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    const spoolDir = path.join(dir, 'with-content');
+    await python(DRIVER(payloadFile, 1), {
+      MODELCENTER_SPOOL_DIR: spoolDir,
+      MODELCENTER_SPOOL_KEEP_CONTENT: '1',
+    });
+    const [file] = await readdir(spoolDir);
+    expect(await readFile(path.join(spoolDir, file!), 'utf8')).toContain('a secret prompt');
+  });
+
+  it('logs a write error instead of raising it into LiteLLM', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    const blocked = path.join(dir, 'a-file-not-a-dir');
+    await writeFile(blocked, 'x');
+    const output = await python(DRIVER(payloadFile, 3), {
+      MODELCENTER_SPOOL_DIR: path.join(blocked, 'spool'),
+    });
+    expect(output).toContain('done');
+    expect(output).toMatch(/modelcenter_spool: cannot write \d+ spool records/);
+  });
+});
