@@ -23,7 +23,7 @@ import { RestartStrategy } from './reload/restart.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
 import { ReportQueryError, spendReport } from './spend/report.js';
-import { reportQuerySchema, type ReportQuery } from './spend/schema.js';
+import { reportQuerySchema } from './spend/schema.js';
 import { startControllerSpend, type ControllerSpend } from './spend/service.js';
 import { describeError, ModelCenterError } from './shared/errors.js';
 import { readIfExists, writeFileAtomically } from './shared/fs.js';
