@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { apiRoutes, type ServiceApi } from './api/routes.js';
 import { createApiServer, HttpError, type Route } from './api/server.js';
 import { Controller, type ApplyReport, type DriftReport } from './apply/controller.js';
+import { ApplyBusyError } from './apply/lock.js';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { buildFromDir } from './compile/build.js';
+import type { LiteLLMConfig } from './compile/litellm-config.js';
+import { spendSettings } from './spend/config.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
 import { GitState } from './gitstate/git-state.js';
@@ -80,23 +85,31 @@ export async function startService(
   const masterKey =
     env[MASTER_KEY_ENV] ?? (await stateSecret(settings.stateDir, 'master-key', 'sk-', log));
   secrets.add(masterKey);
-  const providerEnv: Record<string, string> = {};
-  if (build.config) {
+  // The environment LiteLLM needs is read from the config it is about to load, at every start,
+  // so a provider added by a later policy commit gets its key too.
+  const providerEnv = (): Record<string, string> => {
+    const config = parse(readFileSync(settings.configFile, 'utf8'), {
+      version: '1.1',
+    }) as LiteLLMConfig;
+    const found: Record<string, string> = {};
     const missing: string[] = [];
-    for (const name of referencedEnv(build.config)) {
+    for (const name of referencedEnv(config)) {
       if (name === MASTER_KEY_ENV) continue;
       const value = env[name];
-      if (value) providerEnv[name] = value;
+      if (value) found[name] = value;
       else missing.push(name);
     }
-    if (missing.length > 0)
+    if (missing.length > 0) {
       log.warn(
         { missing },
         'environment variables not set: requests to the providers that need them will fail',
       );
-  }
+    }
+    return found;
+  };
+  const spool = spendSettings(env, settings.stateDir).spoolDir;
   const state = await GitState.open(stateRepo, settings.configFile);
-  const strategy = await makeStrategy(settings, masterKey, providerEnv);
+  const strategy = await makeStrategy(settings, masterKey, providerEnv, spool);
   const controller = new Controller({
     policiesDir: settings.policies,
     state,
@@ -104,7 +117,21 @@ export async function startService(
     stateDir: settings.stateDir,
   });
   const applyLog = log.child({ subsystem: 'apply' });
+  // What has been started so far, stopped in reverse if a later start-up step fails.
+  const started: (() => Promise<unknown>)[] = [() => strategy.stop()];
+  const undoStarted = async (): Promise<void> => {
+    for (const undo of started.reverse()) await undo().catch(() => undefined);
+  };
+  const guard = async <T>(step: Promise<T>): Promise<T> => {
+    try {
+      return await step;
+    } catch (error) {
+      await undoStarted();
+      throw error;
+    }
+  };
 
+  const seenAtStart = JSON.stringify(await state.provenance(settings.policies));
   const firstStarted = performance.now();
   const first = await controller.start();
   const firstSeconds = (performance.now() - firstStarted) / 1000;
@@ -132,6 +159,25 @@ export async function startService(
   metrics.setStrategy(strategy.name);
   metrics.recordApply(first.outcome, firstSeconds);
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
+  let closing = false;
+  /** An API mutation: refused once shutdown began (it would outlive the LiteLLM it changes). */
+  const mutate = async (
+    trigger: string,
+    work: () => Promise<ApplyReport>,
+  ): Promise<ApplyReport> => {
+    if (closing)
+      throw new HttpError(
+        503,
+        'shutting_down',
+        'the controller is shutting down; retry against the next one',
+      );
+    try {
+      return await run(trigger, work);
+    } catch (error) {
+      if (error instanceof ApplyBusyError) throw new HttpError(409, 'busy', error.message);
+      throw error;
+    }
+  };
   const run = async (trigger: string, work: () => Promise<ApplyReport>): Promise<ApplyReport> => {
     const started = performance.now();
     const report = await work();
@@ -155,7 +201,8 @@ export async function startService(
 
   // Triggers: new policy commits (polled), and in dev mode the file watcher.
   const triggers = new Triggers(controller, settings, log.child({ subsystem: 'watch' }), run);
-  await triggers.start();
+  await guard(triggers.start(seenAtStart));
+  started.push(() => triggers.stop());
 
   const scheduler = new Scheduler({
     logger: log.child({ subsystem: 'scheduler' }),
@@ -191,21 +238,23 @@ export async function startService(
       scheduler.register({ name, schedule, run: job });
     }
   } catch (error) {
-    await triggers.stop();
-    await strategy.stop();
-    if (error instanceof SchedulerError) throw new ServiceStartError(error.message, 'invalid');
-    throw error;
+    await undoStarted();
+    throw error instanceof SchedulerError ? new ServiceStartError(error.message, 'invalid') : error;
   }
   scheduler.start();
+  started.push(() => scheduler.stop());
 
   // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
-  const spend = await startControllerSpend({
-    stateDir: settings.stateDir,
-    env,
-    policiesDir: settings.policies,
-    configFile: settings.configFile,
-    log: log.child({ subsystem: 'spend' }),
-  });
+  const spend = await guard(
+    startControllerSpend({
+      stateDir: settings.stateDir,
+      env,
+      policiesDir: settings.policies,
+      configFile: settings.configFile,
+      log: log.child({ subsystem: 'spend' }),
+    }),
+  );
+  started.push(() => spend.stop());
 
   const service: ServiceApi = {
     status: async () => {
@@ -226,9 +275,14 @@ export async function startService(
       };
     },
     plan: () => controller.plan(),
-    apply: ({ force }) => run('api', () => controller.apply({ force })),
-    reload: () => run('api-reload', () => controller.apply({ reload: true })),
-    rollback: (to) => run('api-rollback', () => controller.rollback(to)),
+    apply: ({ force }) => mutate('api', () => controller.apply({ force })),
+    reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
+    rollback: async (to) => {
+      if (to !== undefined && (await state.resolve(to)) === undefined) {
+        throw new HttpError(404, 'not_found', `no commit "${to}" in ${state.repoDir}`);
+      }
+      return mutate('api-rollback', () => controller.rollback(to));
+    },
     drift: checkDrift,
     jobs: () => scheduler.status(),
     runJob: (name) => scheduler.runNow(name),
@@ -265,20 +319,23 @@ export async function startService(
     tokens,
     maxBodyBytes: settings.maxBodyBytes,
     log: httpLog,
+    mask: (text) => secrets.mask(text),
     onRequest: (method, route, status, seconds) =>
       metrics.recordHttp(method, route, status, seconds),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) =>
-      reject(
-        new ServiceStartError(
-          `the API cannot listen on ${settings.apiHost}:${settings.apiPort}: ${describeError(error)}`,
-          'failed',
+  await guard(
+    new Promise<void>((resolve, reject) => {
+      server.once('error', (error) =>
+        reject(
+          new ServiceStartError(
+            `the API cannot listen on ${settings.apiHost}:${settings.apiPort}: ${describeError(error)}`,
+            'failed',
+          ),
         ),
-      ),
-    );
-    server.listen(settings.apiPort, settings.apiHost, () => resolve());
-  });
+      );
+      server.listen(settings.apiPort, settings.apiHost, () => resolve());
+    }),
+  );
   const address = server.address() as AddressInfo;
   const apiUrl = `http://${settings.apiHost}:${address.port}`;
   const litellmUrl =
@@ -288,6 +345,7 @@ export async function startService(
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      closing = true;
       log.info({}, 'shutting down');
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -316,7 +374,8 @@ export class ServiceStartError extends ModelCenterError {
 async function makeStrategy(
   settings: Settings,
   masterKey: string,
-  env: Record<string, string>,
+  env: () => Record<string, string>,
+  spoolDir: string,
 ): Promise<ReloadStrategy> {
   switch (settings.strategy) {
     case 'admin-api':
@@ -328,6 +387,7 @@ async function makeStrategy(
         masterKey,
         env,
         stateDir: settings.stateDir,
+        spoolDir,
       });
     case 'restart':
       if (settings.restartCommand) {
@@ -343,6 +403,7 @@ async function makeStrategy(
         masterKey,
         env,
         stateDir: settings.stateDir,
+        spoolDir,
       });
   }
 }
@@ -364,8 +425,9 @@ class Triggers {
     ) => Promise<ApplyReport>,
   ) {}
 
-  async start(): Promise<void> {
-    let seen = JSON.stringify(await this.controller.state.provenance(this.settings.policies));
+  /** `seen`: the policies' provenance read before the first apply, so a commit during it counts. */
+  async start(seenAtStart: string): Promise<void> {
+    let seen = seenAtStart;
     this.loop = (async () => {
       while (!this.stopped) {
         await new Promise<void>((resolve) => {
@@ -381,8 +443,8 @@ class Triggers {
             await this.controller.state.provenance(this.settings.policies),
           );
           if (now === seen) continue;
-          seen = now;
           await this.run('policy-commit', () => this.controller.apply());
+          seen = now; // only once handled: an apply that threw is tried again next time
         } catch (error) {
           this.log.error({ err: describeError(error) }, 'policy trigger failed');
         }
@@ -432,8 +494,7 @@ async function stateSecret(
   if (existing) return existing;
   await mkdir(stateDir, { recursive: true });
   const value = `${prefix}${randomBytes(32).toString('hex')}`;
-  await writeFileAtomically(file, `${value}\n`);
-  await chmod(file, 0o600);
+  await writeFileAtomically(file, `${value}\n`, { mode: 0o600 });
   log.warn({ file }, `${name} not configured: generated one (mode 0600)`);
   return value;
 }

@@ -54,6 +54,8 @@ export interface ApiServerOptions {
   tokens: Tokens;
   maxBodyBytes: number;
   log: ApiLog;
+  /** Masks secret values in every answer (error messages, LiteLLM output in reports). */
+  mask?: (text: string) => string;
   /** Called once per request with the route template (never the raw path). */
   onRequest?: (method: string, route: string, status: number, seconds: number) => void;
 }
@@ -85,7 +87,8 @@ export function createApiServer(options: ApiServerOptions): Server {
     const requestId = requestIdOf(request);
     let template = 'unmatched';
     const send = (status: number, body: unknown, contentType?: string): void => {
-      const text = contentType ? String(body) : JSON.stringify(body);
+      const raw = contentType ? String(body) : JSON.stringify(body);
+      const text = options.mask ? options.mask(raw) : raw;
       response.writeHead(status, {
         'content-type': contentType ?? 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(text),
@@ -141,9 +144,18 @@ export function createApiServer(options: ApiServerOptions): Server {
           );
         }
       }
-      const params = Object.fromEntries(
-        hit.c.names.map((name, i) => [name, decodeURIComponent(hit.m![i + 1]!)]),
-      );
+      let params: Record<string, string>;
+      try {
+        params = Object.fromEntries(
+          hit.c.names.map((name, i) => [name, decodeURIComponent(hit.m![i + 1]!)]),
+        );
+      } catch {
+        return fail(
+          400,
+          'invalid_request',
+          `${url.pathname}: a path segment is not valid URL encoding`,
+        );
+      }
       const query = parseWith(route.query, Object.fromEntries(url.searchParams), 'query');
       if (!query.ok) return fail(400, 'invalid_request', query.message, query.field);
       let body: unknown = undefined;

@@ -90,7 +90,6 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  if (child.pid) await options.onSpawn?.(child.pid, port);
   let log = '';
   const append = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-200_000);
@@ -105,6 +104,14 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   void exited.then(() => {
     done = true;
   });
+  if (child.pid) {
+    try {
+      await options.onSpawn?.(child.pid, port);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw error;
+    }
+  }
 
   const url = `http://${host}:${port}`;
   const client = new LiteLLMClient(url, options.masterKey, 2000);

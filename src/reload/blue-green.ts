@@ -16,7 +16,8 @@ export interface BlueGreenOptions {
   port: number;
   host?: string;
   masterKey: string;
-  env: Record<string, string>;
+  /** The environment LiteLLM gets; a function is asked again at every start (new providers). */
+  env: Record<string, string> | (() => Record<string, string>);
   /** nginx's prefix (config, pid, logs) and the record of started processes live here. */
   stateDir: string;
   readinessTimeoutMs?: number;
@@ -117,7 +118,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
       return await startLiteLLM({
         configPath: configFile,
         masterKey: this.options.masterKey,
-        env: this.options.env,
+        env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
         ...(this.options.readinessTimeoutMs !== undefined && {
           readinessTimeoutMs: this.options.readinessTimeoutMs,
         }),

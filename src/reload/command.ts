@@ -27,7 +27,15 @@ export class CommandRestartStrategy implements ReloadStrategy {
     let output = '';
     const code = await new Promise<number | null>((resolve) => {
       const child = spawn('sh', ['-c', this.options.command], {
-        env: { ...process.env, MODELCENTER_CONFIG_FILE: configFile },
+        // The controller's environment without its tokens and keys (KUBECONFIG, DOCKER_HOST … stay).
+        env: {
+          ...Object.fromEntries(
+            Object.entries(process.env).filter(
+              ([name]) => !/TOKEN|SECRET|MASTER_KEY|API_KEY|PASSWORD/i.test(name),
+            ),
+          ),
+          MODELCENTER_CONFIG_FILE: configFile,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const append = (chunk: Buffer): void => {
@@ -35,7 +43,7 @@ export class CommandRestartStrategy implements ReloadStrategy {
       };
       child.stdout.on('data', append);
       child.stderr.on('data', append);
-      child.on('exit', resolve);
+      child.on('close', resolve); // after its output is read to the end
       child.on('error', () => resolve(127));
     });
     if (code !== 0) {

@@ -10,7 +10,8 @@ import { ReloadError, type ReloadStrategy } from './strategy.js';
 export interface RestartOptions {
   port: number;
   masterKey: string;
-  env: Record<string, string>;
+  /** The environment LiteLLM gets; a function is asked again at every start (new providers). */
+  env: Record<string, string> | (() => Record<string, string>);
   readinessTimeoutMs?: number;
   binary?: string;
   /** Passed to LiteLLM's spool callback (default: `<stateDir>/spool`; see StartOptions.spoolDir). */
@@ -47,7 +48,7 @@ export class RestartStrategy implements ReloadStrategy {
       this.running = await startLiteLLM({
         configPath: configFile,
         masterKey: this.options.masterKey,
-        env: this.options.env,
+        env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
         port: this.options.port,
         ...(this.options.readinessTimeoutMs !== undefined && {
           readinessTimeoutMs: this.options.readinessTimeoutMs,

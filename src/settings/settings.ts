@@ -177,6 +177,11 @@ export async function loadSettings(env: NodeJS.ProcessEnv, cwd: string): Promise
         'MODELCENTER_LITELLM_URLS: the admin-api strategy needs the LiteLLM instances to write to, e.g. http://litellm-1:4000,http://litellm-2:4000',
       );
     }
+    if ((strategy === 'admin-api' || restartCommand) && !env.LITELLM_MASTER_KEY) {
+      problems.push(
+        'LITELLM_MASTER_KEY: set it to the master key of the LiteLLM instances Model Center does not start itself (admin-api or a restart command)',
+      );
+    }
     if (restartCommand && litellmUrls.length === 0) {
       problems.push(
         'MODELCENTER_LITELLM_URLS: with MODELCENTER_RESTART_COMMAND, name the instances the command restarts so they can be verified',

@@ -3,10 +3,15 @@ import path from 'node:path';
 import { describeError, ModelCenterError } from './errors.js';
 
 /** Writes through a temporary file and a rename, so readers never see half a file. */
-export async function writeFileAtomically(file: string, text: string): Promise<void> {
+export async function writeFileAtomically(
+  file: string,
+  text: string,
+  options: { mode?: number } = {},
+): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
   const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, text);
+  // The mode is set at creation, so a secret is never readable by others, not even briefly.
+  await writeFile(temporary, text, { mode: options.mode ?? 0o666 });
   await rename(temporary, file);
 }
 

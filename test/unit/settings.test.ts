@@ -88,6 +88,16 @@ describe('settings: defaults, settings file, environment; every bad value named'
     expect(found.join('\n')).toContain('unknown setting bogus');
     expect(await problems({ MODELCENTER_RELOAD_STRATEGY: 'admin-api' })).toEqual([
       expect.stringContaining('MODELCENTER_LITELLM_URLS: the admin-api strategy needs'),
+      expect.stringContaining(
+        'LITELLM_MASTER_KEY: set it to the master key of the LiteLLM instances',
+      ),
     ]);
+    expect(
+      await problems({
+        MODELCENTER_RELOAD_STRATEGY: 'admin-api',
+        MODELCENTER_LITELLM_URLS: 'http://llm-1:4000',
+        LITELLM_MASTER_KEY: 'sk-external-instances-key-0123456789',
+      }),
+    ).toEqual([]);
   });
 });
