@@ -10,6 +10,7 @@ import {
 } from '../store/ledger.js';
 import { describeError } from '../shared/errors.js';
 import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
+import { applyCatalog, parseChunk, type ParsedChunk } from './parse.js';
 
 /** The subset of a pino logger the spend subsystem uses. */
 export interface SpendLogger {
@@ -127,76 +128,59 @@ async function ingestFile(
   const batchLines = options.batchLines ?? 2000;
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
   const handle = await open(file, 'r');
+
+  /** The complete lines from `at` on (at most chunkBytes), parsed. */
+  const readChunk = async (
+    at: number,
+  ): Promise<{ at: number; end: number; parsed: ParsedChunk } | 'partial' | 'long'> => {
+    const length = Math.min(chunkBytes, size - at);
+    const buffer = new Uint8Array(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, at);
+    const last = buffer.lastIndexOf(NEWLINE, bytesRead - 1);
+    if (last < 0) return bytesRead === chunkBytes ? 'long' : 'partial';
+    return { at, end: at + last + 1, parsed: parseChunk(buffer.subarray(0, last + 1)) };
+  };
+
   let offset = start;
   try {
-    while (offset < size) {
-      const length = Math.min(chunkBytes, size - offset);
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, offset);
-      const end = buffer.lastIndexOf(NEWLINE, bytesRead - 1);
-      if (end < 0) {
-        if (bytesRead === chunkBytes)
-          log.warn({ file, offset }, `spool line longer than ${chunkBytes} bytes; skipping it`);
-        // Half a line (still being written, or cut by a crash): wait for the rest.
-        if (bytesRead < chunkBytes) break;
-        offset = await skipLongLine(handle, offset, size, options, name);
-        continue;
-      }
-      let rows: LedgerRow[] = [];
-      let lineStart = 0;
-      let lines = 0;
-      let firstProblem: string | undefined;
-      let rejected = 0;
-      const flush = async (upTo: number): Promise<void> => {
-        const batch = rows;
-        rows = [];
+    let next = offset < size ? await readChunk(offset) : 'partial';
+    while (typeof next === 'object') {
+      const current = next;
+      const chunk = current.parsed;
+      applyCatalog(chunk.rows, options.catalog);
+      for (let first = 0; ; first += batchLines) {
+        const batch = chunk.rows.slice(first, first + batchLines);
+        const last = first + batchLines >= chunk.rows.length;
+        // The last batch of a chunk also covers the rejected and blank lines after its rows.
+        const upTo = last ? current.end : current.at + chunk.rowEnds[first + batch.length - 1]!;
         const inserted = await options.db.transaction(async (tx) => {
           const n = await insertRows(tx, batch);
-          await saveOffset(tx, name, offset + upTo);
+          await saveOffset(tx, name, upTo);
           return n;
         });
         result.inserted += inserted;
         result.duplicates += batch.length - inserted;
-      };
-      while (lineStart <= end) {
-        const newline = buffer.indexOf(NEWLINE, lineStart);
-        const text = buffer.toString('utf8', lineStart, newline);
-        lineStart = newline + 1;
-        if (text.trim() === '') continue;
-        lines += 1;
-        const row = parseLine(text, options.catalog);
-        if (isRejection(row)) {
-          rejected += 1;
-          firstProblem ??= row.reason;
-        } else {
-          rows.push(row);
-        }
-        if (rows.length >= batchLines) await flush(lineStart);
+        if (last) break;
       }
-      await flush(end + 1);
-      offset += end + 1;
-      result.lines += lines;
-      result.rejected += rejected;
-      if (rejected > 0)
+      offset = current.end;
+      next = offset < size ? await readChunk(offset) : 'partial';
+      result.lines += chunk.lines;
+      result.rejected += chunk.rejected;
+      if (chunk.rejected > 0)
         log.warn(
-          { file, rejected, first: firstProblem },
+          { file, rejected: chunk.rejected, first: chunk.firstProblem },
           'spool lines that are not request records were skipped',
         );
     }
+    if (next === 'long') {
+      log.warn({ file, offset }, `spool line longer than ${chunkBytes} bytes; skipping it`);
+      offset = await skipLongLine(handle, offset, size, options, name);
+    }
+    // 'partial': half a line (still being written, or cut by a crash) waits for the rest.
   } finally {
     await handle.close();
   }
   return offset;
-}
-
-function parseLine(text: string, catalog: DeploymentCatalog): ReturnType<typeof ledgerRow> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { reason: `not JSON: ${describeError(error)}` };
-  }
-  return ledgerRow(value, catalog);
 }
 
 /** Moves past one absurdly long line (a writer bug), so it cannot block the file forever. */

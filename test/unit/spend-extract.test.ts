@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deploymentCatalog, isRejection, ledgerRow } from '../../src/spend/extract.js';
+import { parseChunk } from '../../src/spend/parse.js';
 import type { LedgerRow } from '../../src/store/ledger.js';
 import { payload, payloadFixture } from '../helpers/spool.js';
 
@@ -116,5 +117,25 @@ describe('ledger rows from LiteLLM payloads', () => {
     const rejection = ledgerRow({ hello: 1 }, none);
     expect(isRejection(rejection) && rejection.reason).toMatch(/StandardLoggingPayload/);
     expect(ledgerRow({ startTime: 1 }, none)).toEqual({ reason: 'no litellm_call_id' });
+  });
+});
+
+describe('spool chunk parsing', () => {
+  it('parses complete lines, skips blank ones, and says where each row ends', () => {
+    const lines = [
+      JSON.stringify(payloadFixture('success-tagged')),
+      'not json',
+      '',
+      JSON.stringify(payloadFixture('failure-429')),
+    ];
+    const buffer = new TextEncoder().encode(`${lines.join('\n')}\n`);
+    const chunk = parseChunk(buffer);
+    expect(chunk).toMatchObject({
+      lines: 3,
+      rejected: 1,
+      firstProblem: expect.stringMatching(/^not JSON/) as string,
+    });
+    expect(chunk.rows.map((r) => r.status)).toEqual(['success', 'failure']);
+    expect(chunk.rowEnds).toEqual([Buffer.byteLength(`${lines[0]}\n`), buffer.byteLength]);
   });
 });
