@@ -11,6 +11,8 @@ import { parse } from 'yaml';
 import { buildFromDir } from './compile/build.js';
 import type { LiteLLMConfig } from './compile/litellm-config.js';
 import { spendSettings } from './spend/config.js';
+import { deploymentCatalog } from './spend/extract.js';
+import { ingestPayloads, parseGenericApiBody } from './spend/ingest.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
 import { GitState } from './gitstate/git-state.js';
@@ -309,6 +311,23 @@ export async function startService(
             }
             throw error;
           }
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/spend/ingest',
+        scope: 'admin',
+        summary:
+          "LiteLLM's generic_api logger format (json_array, ndjson or single StandardLoggingPayload), for deployments that cannot load the spool callback; deduplicated like the spool",
+        rawBody: true,
+        maxBodyBytes: 32 * 1024 * 1024, // generic_api batches hundreds of payloads
+        handle: async ({ body }) => {
+          const payloads = parseGenericApiBody(String(body));
+          const text = await readIfExists(settings.configFile);
+          const catalog = deploymentCatalog(
+            text ? (parse(text, { version: '1.1' }) as LiteLLMConfig) : undefined,
+          );
+          return { status: 200, body: await ingestPayloads(spend.db, payloads, catalog) };
         },
       },
     ],

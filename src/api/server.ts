@@ -32,6 +32,10 @@ export interface Route {
   scope: Scope | 'public';
   summary: string;
   body?: z.ZodType;
+  /** Hand the body to the handler as text (size-limited, not parsed): for formats such as NDJSON. */
+  rawBody?: boolean;
+  /** This route's body limit, when it differs from the server's. */
+  maxBodyBytes?: number;
   query?: z.ZodObject;
   /** For the OpenAPI document only. */
   response?: z.ZodType;
@@ -159,25 +163,25 @@ export function createApiServer(options: ApiServerOptions): Server {
       const query = parseWith(route.query, Object.fromEntries(url.searchParams), 'query');
       if (!query.ok) return fail(400, 'invalid_request', query.message, query.field);
       let body: unknown = undefined;
-      if (route.body) {
-        const raw = await readBody(request, options.maxBodyBytes);
+      if (route.body || route.rawBody) {
+        const limit = route.maxBodyBytes ?? options.maxBodyBytes;
+        const raw = await readBody(request, limit);
         if (raw.tooLarge) {
           response.setHeader('connection', 'close');
-          return fail(
-            413,
-            'payload_too_large',
-            `the body is larger than ${options.maxBodyBytes} bytes`,
-          );
+          return fail(413, 'payload_too_large', `the body is larger than ${limit} bytes`);
         }
         let json: unknown = {};
-        if (raw.text.trim() !== '') {
+        if (route.rawBody) json = raw.text;
+        else if (raw.text.trim() !== '') {
           try {
             json = JSON.parse(raw.text);
           } catch (error) {
             return fail(400, 'invalid_json', `the body is not valid JSON: ${describeError(error)}`);
           }
         }
-        const parsed = parseWith(route.body, json, 'body');
+        const parsed = route.rawBody
+          ? { ok: true as const, value: json }
+          : parseWith(route.body, json, 'body');
         if (!parsed.ok) return fail(400, 'invalid_request', parsed.message, parsed.field);
         body = parsed.value;
       }

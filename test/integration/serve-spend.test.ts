@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { payload } from '../helpers/spool.js';
 import { runCli } from '../../src/cli/run.js';
 import { serveCommand } from '../../src/cli/serve.js';
 import { freePort } from '../../src/litellm/process.js';
@@ -77,6 +78,18 @@ describe('modelcenter serve records spend', () => {
     expect(((await bad.json()) as { error: { field: string } }).error.field).toMatch(
       /^query\.groupBy/,
     );
+    // LiteLLM's generic_api logger format over HTTP: NDJSON, then the same batch as a JSON array.
+    const ingest = `http://127.0.0.1:${apiPort}/v1/spend/ingest`;
+    const batch = [payload('http-ingest-1'), payload('http-ingest-2')];
+    const first = await fetch(ingest, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: batch.map((p) => JSON.stringify(p)).join('\n'),
+    });
+    expect(await first.json()).toMatchObject({ inserted: 2, duplicates: 0, rejected: 0 });
+    const again = await fetch(ingest, { method: 'POST', headers, body: JSON.stringify(batch) });
+    expect(await again.json()).toMatchObject({ inserted: 0, duplicates: 2 });
+    expect((await fetch(ingest, { method: 'POST', body: '[]' })).status).toBe(401);
     stop();
     expect(await exit).toBe(0);
 
