@@ -197,7 +197,7 @@ export async function startService(
     const drift = await controller.driftCheck();
     metrics.setDrift('config-edited', drift.workingTreeEdited);
     metrics.setDrift('foreign-commit', drift.foreignCommit !== undefined);
-    metrics.setDrift('live-models', !drift.live.ok);
+    if (!drift.applying) metrics.setDrift('live-models', !drift.live.ok);
     return drift;
   };
 

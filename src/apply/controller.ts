@@ -43,6 +43,8 @@ export interface Plan {
 export interface DriftReport extends Drift {
   /** What the live instances serve against the committed deployment set. */
   live: VerifyReport;
+  /** An apply was running: `live` may show the change in progress and does not count as drift. */
+  applying: boolean;
   drifted: boolean;
 }
 
@@ -118,14 +120,17 @@ export class Controller {
   async driftCheck(): Promise<DriftReport> {
     const { state } = this.options;
     const files = await state.drift();
+    // Mid-apply the instances are changing on purpose: comparing them with HEAD would cry drift.
+    const applying = this.lock.busy;
     const live = await this.verify(idsOf(await state.committedConfig()));
     return {
       ...files,
       live,
+      applying,
       drifted:
         files.workingTreeEdited ||
         files.foreignCommit !== undefined ||
-        (this.options.strategy.instances().length > 0 && !live.ok),
+        (!applying && this.options.strategy.instances().length > 0 && !live.ok),
     };
   }
 

@@ -10,11 +10,13 @@ export class ApplyBusyError extends ModelCenterError {}
  */
 export class MutationLock {
   private tail: Promise<unknown> = Promise.resolve();
+  private pending = 0;
 
   constructor(private readonly file: string) {}
 
   /** Runs `work` after every earlier call in this process has finished, holding the file lock. */
   run<T>(work: () => Promise<T>): Promise<T> {
+    this.pending++;
     const next = this.tail.then(async () => {
       await this.acquire();
       try {
@@ -24,7 +26,13 @@ export class MutationLock {
       }
     });
     this.tail = next.catch(() => undefined);
+    void this.tail.then(() => this.pending--);
     return next;
+  }
+
+  /** A mutation is running or queued in this process. */
+  get busy(): boolean {
+    return this.pending > 0;
   }
 
   /** Resolves when every call queued so far has finished (whatever its outcome). */

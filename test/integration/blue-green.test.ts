@@ -114,7 +114,12 @@ describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => 
         result: report,
         sent,
         failures,
-      } = await underTraffic(client, () => controller.apply());
+      } = await underTraffic(client, async () => {
+        const applying = controller.apply();
+        // A drift check while the switch is under way is not drift.
+        expect(await controller.driftCheck()).toMatchObject({ applying: true, drifted: false });
+        return applying;
+      });
       expect(report.problems).toEqual([]);
       expect(report.outcome).toBe('applied');
       expect(failures).toEqual([]);

@@ -40,6 +40,7 @@ function recordingService(): ServiceApi & { calls: string[] } {
       Promise.resolve({
         workingTreeEdited: false,
         live: { ok: true, instances: [] },
+        applying: false,
         drifted: false,
       }),
     jobs: () => [{ name: 'drift-check' }],
