@@ -6,6 +6,7 @@
 import pino from 'pino';
 import { createLogger } from '../src/log/logger.js';
 import { SecretValues } from '../src/log/redact.js';
+import { testKey } from '../test/helpers/secrets.js';
 
 const LINES = 20_000;
 const sink = { write: (_line: string) => undefined };
@@ -27,7 +28,7 @@ function microsPerLine(logger: { info: (o: object, m: string) => void }, line: o
 }
 
 const secrets = new SecretValues();
-for (let i = 0; i < 10; i++) secrets.add(`sk-registered-secret-value-${i}-0123456789`);
+for (let i = 0; i < 10; i++) secrets.add(testKey());
 const ours = createLogger({ level: 'info', destination: sink, secrets, pretty: false });
 const bare = pino({ level: 'info' }, sink);
 const names = ['apiKey', 'api_key', 'authorization', 'token', 'key', 'password', 'secret'];

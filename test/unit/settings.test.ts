@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings, SettingsError } from '../../src/settings/settings.js';
+import { testKey } from '../helpers/secrets.js';
 
 describe('settings: defaults, settings file, environment; every bad value named', () => {
   let dir: string;
@@ -96,7 +97,7 @@ describe('settings: defaults, settings file, environment; every bad value named'
       await problems({
         MODELCENTER_RELOAD_STRATEGY: 'admin-api',
         MODELCENTER_LITELLM_URLS: 'http://llm-1:4000',
-        LITELLM_MASTER_KEY: 'sk-external-instances-key-0123456789',
+        LITELLM_MASTER_KEY: testKey(),
       }),
     ).toEqual([]);
   });
