@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -371,7 +372,7 @@ export async function startService(
       await triggers.stop();
       await scheduler.stop();
       // A running apply finishes (its journal makes an abandoned one recoverable anyway).
-      await Promise.race([controller.idle(), sleep(120_000)]);
+      await Promise.race([controller.idle(), sleep(120_000, undefined, { ref: false })]);
       await strategy.stop();
       await spend.stop();
       server.closeAllConnections();
@@ -516,8 +517,4 @@ async function stateSecret(
   await writeFileAtomically(file, `${value}\n`, { mode: 0o600 });
   log.warn({ file }, `${name} not configured: generated one (mode 0600)`);
   return value;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 
@@ -61,8 +62,4 @@ export class ChildRegistry {
 async function isRunning(entry: Entry): Promise<boolean> {
   const cmdline = await readFile(`/proc/${entry.pid}/cmdline`, 'utf8').catch(() => undefined);
   return cmdline !== undefined && cmdline.split('\0').join(' ').includes(entry.marker);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { LiteLLMClient } from '../litellm/client.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
@@ -64,7 +65,7 @@ export class CommandRestartStrategy implements ReloadStrategy {
               `${client.baseUrl} was not ready after the restart command: ${(error as Error).message}`,
             );
           }
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          await sleep(200);
         }
       }
     }

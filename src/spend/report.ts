@@ -4,6 +4,7 @@ import { ModelCenterError } from '../shared/errors.js';
 import type { Queryable } from '../store/db.js';
 import { histogramQuantile } from '../store/histogram.js';
 import {
+  DIMENSIONS,
   needsRawRows,
   queryReport,
   type Dimension,
@@ -57,16 +58,8 @@ export interface SpendReport {
   total: Measures;
 }
 
-const FILTERS: FilterDimension[] = [
-  'goal',
-  'caller',
-  'conversation',
-  'profile',
-  'model',
-  'provider',
-  'deployment',
-];
-
+/** Every dimension but the time buckets can filter. */
+const FILTERS = DIMENSIONS.filter((d): d is FilterDimension => d !== 'day' && d !== 'hour');
 /** The value that stands for "not set" in a filter (`--goal -`: requests without a goal). */
 export const UNSET = '-';
 
