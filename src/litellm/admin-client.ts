@@ -1,5 +1,12 @@
 import { LiteLLMClient, type Advice, type DeploymentRef } from './client.js';
-import { deleteAnswerSchema, modelInfoSchema, modelRowSchema, type ModelRow } from './schema.js';
+import {
+  deleteAnswerSchema,
+  modelInfoSchema,
+  modelRowSchema,
+  spendLogsPageSchema,
+  type ModelRow,
+  type SpendLogsPage,
+} from './schema.js';
 
 /** A deployment as LiteLLM's `/model/new` takes it (its pydantic `Deployment`). */
 export interface AdminDeployment {
@@ -68,7 +75,33 @@ export class LiteLLMAdminClient extends LiteLLMClient {
   async deleteModel(id: string): Promise<void> {
     await this.request('POST', '/model/delete', deleteAnswerSchema, { id }, adminAdvice(id));
   }
+
+  /**
+   * One page of `GET /spend/logs/v2`: the SpendLogs rows whose startTime is in [from, to] (both
+   * ends included, whole UTC seconds), oldest first. LiteLLM counts at most 10,000 rows per query
+   * and pages no further (litellm-facts §2.5): the caller keeps windows under that.
+   */
+  async spendLogs(from: Date, to: Date, page: number, pageSize: number): Promise<SpendLogsPage> {
+    return this.request('GET', '/spend/logs/v2', spendLogsPageSchema, undefined, spendLogsAdvice, {
+      start_date: spendLogsTime(from),
+      end_date: spendLogsTime(to),
+      page,
+      page_size: pageSize,
+      sort_by: 'startTime',
+      sort_order: 'asc',
+    });
+  }
 }
+
+/** `YYYY-MM-DD HH:MM:SS` in UTC, the one format `/spend/logs/v2` takes with a time of day. */
+export function spendLogsTime(at: Date): string {
+  return at.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+const spendLogsAdvice: Advice = (_status, said) =>
+  /not initialized|not connected|no db/i.test(said)
+    ? "the spend-log backfill reads LiteLLM's database (database_url); without one, LiteLLM keeps no spend logs and the spool callback is the only source"
+    : undefined;
 
 /** LiteLLM's answers on the model routes, as what to do about them. */
 function adminAdvice(id: string): Advice {

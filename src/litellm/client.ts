@@ -63,11 +63,13 @@ export class LiteLLMClient {
     schema: T,
     body?: unknown,
     advice?: Advice,
+    /** Query parameters (axios encodes them). */
+    params?: Record<string, string | number | boolean>,
   ): Promise<z.infer<T>> {
     const call = `${method === 'GET' ? '' : `${method} `}${route}`;
     let response;
     try {
-      response = await this.http.request<unknown>({ method, url: route, data: body });
+      response = await this.http.request<unknown>({ method, url: route, data: body, params });
     } catch (error) {
       const reason = isAxiosError(error) ? (error.code ?? error.message) : String(error);
       throw new LiteLLMApiError(
@@ -77,8 +79,12 @@ export class LiteLLMClient {
       );
     }
     if (response.status === 401 || response.status === 403) {
+      // LiteLLM also answers 401 for a missing database on some routes (/spend/logs/v2).
+      const todo =
+        advice?.(response.status, serverMessage(response.data)) ??
+        'check that the master key matches LITELLM_MASTER_KEY of that instance';
       throw new LiteLLMApiError(
-        `LiteLLM at ${this.baseUrl} refused ${call} (${response.status}) — check that the master key matches LITELLM_MASTER_KEY of that instance`,
+        `LiteLLM at ${this.baseUrl} refused ${call} (${response.status}) — ${todo}`,
         response.status,
         route,
       );

@@ -41,3 +41,43 @@ export const proxyErrorBodySchema = z.looseObject({
 
 /** FastAPI's answer: `{"detail": …}`, a string, `{"error": …}` or a list of validation problems. */
 export const fastApiErrorBodySchema = z.looseObject({ detail: z.unknown() });
+
+/**
+ * One `LiteLLM_SpendLogs` row as `GET /spend/logs/v2` lists it (litellm-facts §3.1; the list
+ * columns of spend_management_endpoints.py in 1.104.0: no messages, response or request body).
+ * Times are UTC, with or without a zone designator; `metadata` is hydrated JSON, `request_tags`
+ * may come as JSON text; `cache_hit` is Python's str(bool).
+ */
+export const spendLogRowSchema = z.looseObject({
+  request_id: z.string(),
+  litellm_call_id: z.string().nullish(),
+  call_type: z.string().nullish(),
+  spend: z.number().nullish(),
+  prompt_tokens: z.number().nullish(),
+  completion_tokens: z.number().nullish(),
+  startTime: z.string(),
+  endTime: z.string().nullish(),
+  completionStartTime: z.string().nullish(),
+  model: z.string().nullish(),
+  model_id: z.string().nullish(),
+  model_group: z.string().nullish(),
+  custom_llm_provider: z.string().nullish(),
+  metadata: z.unknown().optional(),
+  cache_hit: z.union([z.string(), z.boolean()]).nullish(),
+  request_tags: z.unknown().optional(),
+  end_user: z.string().nullish(),
+  session_id: z.string().nullish(),
+  status: z.string().nullish(),
+});
+export type SpendLogRow = z.infer<typeof spendLogRowSchema>;
+
+/** `GET /spend/logs/v2`: one page; `total` stops at 10,000 (`total_is_capped` says it did). */
+export const spendLogsPageSchema = z.looseObject({
+  data: z.array(spendLogRowSchema),
+  total: z.number(),
+  page: z.number(),
+  page_size: z.number(),
+  total_pages: z.number(),
+  total_is_capped: z.boolean().optional(),
+});
+export type SpendLogsPage = z.infer<typeof spendLogsPageSchema>;

@@ -260,6 +260,45 @@ export async function forgetOffset(db: Queryable, file: string): Promise<void> {
   await db.query('DELETE FROM spend_spool_offsets WHERE file = $1', [file]);
 }
 
+/**
+ * The call ids among `callIds` that have a row starting within [from, to]: a request is known
+ * whatever source recorded it (the spool logs every attempt, LiteLLM's spend logs one row per
+ * request, so their rows differ even for the same call).
+ */
+export async function knownCallIds(
+  db: Queryable,
+  callIds: readonly string[],
+  from: Date,
+  to: Date,
+): Promise<Set<string>> {
+  if (callIds.length === 0) return new Set();
+  const rows = await db.query<{ call_id: string }>(
+    `SELECT DISTINCT call_id FROM spend_requests
+     WHERE started_at BETWEEN $1 AND $2 AND call_id = ANY($3::text[])`,
+    [from.toISOString(), to.toISOString(), callIds],
+  );
+  return new Set(rows.map((r) => r.call_id));
+}
+
+/** Where the spend-log backfill of `source` has read up to (every start before it is in). */
+export async function backfillMark(db: Queryable, source: string): Promise<Date | undefined> {
+  const rows = await db.query<{ done_until: string | Date }>(
+    'SELECT done_until FROM spend_backfill WHERE source = $1',
+    [source],
+  );
+  return rows[0] ? new Date(rows[0].done_until) : undefined;
+}
+
+/** Moves the mark forward only (a backfill of an older range never moves it back). */
+export async function saveBackfillMark(db: Queryable, source: string, until: Date): Promise<void> {
+  await db.query(
+    `INSERT INTO spend_backfill (source, done_until) VALUES ($1, $2)
+     ON CONFLICT (source) DO UPDATE SET
+       done_until = greatest(spend_backfill.done_until, excluded.done_until), updated_at = now()`,
+    [source, until.toISOString()],
+  );
+}
+
 /** Deletes raw rows that started before `before`; the hourly rollups keep their totals. */
 export async function pruneRawRows(db: Queryable, before: Date): Promise<number> {
   const rows = await db.query<{ n: number }>(

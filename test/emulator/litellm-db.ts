@@ -15,7 +15,10 @@ import type { AddressInfo } from 'node:net';
  * - `POST /model/update` writes litellm_params and model_name but not model_info; `PATCH
  *   /model/{id}/update` merges both; neither can remove a field;
  * - config.yaml models are refused by both update routes; errors come in LiteLLM's own bodies.
- * Every request is recorded (method, path, body), so tests can check them against the real
+ * - `GET /spend/logs/v2` over an in-memory `LiteLLM_SpendLogs` table: bounds are whole UTC seconds
+ *   (`YYYY-MM-DD HH:MM:SS` or a date), both included; rows ordered by startTime alone and paged by
+ *   offset; the count stops at 10,000 (`total_is_capped`); page_size above 1,000 is a 422.
+ * Every request is recorded (method, path, query, body), so tests can check them against the real
  * OpenAPI document.
  */
 
@@ -43,11 +46,41 @@ export interface EmulatorOptions {
   storeModelInDb?: boolean;
 }
 
+/** A `LiteLLM_SpendLogs` row (the columns `/spend/logs/v2` lists). startTime etc. are UTC. */
+export interface EmulatedSpendLog {
+  request_id: string;
+  litellm_call_id: string | null;
+  call_type: string;
+  api_key: string;
+  spend: number;
+  total_tokens: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  startTime: Date;
+  endTime: Date;
+  completionStartTime: Date;
+  model: string;
+  model_id: string;
+  model_group: string;
+  custom_llm_provider: string;
+  api_base: string;
+  user: string;
+  metadata: Record<string, unknown>;
+  cache_hit: string;
+  cache_key: string;
+  request_tags: string[];
+  team_id: string;
+  end_user: string;
+  session_id: string | null;
+  status: string | null;
+}
+
 export interface RecordedAdminRequest {
   instance: string;
   method: string;
   /** Percent-decoded, without the query string: what LiteLLM routes on. */
   path: string;
+  query: Record<string, string>;
   body: unknown;
   status: number;
 }
@@ -70,6 +103,12 @@ export interface DbEmulator {
   rows: Map<string, ModelRow>;
   /** The next `count` `/model/new` calls fail as a database error does in LiteLLM. */
   failNextCreates(count: number): void;
+  /** The shared `LiteLLM_SpendLogs` table; tests add rows at any time (LiteLLM writes late). */
+  spendLogs: EmulatedSpendLog[];
+  /** The next `count` `/spend/logs/v2` calls fail with a 500 (a database error). */
+  failNextSpendLogs(count: number): void;
+  /** Runs before every `/spend/logs/v2` answer (e.g. to write rows while a reader pages). */
+  onSpendLogsRead(hook: ((query: Record<string, string>) => void) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -113,6 +152,9 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
   const servers: Server[] = [];
   const instances: Instance[] = [];
   let failingCreates = 0;
+  const spendLogs: EmulatedSpendLog[] = [];
+  let failingSpendLogs = 0;
+  let spendLogsHook: ((query: Record<string, string>) => void) | undefined;
 
   const reconcile = (instance: Instance): void => {
     const valid = new Set([...instance.yaml.keys(), ...rows.keys()]);
@@ -120,7 +162,13 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
     for (const row of rows.values()) instance.router.set(row.model_id, load(row, instance.env));
   };
 
-  const handle = (instance: Instance, method: string, path: string, body: unknown): Answer => {
+  const handle = (
+    instance: Instance,
+    method: string,
+    path: string,
+    query: Record<string, string>,
+    body: unknown,
+  ): Answer => {
     if (path === '/health/readiness' && method === 'GET')
       return {
         status: 200,
@@ -133,14 +181,30 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
     const route = ROUTES.find((r) => r.pattern.test(path));
     if (!route) return { status: 404, body: { detail: 'Not Found' } };
     if (route.method !== method) return { status: 405, body: { detail: 'Method Not Allowed' } };
-    return route.answer({ instance, path, body });
+    return route.answer({ instance, path, query, body });
   };
 
   const ROUTES: {
     method: string;
     pattern: RegExp;
-    answer: (call: { instance: Instance; path: string; body: unknown }) => Answer;
+    answer: (call: {
+      instance: Instance;
+      path: string;
+      query: Record<string, string>;
+      body: unknown;
+    }) => Answer;
   }[] = [
+    {
+      method: 'GET',
+      pattern: /^\/spend\/logs\/v2$/,
+      answer: ({ query }) => {
+        spendLogsHook?.(query);
+        if (!database) return proxyError(401, 'Prisma Client is not initialized', 'internal_error');
+        if (failingSpendLogs-- > 0)
+          return proxyError(500, 'Error in ui_view_spend_logs: database timeout', 'internal_error');
+        return spendLogsPage(spendLogs, query);
+      },
+    },
     {
       method: 'GET',
       pattern: /^\/v1\/model\/info$/,
@@ -277,7 +341,9 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
       const text = await readBody(req);
       const method = req.method ?? 'GET';
       // Like uvicorn and Starlette: routes match the percent-decoded path, so an encoded `/` splits.
-      const path = safeDecode((req.url ?? '/').split('?')[0] ?? '/');
+      const url = new URL(req.url ?? '/', 'http://emulator');
+      const path = safeDecode(url.pathname);
+      const query = Object.fromEntries(url.searchParams);
       let body: unknown = undefined;
       let answer: Answer;
       try {
@@ -288,14 +354,14 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
                 401,
                 'Authentication Error, Invalid proxy server token passed. valid_token=None.',
               )
-            : handle(instance, method, path, body);
+            : handle(instance, method, path, query, body);
       } catch {
         answer = {
           status: 422,
           body: { detail: [{ type: 'json_invalid', loc: ['body'], msg: 'JSON decode error' }] },
         };
       }
-      requests.push({ instance: instance.url, method, path, body, status: answer.status });
+      requests.push({ instance: instance.url, method, path, query, body, status: answer.status });
       res.writeHead(answer.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(answer.body));
     })();
@@ -348,6 +414,13 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
     failNextCreates: (count: number) => {
       failingCreates = count;
     },
+    spendLogs,
+    failNextSpendLogs: (count: number) => {
+      failingSpendLogs = count;
+    },
+    onSpendLogsRead: (hook) => {
+      spendLogsHook = hook;
+    },
     async close() {
       for (const instance of instances) setPolling(instance, false);
       await Promise.all(
@@ -360,6 +433,91 @@ export async function startDbEmulator(options: EmulatorOptions): Promise<DbEmula
         ),
       );
     },
+  };
+}
+
+/** LiteLLM's SPEND_LOGS_PAGINATION_COUNT_CAP. */
+const SPEND_LOGS_CAP = 10_000;
+const SORTABLE = new Set([
+  'spend',
+  'total_tokens',
+  'startTime',
+  'endTime',
+  'request_duration_ms',
+  'model',
+  'ttft_ms',
+]);
+
+/** `ui_view_spend_logs` for the public v2 route, without filters other than the time window. */
+function spendLogsPage(table: EmulatedSpendLog[], query: Record<string, string>): Answer {
+  const page = query.page === undefined ? 1 : Number(query.page);
+  const pageSize = query.page_size === undefined ? 50 : Number(query.page_size);
+  const invalid = [
+    (!Number.isInteger(page) || page < 1) && { loc: ['query', 'page'], ge: 1 },
+    (!Number.isInteger(pageSize) || pageSize < 1) && { loc: ['query', 'page_size'], ge: 1 },
+    pageSize > 1000 && { loc: ['query', 'page_size'], le: 1000 },
+  ].filter(Boolean);
+  if (invalid.length > 0)
+    return {
+      status: 422,
+      body: {
+        detail: invalid.map((problem) => ({
+          type: 'less_than_equal',
+          msg: 'Input should be a valid page number or size',
+          ...(problem as object),
+        })),
+      },
+    };
+  const sortBy = query.sort_by ?? 'startTime';
+  if (!SORTABLE.has(sortBy)) return proxyError(400, `Invalid sort_by: ${sortBy}`, 'bad_request');
+  if (query.start_date === undefined || query.end_date === undefined)
+    return proxyError(400, 'Start date and end date are required', 'bad_request');
+  const from = spendLogsDate(query.start_date);
+  const to = spendLogsDate(query.end_date);
+  if (from === undefined || to === undefined) {
+    const bad = from === undefined ? query.start_date : query.end_date;
+    return proxyError(
+      400,
+      `Invalid date format: ${bad}. Expected: 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS'`,
+      'bad_request',
+    );
+  }
+  const descending = (query.sort_order ?? 'desc').toLowerCase() !== 'asc';
+  const matching = table
+    .filter((row) => row.startTime.getTime() >= from && row.startTime.getTime() <= to)
+    .sort((a, b) => (a.startTime.getTime() - b.startTime.getTime()) * (descending ? -1 : 1));
+  const total = Math.min(matching.length, SPEND_LOGS_CAP);
+  const skip = (page - 1) * pageSize;
+  return {
+    status: 200,
+    body: {
+      data: matching.slice(skip, skip + pageSize).map(spendLogJson),
+      total,
+      page,
+      page_size: pageSize,
+      total_pages: Math.ceil(total / pageSize),
+      total_is_capped: matching.length > SPEND_LOGS_CAP,
+    },
+  };
+}
+
+/** `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD`, read as UTC (datetime.strptime + tzinfo=utc). */
+function spendLogsDate(text: string): number | undefined {
+  const match = /^(\d{4}-\d{2}-\d{2})(?: (\d{2}:\d{2}:\d{2}))?$/.exec(text.trim());
+  if (!match) return undefined;
+  const at = Date.parse(`${match[1]}T${match[2] ?? '00:00:00'}Z`);
+  return Number.isNaN(at) ? undefined : at;
+}
+
+/** A row as query_raw hands it to FastAPI: timestamps as ISO text with an offset, JSON decoded. */
+function spendLogJson(row: EmulatedSpendLog): Record<string, unknown> {
+  const time = (at: Date): string => `${at.toISOString().slice(0, 23)}000+00:00`;
+  return {
+    ...row,
+    startTime: time(row.startTime),
+    endTime: time(row.endTime),
+    completionStartTime: time(row.completionStartTime),
+    request_duration_ms: row.endTime.getTime() - row.startTime.getTime(),
   };
 }
 

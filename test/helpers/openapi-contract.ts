@@ -1,6 +1,8 @@
 /**
  * Checks requests a client sent against an OpenAPI 3 document: the route exists for that method,
- * and every field of the JSON body (at every depth where the schema names its fields) is declared.
+ * every query parameter is declared and its value fits the declared type and bounds (FastAPI
+ * ignores an undeclared parameter silently), and every field of the JSON body (at every depth
+ * where the schema names its fields) is declared.
  * A field the schema does not declare passes only where the schema says `additionalProperties`
  * (pydantic `extra="allow"`): pydantic's default silently ignores unknown fields, which is exactly
  * the mistake this check exists to catch. Pure.
@@ -10,6 +12,7 @@ export interface SentRequest {
   method: string;
   /** Without the query string. */
   path: string;
+  query?: Record<string, string>;
   body?: unknown;
 }
 
@@ -25,6 +28,11 @@ export interface ContractReport {
 type Schema = {
   $ref?: string;
   type?: string | string[];
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
   properties?: Record<string, Schema>;
   additionalProperties?: boolean | Schema;
   allOf?: Schema[];
@@ -34,6 +42,7 @@ type Schema = {
 };
 
 type Operation = {
+  parameters?: { name: string; in: string; required?: boolean; schema?: Schema }[];
   requestBody?: { content?: Record<string, { schema?: Schema }> };
 };
 
@@ -86,9 +95,21 @@ export function checkRequests(
     }
     const route = `${request.method.toUpperCase()} ${match.template}`;
     routes.add(route);
+    const operation = document.paths[match.template]?.[method];
+    for (const [name, value] of Object.entries(request.query ?? {})) {
+      const declared = operation?.parameters?.find((p) => p.in === 'query' && p.name === name);
+      if (!declared) {
+        problems.add(
+          `${route}: query parameter "${name}" is not declared (LiteLLM would ignore it)`,
+        );
+      } else if (declared.schema && !fits(document, declared.schema, value)) {
+        problems.add(
+          `${route}: query parameter "${name}=${value}" does not fit ${JSON.stringify(declared.schema)}`,
+        );
+      }
+    }
     if (request.body === undefined) continue;
-    const schema =
-      document.paths[match.template]?.[method]?.requestBody?.content?.['application/json']?.schema;
+    const schema = operation?.requestBody?.content?.['application/json']?.schema;
     if (!schema) {
       problems.add(`${route}: the client sends a JSON body but the route takes none`);
       continue;
@@ -125,6 +146,30 @@ function walk(
       );
     }
   }
+}
+
+/** Whether a query value (text) fits a parameter schema: type, enum and numeric bounds. */
+function fits(document: OpenApiDocument, raw: Schema, value: string): boolean {
+  const schema = resolveRef(document, raw);
+  const branches = [...(schema.anyOf ?? []), ...(schema.oneOf ?? [])];
+  if (branches.length > 0) return branches.some((branch) => fits(document, branch, value));
+  if (schema.enum && !schema.enum.map(String).includes(value)) return false;
+  const types = schema.type === undefined ? [] : [schema.type].flat();
+  if (types.length === 0) return true;
+  return types.some((type) => {
+    if (type === 'string') return true;
+    if (type === 'boolean') return value === 'true' || value === 'false';
+    if (type !== 'integer' && type !== 'number') return false;
+    const number = Number(value);
+    if (value.trim() === '' || Number.isNaN(number)) return false;
+    if (type === 'integer' && !Number.isInteger(number)) return false;
+    return (
+      (schema.minimum === undefined || number >= schema.minimum) &&
+      (schema.maximum === undefined || number <= schema.maximum) &&
+      (schema.exclusiveMinimum === undefined || number > schema.exclusiveMinimum) &&
+      (schema.exclusiveMaximum === undefined || number < schema.exclusiveMaximum)
+    );
+  });
 }
 
 function objectShape(document: OpenApiDocument, schemas: Schema[]): ObjectShape {

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Controller } from '../../src/apply/controller.js';
 import { LiteLLMAdminClient } from '../../src/litellm/admin-client.js';
 import { LiteLLMApiError } from '../../src/litellm/errors.js';
-import { startLiteLLM } from '../../src/litellm/process.js';
 import { AdminApiStrategy } from '../../src/reload/admin-api.js';
 import { ReloadError } from '../../src/reload/strategy.js';
 import {
@@ -15,6 +14,7 @@ import {
   type RecordedAdminRequest,
 } from '../emulator/litellm-db.js';
 import { controllerFor } from '../helpers/controller.js';
+import { fetchLiteLLMOpenApi } from '../helpers/litellm-openapi.js';
 import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
 import { testKey } from '../helpers/secrets.js';
@@ -75,7 +75,7 @@ const sent: RecordedAdminRequest[] = [];
 /** The real LiteLLM's document, fetched once; started early so its start-up overlaps the tests. */
 let openapi: Promise<OpenApiDocument> | undefined;
 const realOpenApi = (): Promise<OpenApiDocument> =>
-  (openapi ??= fetchOpenApi(testKey('sk-master-')));
+  (openapi ??= fetchLiteLLMOpenApi(testKey('sk-master-')));
 
 describe('admin-api strategy: a policy commit becomes the database-owned model set of every instance', () => {
   const masterKey = testKey('sk-master-');
@@ -402,25 +402,4 @@ async function modelInfo(
     headers: { authorization: `Bearer ${masterKey}` },
   });
   return ((await response.json()) as { data: never[] }).data;
-}
-
-/** The OpenAPI document the real pinned LiteLLM serves. */
-async function fetchOpenApi(masterKey: string): Promise<OpenApiDocument> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mc-openapi-'));
-  try {
-    const configPath = path.join(dir, 'config.yaml');
-    await writeFile(
-      configPath,
-      'model_list: []\ngeneral_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n',
-    );
-    const litellm = await startLiteLLM({ configPath, masterKey });
-    try {
-      const response = await fetch(`${litellm.url}/openapi.json`);
-      return (await response.json()) as OpenApiDocument;
-    } finally {
-      await litellm.stop();
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

@@ -76,3 +76,39 @@ describe('OpenAPI request checker (fixture: LiteLLM 1.104.0 model routes)', () =
     expect(report.problems[0]).toMatch(problem);
   });
 });
+
+/** Query parameters: FastAPI ignores an undeclared one, and rejects a value out of bounds. */
+describe('OpenAPI request checker: query parameters (fixture: LiteLLM 1.104.0 /spend/logs/v2)', () => {
+  const load = async () =>
+    JSON.parse(
+      await readFile(path.join(FIXTURES, 'openapi', 'litellm-spend-logs-route.json'), 'utf8'),
+    ) as OpenApiDocument;
+  const good = {
+    start_date: '2026-11-20 10:00:00',
+    end_date: '2026-11-20 11:00:00',
+    page: '2',
+    page_size: '1000',
+    sort_by: 'startTime',
+    sort_order: 'asc',
+  };
+
+  it('accepts the query the backfill sends', async () => {
+    const report = checkRequests(await load(), [
+      { method: 'GET', path: '/spend/logs/v2', query: good },
+    ]);
+    expect(report.problems).toEqual([]);
+    expect(report.routes).toEqual(['GET /spend/logs/v2']);
+  });
+
+  it.each([
+    [{ ...good, from: '2026-11-20' }, /query parameter "from" is not declared/],
+    [{ ...good, page_size: '5000' }, /"page_size=5000" does not fit/],
+    [{ ...good, page: '0' }, /"page=0" does not fit/],
+    [{ ...good, page: 'two' }, /"page=two" does not fit/],
+    [{ ...good, exclude_internal_health_checks: 'yes' }, /"exclude_internal_health_checks=yes"/],
+  ])('catches %o', async (query, problem) => {
+    const report = checkRequests(await load(), [{ method: 'GET', path: '/spend/logs/v2', query }]);
+    expect(report.problems).toHaveLength(1);
+    expect(report.problems[0]).toMatch(problem);
+  });
+});

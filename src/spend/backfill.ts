@@ -1,0 +1,291 @@
+import type { SpendLogRow, SpendLogsPage } from '../litellm/schema.js';
+import type { Database } from '../store/db.js';
+import {
+  backfillMark,
+  insertRows,
+  knownCallIds,
+  saveBackfillMark,
+  type LedgerRow,
+} from '../store/ledger.js';
+import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
+import { SILENT_LOGGER, type SpendLogger } from './ingest.js';
+
+/** LiteLLM's spend logs as the backfill reads them (LiteLLMAdminClient in the service). */
+export interface SpendLogsSource {
+  readonly baseUrl: string;
+  spendLogs(from: Date, to: Date, page: number, pageSize: number): Promise<SpendLogsPage>;
+}
+
+export interface BackfillOptions {
+  db: Database;
+  source: SpendLogsSource;
+  /** Deployment id → Model Center's model and provider (from the committed config). */
+  catalog: DeploymentCatalog;
+  from: Date;
+  to: Date;
+  /** First window; it halves while LiteLLM's count reaches its cap and doubles while sparse. */
+  windowMs?: number;
+  /** Rows per page; LiteLLM takes at most 1,000. */
+  pageSize?: number;
+  /**
+   * Saves progress under this name after every window (the scheduled job resumes from it). Only
+   * when the range starts at or before the saved mark, so a later range never claims a gap.
+   */
+  markAs?: string;
+  log?: SpendLogger;
+}
+
+export interface BackfillResult {
+  from: string;
+  to: string;
+  /** Windows read (each one query series under LiteLLM's cap). */
+  windows: number;
+  /** Times a window was halved because LiteLLM counted 10,000 rows or more in it. */
+  splits: number;
+  /** Distinct spend-log rows read. */
+  fetched: number;
+  /** Rows new to the ledger. */
+  inserted: number;
+  /** Requests the ledger already had (from the spool, generic_api, or an earlier backfill). */
+  known: number;
+  /** Rows that were not a usable request record (logged). */
+  rejected: number;
+  /** Rows LiteLLM could not page to: over 10,000 requests started within one second. */
+  unreachable: number;
+}
+
+/** LiteLLM's SPEND_LOGS_PAGINATION_COUNT_CAP (spend_management_endpoints.py, 1.104.0). */
+export const SPEND_LOGS_CAP = 10_000;
+const SECOND = 1000;
+const HOUR = 3600 * SECOND;
+const MAX_WINDOW = 24 * HOUR;
+/** How far a spool attempt's start may lie from LiteLLM's row for the same request. */
+const SAME_CALL_SLACK = HOUR;
+
+/**
+ * Reads LiteLLM's own spend logs (`GET /spend/logs/v2`, database mode) for [from, to] into the
+ * ledger, for requests no spool recorded: history from before Model Center, or instances that
+ * cannot load the callback. LiteLLM counts and pages at most 10,000 rows per query, so the range
+ * is read in windows that stay under that: a window whose count reaches the cap is halved (down to
+ * one second) and read again. Windows share their boundary second (the route's bounds are whole
+ * seconds, both included), so no row falls between two. A request the ledger already knows by its
+ * call id is skipped, whichever source recorded it; running the same range twice adds nothing.
+ */
+export async function backfillSpendLogs(options: BackfillOptions): Promise<BackfillResult> {
+  const log = options.log ?? SILENT_LOGGER;
+  const pageSize = options.pageSize ?? 1000;
+  const from = floorSecond(options.from);
+  const to = ceilSecond(options.to);
+  const result: BackfillResult = {
+    from: from.toISOString(),
+    to: to.toISOString(),
+    windows: 0,
+    splits: 0,
+    fetched: 0,
+    inserted: 0,
+    known: 0,
+    rejected: 0,
+    unreachable: 0,
+  };
+  const mark = options.markAs ? await backfillMark(options.db, options.markAs) : undefined;
+  const saveMark = options.markAs !== undefined && (mark === undefined || from <= mark);
+  let size = Math.max(SECOND, ceilToSecond(options.windowMs ?? HOUR));
+  let at = from.getTime();
+  while (at < to.getTime()) {
+    const end = Math.min(at + size, to.getTime());
+    const read = await readWindow(options.source, new Date(at), new Date(end), pageSize);
+    if (read.capped && end - at > SECOND) {
+      size = Math.max(SECOND, ceilToSecond((end - at) / 2));
+      result.splits += 1;
+      continue;
+    }
+    result.windows += 1;
+    if (read.capped) {
+      result.unreachable += read.total - read.rows.length;
+      log.warn(
+        { at: new Date(at).toISOString(), counted: read.total },
+        'LiteLLM counts 10,000 or more spend-log rows within one second and pages no further; the rest of that second is not backfilled',
+      );
+    }
+    await store(options, read.rows, new Date(at), new Date(end), result, log);
+    if (saveMark) await saveBackfillMark(options.db, options.markAs!, new Date(end));
+    at = end;
+    if (read.total < SPEND_LOGS_CAP / 4) size = Math.min(MAX_WINDOW, size * 2);
+  }
+  log.info({ ...result, litellm: options.source.baseUrl }, 'spend logs backfilled');
+  return result;
+}
+
+interface WindowRead {
+  rows: SpendLogRow[];
+  /** LiteLLM's count of the window's rows (at most the cap). */
+  total: number;
+  capped: boolean;
+}
+
+/**
+ * Every row of one window, by request id. The route orders by startTime alone and pages by
+ * offset, so rows with equal start times, or rows LiteLLM writes meanwhile (it writes spend logs
+ * in batches, seconds late), can shift between pages: a read that ends with fewer distinct rows
+ * than LiteLLM counted is read once more.
+ */
+async function readWindow(
+  source: SpendLogsSource,
+  from: Date,
+  to: Date,
+  pageSize: number,
+): Promise<WindowRead> {
+  // Rows of both reads count: a row seen once was in the window.
+  const byId = new Map<string, SpendLogRow>();
+  let total = 0;
+  let capped = false;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const first = await source.spendLogs(from, to, 1, pageSize);
+    capped = first.total_is_capped === true || first.total >= SPEND_LOGS_CAP;
+    if (capped && to.getTime() - from.getTime() > SECOND)
+      return { rows: [], total: SPEND_LOGS_CAP, capped };
+    total = Math.max(total, first.total);
+    for (const row of first.data) byId.set(row.request_id, row);
+    for (let page = 2; page <= first.total_pages; page++) {
+      const next = await source.spendLogs(from, to, page, pageSize);
+      for (const row of next.data) byId.set(row.request_id, row);
+      total = Math.max(total, next.total);
+      if (next.data.length === 0) break;
+    }
+    if (byId.size >= Math.min(total, SPEND_LOGS_CAP)) break;
+  }
+  return { rows: [...byId.values()], total, capped };
+}
+
+/** Converts a window's rows, drops the requests the ledger knows, inserts the rest. */
+async function store(
+  options: BackfillOptions,
+  rows: readonly SpendLogRow[],
+  from: Date,
+  to: Date,
+  result: BackfillResult,
+  log: SpendLogger,
+): Promise<void> {
+  result.fetched += rows.length;
+  const converted: LedgerRow[] = [];
+  let firstProblem: string | undefined;
+  for (const row of rows) {
+    const ledger = ledgerRow(payloadOfSpendLog(row), options.catalog);
+    if (isRejection(ledger)) {
+      result.rejected += 1;
+      firstProblem ??= `${row.request_id}: ${ledger.reason}`;
+    } else converted.push(ledger);
+  }
+  if (firstProblem)
+    log.warn({ first: firstProblem }, 'spend-log rows that are not request records were skipped');
+  if (converted.length === 0) return;
+  await options.db.transaction(async (tx) => {
+    const known = await knownCallIds(
+      tx,
+      converted.map((r) => r.callId),
+      new Date(from.getTime() - SAME_CALL_SLACK),
+      new Date(to.getTime() + SAME_CALL_SLACK),
+    );
+    const fresh = converted.filter((r) => !known.has(r.callId));
+    const inserted = await insertRows(tx, fresh);
+    result.inserted += inserted;
+    result.known += converted.length - inserted;
+  });
+}
+
+/**
+ * A SpendLogs row as the StandardLoggingPayload fields the ledger reads, so both sources go
+ * through one extraction (goal, caller and conversation from request_tags, spend_logs_metadata,
+ * the key alias and session_id; LiteLLM does not keep the request's plain `metadata` there).
+ */
+export function payloadOfSpendLog(row: SpendLogRow): Record<string, unknown> {
+  const metadata = objectOf(row.metadata);
+  const start = spendLogSeconds(row.startTime);
+  const end = row.endTime ? spendLogSeconds(row.endTime) : undefined;
+  const firstToken = row.completionStartTime ? spendLogSeconds(row.completionStartTime) : undefined;
+  return {
+    id: row.request_id,
+    litellm_call_id:
+      row.litellm_call_id || textOf(metadata.litellm_call_id) || row.request_id || undefined,
+    session_id: row.session_id,
+    call_type: row.call_type,
+    status: row.status || textOf(metadata.status) || 'success',
+    response_cost: row.spend ?? 0,
+    prompt_tokens: row.prompt_tokens ?? 0,
+    completion_tokens: row.completion_tokens ?? 0,
+    startTime: start,
+    endTime: end,
+    completionStartTime: firstToken,
+    // LiteLLM stores endTime as completionStartTime when no token streamed (get_logging_payload).
+    stream: firstToken !== undefined && end !== undefined && firstToken !== end,
+    model: row.model,
+    model_id: row.model_id,
+    model_group: row.model_group,
+    custom_llm_provider: row.custom_llm_provider,
+    cache_hit: String(row.cache_hit).toLowerCase() === 'true',
+    request_tags: tagsOf(row.request_tags),
+    end_user: row.end_user,
+    error_information: objectOrNull(metadata.error_information),
+    metadata: {
+      user_api_key_alias: textOf(metadata.user_api_key_alias) ?? null,
+      spend_logs_metadata: metadata.spend_logs_metadata,
+    },
+  };
+}
+
+const SPEND_LOG_TIME =
+  /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/** A SpendLogs time (UTC; ISO 8601 with or without a zone, up to nanoseconds) → epoch seconds. */
+export function spendLogSeconds(text: string): number {
+  const match = SPEND_LOG_TIME.exec(text.trim());
+  if (!match) return Number.NaN;
+  const [, date, time, fraction = '', zone = 'Z'] = match;
+  const whole = Date.parse(`${date}T${time}${zone}`) / 1000;
+  return whole + Number(`0.${fraction.padEnd(6, '0').slice(0, 6)}`);
+}
+
+function tagsOf(value: unknown): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (typeof value !== 'string') return [];
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed : [];
+  } catch {
+    return [];
+  }
+}
+
+function objectOf(value: unknown): Record<string, unknown> {
+  if (typeof value === 'string') {
+    try {
+      return objectOf(JSON.parse(value));
+    } catch {
+      return {};
+    }
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+function objectOrNull(value: unknown): Record<string, unknown> | null {
+  const object = objectOf(value);
+  return Object.keys(object).length > 0 ? object : null;
+}
+
+function textOf(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function floorSecond(at: Date): Date {
+  return new Date(Math.floor(at.getTime() / SECOND) * SECOND);
+}
+
+function ceilSecond(at: Date): Date {
+  return new Date(ceilToSecond(at.getTime()));
+}
+
+function ceilToSecond(ms: number): number {
+  return Math.ceil(ms / SECOND) * SECOND;
+}
