@@ -1,4 +1,5 @@
 import type { SpendLogRow, SpendLogsPage } from '../litellm/schema.js';
+import { ModelCenterError } from '../shared/errors.js';
 import type { Database } from '../store/db.js';
 import {
   backfillMark,
@@ -7,6 +8,7 @@ import {
   saveBackfillMark,
   type LedgerRow,
 } from '../store/ledger.js';
+import type { BackfillSettings } from './config.js';
 import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
 import { SILENT_LOGGER, type SpendLogger } from './ingest.js';
 
@@ -91,6 +93,7 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
   const saveMark = options.markAs !== undefined && (mark === undefined || from <= mark);
   let size = Math.max(SECOND, ceilToSecond(options.windowMs ?? HOUR));
   let at = from.getTime();
+  let boundary = new Set<string>();
   while (at < to.getTime()) {
     const end = Math.min(at + size, to.getTime());
     const read = await readWindow(options.source, new Date(at), new Date(end), pageSize);
@@ -107,7 +110,14 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
         'LiteLLM counts 10,000 or more spend-log rows within one second and pages no further; the rest of that second is not backfilled',
       );
     }
-    await store(options, read.rows, new Date(at), new Date(end), result, log);
+    // The boundary second is in both windows: its rows were read (and counted) already.
+    const rows = read.rows.filter((row) => !boundary.has(row.request_id));
+    boundary = new Set(
+      read.rows
+        .filter((row) => spendLogSeconds(row.startTime) * 1000 >= end)
+        .map((r) => r.request_id),
+    );
+    await store(options, rows, new Date(at), new Date(end), result, log);
     if (saveMark) await saveBackfillMark(options.db, options.markAs!, new Date(end));
     at = end;
     if (read.total < SPEND_LOGS_CAP / 4) size = Math.min(MAX_WINDOW, size * 2);
@@ -288,4 +298,68 @@ function ceilSecond(at: Date): Date {
 
 function ceilToSecond(ms: number): number {
   return Math.ceil(ms / SECOND) * SECOND;
+}
+
+/** A backfill was asked for while one runs. */
+export class BackfillBusyError extends ModelCenterError {}
+
+export interface SpendBackfillerOptions {
+  db: Database;
+  source: SpendLogsSource;
+  /** Read at every run, so deployments added since are named. */
+  catalog: () => DeploymentCatalog;
+  settings: BackfillSettings;
+  log?: SpendLogger;
+  now?: () => Date;
+}
+
+/** The mark of the scheduled catch-up: one per LiteLLM database, named by the URL read. */
+const CATCH_UP = 'litellm-spend-logs';
+
+/** Backfills one at a time: catch-up runs (the scheduled job) and ranges asked for by a person. */
+export class SpendBackfiller {
+  private running: Promise<BackfillResult> | undefined;
+
+  constructor(private readonly options: SpendBackfillerOptions) {}
+
+  /**
+   * From the last catch-up's mark (less the settle time; the first time, from the configured
+   * lookback) to now less the settle time. Saves the mark as it goes.
+   */
+  async catchUp(): Promise<BackfillResult> {
+    const now = (this.options.now ?? (() => new Date()))();
+    const settleMs = this.options.settings.settleSeconds * 1000;
+    const mark = await backfillMark(this.options.db, CATCH_UP);
+    const start =
+      mark ?? new Date(now.getTime() - this.options.settings.firstLookbackSeconds * 1000);
+    return this.run(new Date(start.getTime() - settleMs), new Date(now.getTime() - settleMs));
+  }
+
+  /** One range, as asked (history before Model Center, or a gap); moves the mark only forward. */
+  async range(from: Date, to: Date): Promise<BackfillResult> {
+    if (from.getTime() >= to.getTime())
+      throw new ModelCenterError(
+        `nothing to backfill: the range starts (${from.toISOString()}) at or after its end (${to.toISOString()})`,
+      );
+    return this.run(from, to);
+  }
+
+  private async run(from: Date, to: Date): Promise<BackfillResult> {
+    if (this.running)
+      throw new BackfillBusyError(
+        'a spend-log backfill is already running — wait for it (GET /v1/jobs shows spend-backfill) and ask again',
+      );
+    this.running = backfillSpendLogs({
+      db: this.options.db,
+      source: this.options.source,
+      catalog: this.options.catalog(),
+      from,
+      to,
+      markAs: CATCH_UP,
+      ...(this.options.log && { log: this.options.log }),
+    }).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
 }

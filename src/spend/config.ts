@@ -16,6 +16,21 @@ export interface SpendSettings {
    * MODELCENTER_SPOOL_MAX_AGE_S, default 3600 s): its age limit plus 10 minutes.
    */
   spoolFinishedAfterMs: number;
+  backfill: BackfillSettings;
+}
+
+/** The spend-log backfill (database mode): where LiteLLM is and how far back it reads. */
+export interface BackfillSettings {
+  /** LiteLLM to read `/spend/logs/v2` from; undefined: the one the controller serves. */
+  url?: string;
+  /** The first catch-up reads this far back (seconds). */
+  firstLookbackSeconds: number;
+  /**
+   * Requests younger than this are left to the next run: LiteLLM writes spend logs in batches,
+   * and a long request's row appears when it ends. Each catch-up also re-reads this much before
+   * its mark, so a row written up to twice this late is still found.
+   */
+  settleSeconds: number;
 }
 
 export const DEFAULT_RETENTION = '90d';
@@ -42,7 +57,20 @@ export function spendSettings(env: NodeJS.ProcessEnv, stateDir: string): SpendSe
     }),
     retentionDays: seconds / 86_400,
     spoolFinishedAfterMs: (spoolMaxAgeSeconds(env) + 600) * 1000,
+    backfill: {
+      ...(env.MODELCENTER_BACKFILL_URL && { url: env.MODELCENTER_BACKFILL_URL }),
+      firstLookbackSeconds: envDuration(env, 'MODELCENTER_BACKFILL_SINCE', '7d'),
+      settleSeconds: envDuration(env, 'MODELCENTER_BACKFILL_SETTLE', '15m'),
+    },
   };
+}
+
+function envDuration(env: NodeJS.ProcessEnv, name: string, fallback: string): number {
+  const text = env[name] ?? fallback;
+  const seconds = durationSeconds(text);
+  if (seconds === undefined)
+    throw new ModelCenterError(`${name} "${text}" is not a duration — write e.g. 15m, 24h or 7d`);
+  return seconds;
 }
 
 function spoolMaxAgeSeconds(env: NodeJS.ProcessEnv): number {

@@ -102,10 +102,10 @@ export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow
     tokensIn: Math.max(0, Math.round(p.prompt_tokens ?? 0)),
     tokensOut: Math.max(0, Math.round(p.completion_tokens ?? 0)),
     costUsd: p.response_cost ?? 0,
-    latencyMs: Math.max(0, (endedAt - p.startTime) * 1000),
+    latencyMs: millisecondsBetween(p.startTime, endedAt),
     ttftMs:
       p.stream === true && p.completionStartTime
-        ? Math.max(0, (p.completionStartTime - p.startTime) * 1000)
+        ? millisecondsBetween(p.startTime, p.completionStartTime)
         : null,
     cacheHit: p.cache_hit === true,
     errorClass: status === 'failure' ? (errorClass ?? 'UnknownError') : null,
@@ -117,6 +117,11 @@ export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow
     endUser: p.end_user || null,
     keyAlias: p.metadata?.user_api_key_alias || null,
   };
+}
+
+/** Epoch seconds → milliseconds between them, to the microsecond (no float noise in reports). */
+function millisecondsBetween(start: number, end: number): number {
+  return Math.max(0, Math.round((end - start) * 1e6) / 1000);
 }
 
 export function isRejection(value: LedgerRow | Rejection): value is Rejection {

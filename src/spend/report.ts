@@ -79,7 +79,8 @@ export function reportSpec(query: ParsedReportQuery, now: Date): ReportSpec {
   return { groupBy: [...new Set(query.groupBy)], from, to, filters };
 }
 
-function pointInTime(text: string, now: Date, flag: string): Date {
+/** `7d` (that long before now) or a date / ISO time → a Date; ReportQueryError naming the flag. */
+export function pointInTime(text: string, now: Date, flag: string): Date {
   const seconds = durationSeconds(text);
   if (seconds !== undefined) return new Date(now.getTime() - seconds * 1000);
   const date = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);

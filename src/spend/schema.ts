@@ -74,3 +74,13 @@ export const reportQuerySchema = z.strictObject({
 });
 export type ReportQuery = z.input<typeof reportQuerySchema>;
 export type ParsedReportQuery = z.output<typeof reportQuerySchema>;
+
+/**
+ * `POST /v1/spend/backfill` and `modelcenter spend backfill`: a range of LiteLLM's spend logs to
+ * read; without `since`, the range after the last backfill (the scheduled job's catch-up).
+ */
+export const backfillQuerySchema = z.strictObject({
+  since: when.optional(),
+  until: when.optional(),
+});
+export type BackfillQuery = z.infer<typeof backfillQuerySchema>;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { deploymentCatalog, isRejection, ledgerRow } from '../../src/spend/extract.js';
+import { payloadOfSpendLog, spendLogSeconds } from '../../src/spend/backfill.js';
 import { parseChunk } from '../../src/spend/parse.js';
 import type { LedgerRow } from '../../src/store/ledger.js';
 import { payload, payloadFixture } from '../helpers/spool.js';
@@ -137,5 +138,23 @@ describe('spool chunk parsing', () => {
     });
     expect(chunk.rows.map((r) => r.status)).toEqual(['success', 'failure']);
     expect(chunk.rowEnds).toEqual([Buffer.byteLength(`${lines[0]}\n`), buffer.byteLength]);
+  });
+});
+
+describe("LiteLLM spend-log times (the backfill's rows)", () => {
+  const second = Date.parse('2026-11-20T10:00:00Z') / 1000;
+  it.each([
+    ['2026-11-20T10:00:00.123000+00:00', second + 0.123],
+    ['2026-11-20T10:00:00.123456', second + 0.123456],
+    ['2026-11-20 10:00:00.5Z', second + 0.5],
+    ['2026-11-20T12:00:00+02:00', second],
+    ['2026-11-20T10:00:00', second],
+  ])('%s is read as UTC to the microsecond', (text, seconds) => {
+    expect(spendLogSeconds(text)).toBeCloseTo(seconds, 6);
+  });
+
+  it('a time it cannot read makes the row a rejection, not a row at 1970', () => {
+    const result = ledgerRow(payloadOfSpendLog({ request_id: 'r1', startTime: 'yesterday' }), none);
+    expect(isRejection(result)).toBe(true);
   });
 });

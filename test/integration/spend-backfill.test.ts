@@ -1,0 +1,356 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LiteLLMAdminClient } from '../../src/litellm/admin-client.js';
+import { backfillSpendLogs, SpendBackfiller } from '../../src/spend/backfill.js';
+import type { DeploymentCatalog } from '../../src/spend/extract.js';
+import { ingestPayloads } from '../../src/spend/ingest.js';
+import { spendReport } from '../../src/spend/report.js';
+import type { Database } from '../../src/store/db.js';
+import { backfillMark, countRawRows, rowsOfCall } from '../../src/store/ledger.js';
+import { openLedger } from '../../src/store/migrate.js';
+import {
+  startDbEmulator,
+  type DbEmulator,
+  type EmulatedSpendLog,
+  type RecordedAdminRequest,
+} from '../emulator/litellm-db.js';
+import { fetchLiteLLMOpenApi } from '../helpers/litellm-openapi.js';
+import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract.js';
+import { testKey } from '../helpers/secrets.js';
+
+/**
+ * The backfill from LiteLLM's own spend logs (database mode), against the database-mode emulator
+ * (LiteLLM's database cannot start here), with the requests it sent checked against the OpenAPI
+ * document of the real pinned LiteLLM at the end.
+ */
+
+const masterKey = testKey('sk-master-');
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const T0 = new Date('2026-11-01T00:00:00Z').getTime();
+
+/** Every request the emulators in this file received, for the contract check. */
+const sent: RecordedAdminRequest[] = [];
+let openapi: Promise<OpenApiDocument> | undefined;
+const realOpenApi = (): Promise<OpenApiDocument> => (openapi ??= fetchLiteLLMOpenApi(masterKey));
+
+/** Deployment ids of the committed config → Model Center's names. */
+const catalog: DeploymentCatalog = (id) =>
+  id === 'cheap/gpt-mini' ? { model: 'gpt-mini', provider: 'openai' } : undefined;
+
+let sequence = 0;
+/** A SpendLogs row as LiteLLM 1.104 writes it for a request through the `cheap` profile. */
+function spendLog(startMs: number, overrides: Partial<EmulatedSpendLog> = {}): EmulatedSpendLog {
+  sequence += 1;
+  const callId = `call-${sequence}`;
+  return {
+    request_id: `chatcmpl-${sequence}`,
+    litellm_call_id: callId,
+    call_type: 'acompletion',
+    api_key: 'hashed-key',
+    spend: 0.01,
+    total_tokens: 150,
+    prompt_tokens: 100,
+    completion_tokens: 50,
+    startTime: new Date(startMs),
+    endTime: new Date(startMs + 400),
+    completionStartTime: new Date(startMs + 400),
+    model: 'gpt-4o-mini',
+    model_id: 'cheap/gpt-mini',
+    model_group: 'cheap',
+    custom_llm_provider: 'openai',
+    api_base: 'https://api.openai.com/v1',
+    user: 'default_user_id',
+    metadata: { user_api_key_alias: null, litellm_call_id: callId, status: 'success' },
+    cache_hit: 'False',
+    cache_key: 'Cache OFF',
+    request_tags: ['goal:quarterly-report', 'caller:research-agent'],
+    team_id: '',
+    end_user: '',
+    session_id: null,
+    status: 'success',
+    ...overrides,
+  };
+}
+
+describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
+  let emulator: DbEmulator;
+  let client: LiteLLMAdminClient;
+  let dir: string;
+  let db: Database;
+
+  beforeAll(() => {
+    // Overlaps LiteLLM's start-up with the tests; the contract check at the end awaits it.
+    realOpenApi().catch(() => undefined);
+  });
+
+  beforeEach(async () => {
+    emulator = await startDbEmulator({ masterKey, instances: [{}] });
+    client = new LiteLLMAdminClient(emulator.urls[0]!, masterKey);
+    dir = await mkdtemp(path.join(tmpdir(), 'mc-backfill-'));
+    db = await openLedger({ dataDir: path.join(dir, 'ledger') });
+  });
+
+  afterEach(async () => {
+    sent.push(...emulator.requests);
+    await emulator.close();
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads 3 days with a 12,500-request hour completely, never from a window LiteLLM truncated, and a second run adds nothing', async () => {
+    // 22,500 requests spread over three days, and 12,500 within one busy hour: more than one
+    // /spend/logs query returns.
+    for (let i = 0; i < 22_500; i++) emulator.spendLogs.push(spendLog(T0 + i * 11_000));
+    const busy = T0 + 30 * HOUR_MS;
+    for (let i = 0; i < 12_500; i++)
+      emulator.spendLogs.push(
+        spendLog(busy + i * 288, {
+          request_tags: ['goal:incident-review'],
+          spend: 0.02,
+        }),
+      );
+
+    const first = await backfillSpendLogs({
+      db,
+      source: client,
+      catalog,
+      from: new Date(T0),
+      to: new Date(T0 + 3 * DAY_MS),
+    });
+    expect(first.fetched).toBe(35_000);
+    expect(first.inserted).toBe(35_000);
+    expect(first.unreachable).toBe(0);
+    expect(first.splits).toBeGreaterThan(0);
+    expect(await countRawRows(db)).toBe(35_000);
+    // Every window that was paged through (page 2 and on) had fewer rows than LiteLLM's cap.
+    const paged = emulator.requests.filter((r) => Number(r.query.page) > 1);
+    expect(paged.length).toBeGreaterThan(0);
+    expect(emulator.requests.every((r) => Number(r.query.page_size) <= 1000)).toBe(true);
+
+    const report = await spendReport(
+      db,
+      { groupBy: ['goal'], since: '2026-11-01', until: '2026-11-04' },
+      { now: new Date(T0 + 4 * DAY_MS) },
+    );
+    const cost = Object.fromEntries(report.lines.map((l) => [l.keys.goal, l.costUsd]));
+    expect(cost['quarterly-report']).toBeCloseTo(225, 6);
+    expect(cost['incident-review']).toBeCloseTo(250, 6);
+
+    const again = await backfillSpendLogs({
+      db,
+      source: client,
+      catalog,
+      from: new Date(T0),
+      to: new Date(T0 + 3 * DAY_MS),
+    });
+    expect(again.inserted).toBe(0);
+    expect(again.known).toBe(35_000);
+    expect(await countRawRows(db)).toBe(35_000);
+  });
+
+  it('skips requests the spool already recorded (every attempt), and keeps their spool rows', async () => {
+    const start = T0 + 5 * HOUR_MS;
+    const logged = [0, 1, 2].map((i) => spendLog(start + i * 1000));
+    emulator.spendLogs.push(...logged, spendLog(start + 5000));
+    // The spool logged the same three requests, with microsecond times; the first with a retry.
+    const payload = (row: EmulatedSpendLog, offsetS: number, status: string) => ({
+      litellm_call_id: row.litellm_call_id,
+      status,
+      startTime: row.startTime.getTime() / 1000 + offsetS,
+      endTime: row.startTime.getTime() / 1000 + offsetS + 0.4,
+      model_id: 'cheap/gpt-mini',
+      model_group: 'cheap',
+      response_cost: status === 'success' ? 0.01 : 0,
+      prompt_tokens: 100,
+      completion_tokens: 50,
+      request_tags: ['goal:quarterly-report'],
+      ...(status === 'failure' && { error_information: { error_class: 'RateLimitError' } }),
+    });
+    await ingestPayloads(
+      db,
+      [
+        payload(logged[0]!, 0.000123, 'failure'),
+        payload(logged[0]!, 0.2, 'success'),
+        payload(logged[1]!, 0.000456, 'success'),
+        payload(logged[2]!, 0.000789, 'success'),
+      ],
+      catalog,
+    );
+
+    const result = await backfillSpendLogs({
+      db,
+      source: client,
+      catalog,
+      from: new Date(start - HOUR_MS),
+      to: new Date(start + HOUR_MS),
+    });
+    expect(result).toMatchObject({ fetched: 4, inserted: 1, known: 3 });
+    expect(await countRawRows(db)).toBe(5);
+    expect((await rowsOfCall(db, logged[0]!.litellm_call_id!)).map((r) => r.status)).toEqual([
+      'failure',
+      'success',
+    ]);
+  });
+
+  it('keeps goal, caller and conversation, names model and provider from the config, and records failures and time to first token', async () => {
+    const at = T0 + 2 * HOUR_MS;
+    emulator.spendLogs.push(
+      spendLog(at, {
+        litellm_call_id: 'streamed',
+        request_tags: ['goal:quarterly-report'],
+        metadata: {
+          user_api_key_alias: 'research-agent',
+          spend_logs_metadata: { conversation: 'thread-7' },
+        },
+        completionStartTime: new Date(at + 120),
+        endTime: new Date(at + 900),
+      }),
+      spendLog(at + 1000, {
+        litellm_call_id: 'failed',
+        status: 'failure',
+        spend: 0,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        request_tags: JSON.stringify(['goal:quarterly-report', 'caller:batch-job']) as never,
+        metadata: {
+          status: 'failure',
+          error_information: { error_class: 'RateLimitError', error_code: '429' },
+        },
+      }),
+      spendLog(at + 2000, {
+        litellm_call_id: 'cached',
+        cache_hit: 'True',
+        model_id: 'db-added-model',
+        model: 'claude-3-haiku',
+        custom_llm_provider: 'anthropic',
+      }),
+    );
+    await backfillSpendLogs({
+      db,
+      source: client,
+      catalog,
+      from: new Date(at - 60_000),
+      to: new Date(at + 60_000),
+    });
+    const [streamed] = await rowsOfCall(db, 'streamed');
+    expect(streamed).toMatchObject({
+      goal: 'quarterly-report',
+      caller: 'research-agent',
+      conversation: 'thread-7',
+      profile: 'cheap',
+      model: 'gpt-mini',
+      provider: 'openai',
+      status: 'success',
+      ttft_ms: 120,
+      latency_ms: 900,
+      tokens_in: 100,
+      tokens_out: 50,
+    });
+    const [failed] = await rowsOfCall(db, 'failed');
+    expect(failed).toMatchObject({
+      status: 'failure',
+      caller: 'batch-job',
+      error_class: 'RateLimitError',
+      error_code: '429',
+      ttft_ms: null,
+    });
+    const [cached] = await rowsOfCall(db, 'cached');
+    expect(cached).toMatchObject({
+      cache_hit: true,
+      model: 'claude-3-haiku',
+      provider: 'anthropic',
+    });
+  });
+
+  it('loses nothing when LiteLLM writes rows into a window while the backfill pages through it', async () => {
+    const start = T0 + 10 * HOUR_MS;
+    for (let i = 0; i < 2500; i++) emulator.spendLogs.push(spendLog(start + 600_000 + i * 100));
+    let written = false;
+    emulator.onSpendLogsRead((query) => {
+      // LiteLLM's batch writer lands five older requests while page 2 is asked for.
+      if (query.page === '2' && !written) {
+        written = true;
+        for (let i = 0; i < 5; i++) emulator.spendLogs.push(spendLog(start + 1000 + i));
+      }
+    });
+    const result = await backfillSpendLogs({
+      db,
+      source: client,
+      catalog,
+      from: new Date(start),
+      to: new Date(start + HOUR_MS),
+      windowMs: HOUR_MS,
+    });
+    expect(written).toBe(true);
+    expect(result.inserted).toBe(2505);
+    expect(await countRawRows(db)).toBe(2505);
+  });
+
+  it('a run that fails midway keeps its progress; the next catch-up resumes there and ends with every request once', async () => {
+    const now = new Date(T0 + 2 * DAY_MS);
+    for (let i = 0; i < 4000; i++) emulator.spendLogs.push(spendLog(T0 + i * 40_000));
+    // Three requests younger than the settle time (15 min): left for a later run.
+    for (let i = 0; i < 3; i++) emulator.spendLogs.push(spendLog(now.getTime() - 300_000 + i));
+    const backfiller = (): SpendBackfiller =>
+      new SpendBackfiller({
+        db,
+        source: client,
+        catalog: () => catalog,
+        settings: { firstLookbackSeconds: 3 * 86_400, settleSeconds: 900 },
+        now: () => now,
+      });
+    let reads = 0;
+    emulator.onSpendLogsRead(() => {
+      reads += 1;
+      if (reads === 6) emulator.failNextSpendLogs(1);
+    });
+    const failure: unknown = await backfiller()
+      .catchUp()
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/\/spend\/logs\/v2 with 500/);
+    const mark = await backfillMark(db, 'litellm-spend-logs');
+    expect(mark!.getTime()).toBeGreaterThan(T0);
+    const partial = await countRawRows(db);
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(4000);
+
+    emulator.onSpendLogsRead(undefined);
+    const firstRead = emulator.requests.length;
+    const resumed = await backfiller().catchUp();
+    // It started at the mark (less the settle time), not at the beginning of the lookback.
+    const starts = emulator.requests
+      .slice(firstRead)
+      .map((r) => Date.parse(`${r.query.start_date!.replace(' ', 'T')}Z`));
+    expect(Math.min(...starts)).toBe(Math.floor((mark!.getTime() - 900_000) / 1000) * 1000);
+    expect(resumed.inserted).toBe(4000 - partial);
+    expect(await countRawRows(db)).toBe(4000);
+  });
+
+  it('says what to do when LiteLLM has no database', async () => {
+    await emulator.close();
+    emulator = await startDbEmulator({ masterKey, instances: [{}], database: false });
+    const error = await backfillSpendLogs({
+      db,
+      source: new LiteLLMAdminClient(emulator.urls[0]!, masterKey),
+      catalog,
+      from: new Date(T0),
+      to: new Date(T0 + HOUR_MS),
+    }).catch((e: unknown) => e as Error);
+    expect(error.message).toMatch(/refused \/spend\/logs\/v2 \(401\).*database_url/);
+    expect(error.message).not.toContain(masterKey);
+  });
+});
+
+/** Checks what the tests above sent: run it with the whole file. */
+describe('spend-log backfill contract with the real pinned LiteLLM', () => {
+  it('every route, query parameter and value the backfill sent is declared by the real pinned LiteLLM /openapi.json', async () => {
+    expect(sent.length).toBeGreaterThan(0);
+    const report = checkRequests(await realOpenApi(), sent);
+    expect(report.problems).toEqual([]);
+    expect(report.routes).toEqual(['GET /spend/logs/v2']);
+  });
+});
