@@ -339,7 +339,10 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
       catalog,
       from: new Date(T0),
       to: new Date(T0 + HOUR_MS),
-    }).catch((e: unknown) => e as Error);
+    }).then(
+      () => new Error('the backfill succeeded without a database'),
+      (e: unknown) => e as Error,
+    );
     expect(error.message).toMatch(/refused \/spend\/logs\/v2 \(401\).*database_url/);
     expect(error.message).not.toContain(masterKey);
   });
