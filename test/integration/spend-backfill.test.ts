@@ -135,9 +135,9 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
       { groupBy: ['goal'], since: '2026-11-01', until: '2026-11-04' },
       { now: new Date(T0 + 4 * DAY_MS) },
     );
-    const cost = Object.fromEntries(report.lines.map((l) => [l.keys.goal, l.costUsd]));
-    expect(cost['quarterly-report']).toBeCloseTo(225, 6);
-    expect(cost['incident-review']).toBeCloseTo(250, 6);
+    const cost = new Map(report.lines.map((l) => [l.keys.goal, l.costUsd]));
+    expect(cost.get('quarterly-report')).toBeCloseTo(225, 6);
+    expect(cost.get('incident-review')).toBeCloseTo(250, 6);
 
     const again = await backfillSpendLogs({
       db,
