@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { apiRoutes, type ServiceApi } from './api/routes.js';
 import { createApiServer, HttpError, type Route } from './api/server.js';
+import { LiteLLMApiError } from './litellm/errors.js';
 import { Controller, type ApplyReport, type DriftReport } from './apply/controller.js';
 import { ApplyBusyError } from './apply/lock.js';
 import { readFileSync } from 'node:fs';
@@ -30,8 +31,9 @@ import { CommandRestartStrategy } from './reload/command.js';
 import { RestartStrategy } from './reload/restart.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
-import { ReportQueryError, spendReport } from './spend/report.js';
-import { reportQuerySchema } from './spend/schema.js';
+import { BackfillBusyError } from './spend/backfill.js';
+import { pointInTime, ReportQueryError, spendReport } from './spend/report.js';
+import { backfillQuerySchema, reportQuerySchema, type BackfillQuery } from './spend/schema.js';
 import { startControllerSpend, type ControllerSpend } from './spend/service.js';
 import { describeError, ModelCenterError } from './shared/errors.js';
 import { readIfExists, writeFileAtomically } from './shared/fs.js';
@@ -207,6 +209,24 @@ export async function startService(
   await guard(triggers.start(seenAtStart));
   started.push(() => triggers.stop());
 
+  // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
+  const spend = await guard(
+    startControllerSpend({
+      stateDir: settings.stateDir,
+      env,
+      policiesDir: settings.policies,
+      configFile: settings.configFile,
+      log: log.child({ subsystem: 'spend' }),
+      litellm: () => ({
+        url:
+          settings.litellmUrls[0] ??
+          (strategy instanceof BlueGreenStrategy ? strategy.url : strategy.instances()[0]?.baseUrl),
+        masterKey,
+      }),
+    }),
+  );
+  started.push(() => spend.stop());
+
   const scheduler = new Scheduler({
     logger: log.child({ subsystem: 'scheduler' }),
     metrics,
@@ -225,6 +245,11 @@ export async function startService(
           'drift: the generated config or the live model set differs from what was committed',
         );
       }
+    },
+    // Off unless scheduled (MODELCENTER_SCHEDULE_SPEND_BACKFILL): database mode only.
+    'spend-backfill': async ({ logger }) => {
+      const result = await spend.backfiller.catchUp();
+      logger.info({ ...result }, 'spend logs backfilled');
     },
     ...extraJobs,
   };
@@ -246,18 +271,6 @@ export async function startService(
   }
   scheduler.start();
   started.push(() => scheduler.stop());
-
-  // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
-  const spend = await guard(
-    startControllerSpend({
-      stateDir: settings.stateDir,
-      env,
-      policiesDir: settings.policies,
-      configFile: settings.configFile,
-      log: log.child({ subsystem: 'spend' }),
-    }),
-  );
-  started.push(() => spend.stop());
 
   const service: ServiceApi = {
     status: async () => {
@@ -310,6 +323,34 @@ export async function startService(
             if (error instanceof ReportQueryError) {
               throw new HttpError(400, 'invalid_request', error.message);
             }
+            throw error;
+          }
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/spend/backfill',
+        scope: 'admin',
+        summary:
+          "Reads LiteLLM's own spend logs (database mode, /spend/logs/v2, in windows under its 10,000-row cap) into the ledger: `since`/`until` for a range, or nothing to continue after the last backfill; requests the ledger has are skipped",
+        body: backfillQuerySchema,
+        handle: async ({ body }) => {
+          const query = body as BackfillQuery;
+          try {
+            const now = new Date();
+            const result = query.since
+              ? await spend.backfiller.range(
+                  pointInTime(query.since, now, 'since'),
+                  query.until ? pointInTime(query.until, now, 'until') : now,
+                )
+              : await spend.backfiller.catchUp();
+            return { status: 200, body: result };
+          } catch (error) {
+            if (error instanceof BackfillBusyError) throw new HttpError(409, 'busy', error.message);
+            if (error instanceof LiteLLMApiError)
+              throw new HttpError(502, 'litellm_failed', error.message);
+            if (error instanceof ModelCenterError)
+              throw new HttpError(400, 'invalid_request', error.message);
             throw error;
           }
         },

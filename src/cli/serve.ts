@@ -55,14 +55,21 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
   return EXIT.ok;
 }
 
-/** `apply`, `rollback`, `plan`, `reload`: ask the running service over its API. */
-export async function remoteCommand(
-  command: 'apply' | 'rollback' | 'plan' | 'reload',
+/** What the running service answered, or the exit code when it could not be asked. */
+export type ServiceAnswer =
+  | { status: number; ok: boolean; statusText: string; answer: Record<string, unknown> }
+  | { failed: ExitCode };
+
+/**
+ * POSTs to the running service's API (MODELCENTER_URL, else 127.0.0.1:MODELCENTER_API_PORT) with
+ * MODELCENTER_TOKEN or the generated admin token; says on stderr why it could not.
+ */
+export async function askService(
+  route: string,
   body: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   io: CliIo,
-  json: boolean,
-): Promise<ExitCode> {
+): Promise<ServiceAnswer> {
   const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
   const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
   const token =
@@ -71,11 +78,11 @@ export async function remoteCommand(
     io.stderr(
       `modelcenter: no API token — set MODELCENTER_TOKEN (an admin token of the running service)\n`,
     );
-    return EXIT.invalidInput;
+    return { failed: EXIT.invalidInput };
   }
   let response: Response;
   try {
-    response = await fetch(`${base}/v1/${command}`, {
+    response = await fetch(`${base}${route}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -85,24 +92,43 @@ export async function remoteCommand(
     io.stderr(
       `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
     );
-    return EXIT.operationalFailure;
+    return { failed: EXIT.operationalFailure };
   }
   const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  return { status: response.status, ok: response.ok, statusText: response.statusText, answer };
+}
+
+/** The exit code for an error answer of the service (its message printed), or undefined. */
+export function serviceError(reply: Exclude<ServiceAnswer, { failed: ExitCode }>, io: CliIo) {
+  const error = reply.answer.error as { message?: string } | undefined;
+  if (!error) return undefined;
+  io.stderr(`modelcenter: ${error.message ?? reply.statusText}\n`);
+  return reply.status === 401 || reply.status === 403 || reply.status === 400
+    ? EXIT.invalidInput
+    : EXIT.operationalFailure;
+}
+
+/** `apply`, `rollback`, `plan`, `reload`: ask the running service over its API. */
+export async function remoteCommand(
+  command: 'apply' | 'rollback' | 'plan' | 'reload',
+  body: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  json: boolean,
+): Promise<ExitCode> {
+  const reply = await askService(`/v1/${command}`, body, env, io);
+  if ('failed' in reply) return reply.failed;
+  const { answer } = reply;
   if (json) io.stdout(`${JSON.stringify(answer, null, 2)}\n`);
-  const error = answer.error as { message?: string } | undefined;
-  if (error) {
-    io.stderr(`modelcenter: ${error.message ?? response.statusText}\n`);
-    return response.status === 401 || response.status === 403 || response.status === 400
-      ? EXIT.invalidInput
-      : EXIT.operationalFailure;
-  }
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
   if (!json) printAnswer(command, answer, io);
   if (command === 'plan') {
     if (answer.valid === false) return EXIT.invalidInput;
     return answer.changed ? EXIT.changesPresent : EXIT.ok;
   }
   if (answer.outcome === 'invalid' || answer.outcome === 'drift') return EXIT.invalidInput;
-  return response.ok ? EXIT.ok : EXIT.operationalFailure;
+  return reply.ok ? EXIT.ok : EXIT.operationalFailure;
 }
 
 function printAnswer(command: string, answer: Record<string, unknown>, io: CliIo): void {

@@ -8,15 +8,28 @@ import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
 import { spendSettings } from '../spend/config.js';
 import { deploymentCatalog } from '../spend/extract.js';
 import { ingestOnce } from '../spend/ingest.js';
-import { formatReport, ReportQueryError, spendReport, type ReportFormat } from '../spend/report.js';
+import {
+  formatReport,
+  pointInTime,
+  ReportQueryError,
+  spendReport,
+  type ReportFormat,
+} from '../spend/report.js';
 import type { ReportQuery } from '../spend/schema.js';
 import { describeError } from '../shared/errors.js';
 import { readIfExists } from '../shared/fs.js';
+import { LiteLLMAdminClient } from '../litellm/admin-client.js';
+import { LiteLLMApiError } from '../litellm/errors.js';
+import { SpendBackfiller, type BackfillResult } from '../spend/backfill.js';
+import type { SpendSettings } from '../spend/config.js';
+import { ModelCenterError } from '../shared/errors.js';
+import { LedgerBusyError, type Database } from '../store/db.js';
 import { openLedger } from '../store/migrate.js';
+import { askService, serviceError } from './serve.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './run.js';
 
-export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets> [options]
+export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets|backfill> [options]
 
   spend report  [--group-by DIMS] [--since 7d] [--until DATE] [--format table|json|csv]
                 [--goal IDS] [--caller IDS] [--conversation IDS] [--profile IDS] [--model IDS]
@@ -29,6 +42,13 @@ export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets> [op
         modelcenter spend report --group-by goal,model --since 30d
   spend ingest  read the spool files into the ledger once (the controller does this continuously)
   spend budgets current spend against every budget in the policies, this period
+  spend backfill [--since 7d] [--until DATE] [--url URL] [--format table|json]
+                read LiteLLM's own spend logs (database mode) into the ledger, in windows under its
+                10,000-row cap; requests already in the ledger are skipped. Without --since: from
+                where the last backfill ended. Through the running service when it holds the ledger.
+      URL: --url, MODELCENTER_BACKFILL_URL, the first of MODELCENTER_LITELLM_URLS, or
+           http://127.0.0.1:MODELCENTER_LITELLM_PORT (4000); key: LITELLM_MASTER_KEY or
+           .modelcenter/master-key
 
 Ledger: MODELCENTER_LEDGER_URL (PostgreSQL) or MODELCENTER_LEDGER_DIR (embedded, default
 .modelcenter/ledger). Spool: MODELCENTER_SPOOL_DIR (default .modelcenter/spool).
@@ -64,6 +84,7 @@ export async function spendCommand(
         limit: { type: 'string' },
         policies: { type: 'string' },
         config: { type: 'string' },
+        url: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         ...Object.fromEntries(FILTER_FLAGS.map((f) => [f, { type: 'string' as const }])),
       },
@@ -98,13 +119,25 @@ export async function spendCommand(
     io.stderr(`modelcenter spend: --format must be table, json or csv, not "${values.format}"\n`);
     return EXIT.invalidInput;
   }
-  if (!['report', 'ingest', 'budgets'].includes(sub)) {
+  if (!['report', 'ingest', 'budgets', 'backfill'].includes(sub)) {
     io.stderr(`modelcenter spend: unknown subcommand "${sub}"\n\n${SPEND_USAGE}`);
     return EXIT.invalidInput;
   }
 
-  const db = await openLedger(settings.ledger);
+  let db;
   try {
+    db = await openLedger(settings.ledger);
+  } catch (error) {
+    // `serve` holds the embedded ledger: a backfill goes through it.
+    if (sub === 'backfill' && error instanceof LedgerBusyError)
+      return backfillThroughService(values, env, io, format);
+    throw error;
+  }
+  try {
+    if (sub === 'backfill') {
+      const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
+      return await backfillCommand({ db, settings, stateDir, configFile, values, env, format }, io);
+    }
     if (sub === 'ingest') {
       const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
       const configText = await readIfExists(configFile);
@@ -202,4 +235,114 @@ async function budgetsCommand(
       `${r.budget}${sep}${r.period}${sep}${r.periodStart}${sep}${r.spendUsd.toFixed(2)}${sep}${r.limitUsd.toFixed(2)}${sep}${(r.used * 100).toFixed(1)}%\n`,
     );
   return EXIT.ok;
+}
+
+interface BackfillFlags {
+  since?: string;
+  until?: string;
+  url?: string;
+}
+
+/** `spend backfill` in this process: the ledger is ours (PostgreSQL, or no service running). */
+async function backfillCommand(
+  context: {
+    db: Database;
+    settings: SpendSettings;
+    stateDir: string;
+    configFile: string;
+    values: BackfillFlags;
+    env: NodeJS.ProcessEnv;
+    format: ReportFormat;
+  },
+  io: CliIo,
+): Promise<ExitCode> {
+  const { db, settings, values, env } = context;
+  const url =
+    values.url ??
+    settings.backfill.url ??
+    env.MODELCENTER_LITELLM_URLS?.split(',')[0]?.trim() ??
+    `http://127.0.0.1:${env.MODELCENTER_LITELLM_PORT ?? 4000}`;
+  const masterKey =
+    env.LITELLM_MASTER_KEY ??
+    (await readIfExists(path.join(context.stateDir, 'master-key')))?.trim();
+  if (!masterKey) {
+    io.stderr(
+      `modelcenter spend: no LiteLLM master key — set LITELLM_MASTER_KEY (the key of the LiteLLM at ${url})\n`,
+    );
+    return EXIT.invalidInput;
+  }
+  const configText = await readIfExists(context.configFile);
+  const catalog = deploymentCatalog(
+    configText ? (parse(configText, { version: '1.1' }) as LiteLLMConfig) : undefined,
+  );
+  const backfiller = new SpendBackfiller({
+    db,
+    source: () => new LiteLLMAdminClient(url, masterKey, 60_000),
+    catalog: () => catalog,
+    settings: settings.backfill,
+  });
+  try {
+    const now = new Date();
+    const result = values.since
+      ? await backfiller.range(
+          pointInTime(values.since, now, 'since'),
+          values.until ? pointInTime(values.until, now, 'until') : now,
+        )
+      : await backfiller.catchUp();
+    printBackfill(result, context.format, io);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof LiteLLMApiError) {
+      io.stderr(`modelcenter spend: ${error.message}\n`);
+      return EXIT.operationalFailure;
+    }
+    if (error instanceof ModelCenterError) {
+      io.stderr(`modelcenter spend: ${error.message}\n`);
+      return EXIT.invalidInput;
+    }
+    throw error;
+  }
+}
+
+/** `spend backfill` while `serve` holds the embedded ledger: `POST /v1/spend/backfill`. */
+async function backfillThroughService(
+  values: BackfillFlags,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+  format: ReportFormat,
+): Promise<ExitCode> {
+  if (values.url) {
+    io.stderr(
+      'modelcenter spend: --url is not used while the service runs; it reads MODELCENTER_BACKFILL_URL or its own LiteLLM\n',
+    );
+    return EXIT.invalidInput;
+  }
+  const reply = await askService(
+    '/v1/spend/backfill',
+    {
+      ...(values.since !== undefined && { since: values.since }),
+      ...(values.until !== undefined && { until: values.until }),
+    },
+    env,
+    io,
+  );
+  if ('failed' in reply) return reply.failed;
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
+  printBackfill(reply.answer as unknown as BackfillResult, format, io);
+  return EXIT.ok;
+}
+
+function printBackfill(result: BackfillResult, format: ReportFormat, io: CliIo): void {
+  if (format === 'json') {
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  io.stdout(
+    `backfilled ${result.from} → ${result.to}: ${result.inserted} new request record(s), ${result.known} already in the ledger, ${result.fetched} read in ${result.windows} window(s)${result.splits > 0 ? ` (${result.splits} split under LiteLLM's 10,000-row cap)` : ''}${result.rejected > 0 ? `, ${result.rejected} unreadable` : ''}\n`,
+  );
+  if (result.unreachable > 0)
+    io.stderr(
+      `warning: ${result.unreachable} request(s) could not be read: LiteLLM counts over 10,000 within one second and pages no further\n`,
+    );
 }

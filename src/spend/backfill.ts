@@ -305,7 +305,8 @@ export class BackfillBusyError extends ModelCenterError {}
 
 export interface SpendBackfillerOptions {
   db: Database;
-  source: SpendLogsSource;
+  /** Asked at every run (it may throw when no LiteLLM is known). */
+  source: () => SpendLogsSource;
   /** Read at every run, so deployments added since are named. */
   catalog: () => DeploymentCatalog;
   settings: BackfillSettings;
@@ -351,7 +352,7 @@ export class SpendBackfiller {
       );
     this.running = backfillSpendLogs({
       db: this.options.db,
-      source: this.options.source,
+      source: this.options.source(),
       catalog: this.options.catalog(),
       from,
       to,

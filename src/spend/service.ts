@@ -6,7 +6,9 @@ import { readIfExists } from '../shared/fs.js';
 import { openLedger } from '../store/migrate.js';
 import { spendSettings } from './config.js';
 import { webhookSink } from './webhook.js';
-import { describeError } from '../shared/errors.js';
+import { LiteLLMAdminClient } from '../litellm/admin-client.js';
+import { describeError, ModelCenterError } from '../shared/errors.js';
+import { SpendBackfiller } from './backfill.js';
 import type { Database } from '../store/db.js';
 import { pruneRawRows } from '../store/ledger.js';
 import {
@@ -117,11 +119,18 @@ export interface ControllerSpendOptions {
   /** The generated LiteLLM config: deployment id → catalog model and policy provider. */
   configFile: string;
   log: SpendLogger;
+  /**
+   * The LiteLLM whose database the spend-log backfill reads, and its master key; asked at every
+   * backfill (the URL of a controller-started LiteLLM is known only once it runs).
+   */
+  litellm: () => { url: string | undefined; masterKey: string };
 }
 
 export interface ControllerSpend {
   db: Database;
   service: SpendService;
+  /** Reads LiteLLM's own spend logs (database mode) into the ledger; see backfill.ts. */
+  backfiller: SpendBackfiller;
   stop(): Promise<void>;
 }
 
@@ -158,6 +167,21 @@ export async function startControllerSpend(
     retentionDays: settings.retentionDays,
     spoolFinishedAfterMs: settings.spoolFinishedAfterMs,
   });
+  const backfiller = new SpendBackfiller({
+    db,
+    source: () => {
+      const { url, masterKey } = options.litellm();
+      const at = settings.backfill.url ?? url;
+      if (!at)
+        throw new ModelCenterError(
+          'no LiteLLM to backfill from — set MODELCENTER_BACKFILL_URL to the LiteLLM whose database holds the spend logs',
+        );
+      return new LiteLLMAdminClient(at, masterKey, 60_000);
+    },
+    catalog: () => catalog,
+    settings: settings.backfill,
+    log: options.log,
+  });
   options.log.info(
     {
       ledger: settings.ledger.url ? 'postgres' : settings.ledger.dataDir,
@@ -168,6 +192,7 @@ export async function startControllerSpend(
   return {
     db,
     service,
+    backfiller,
     async stop() {
       await service.stop();
       // What LiteLLM wrote while it shut down.

@@ -77,6 +77,9 @@ async function openPGlite(dataDir: string | undefined): Promise<Database> {
   }
 }
 
+/** The embedded ledger is open in another live process (a running `modelcenter serve`). */
+export class LedgerBusyError extends StoreError {}
+
 /**
  * PGlite is one process's database: a second process opening the same directory would corrupt
  * it. A lock file with the owner's pid refuses that with a clear message; a stale lock (its
@@ -94,7 +97,7 @@ async function lockDirectory(dataDir: string): Promise<() => Promise<void>> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
       if (owner > 0 && owner !== process.pid && isAlive(owner)) {
-        throw new StoreError(
+        throw new LedgerBusyError(
           `the embedded ledger in ${dataDir} is open in another Model Center process (pid ${owner}) — ask that process (GET /v1/spend/report), stop it first, or use PostgreSQL (MODELCENTER_LEDGER_URL) to share the ledger`,
         );
       }

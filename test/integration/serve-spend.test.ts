@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,20 +9,34 @@ import { payload } from '../helpers/spool.js';
 import { runCli } from '../../src/cli/run.js';
 import { serveCommand } from '../../src/cli/serve.js';
 import { freePort } from '../../src/litellm/process.js';
+import { startDbEmulator, type DbEmulator } from '../emulator/litellm-db.js';
 import { policyRepo } from '../helpers/repo.js';
+import { spendLogFixture } from '../helpers/spend-logs.js';
 import { spendPolicies } from '../helpers/spend.js';
 import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
+
+const run = promisify(execFile);
 
 describe('modelcenter serve records spend', () => {
   let repo: string;
   let fakes: Fakes;
   const keys = newKeys();
 
+  /** A LiteLLM with a database, holding spend logs from before Model Center (the backfill). */
+  let litellmDb: DbEmulator;
+
   beforeAll(async () => {
     fakes = await startFakes(keys);
     repo = await policyRepo(spendPolicies(fakes));
+    litellmDb = await startDbEmulator({ masterKey: keys.master, instances: [{}] });
+    const yesterday = Date.now() - 86_400_000;
+    for (let i = 0; i < 3; i++)
+      litellmDb.spendLogs.push(
+        spendLogFixture(yesterday + i * 1000, { request_tags: ['goal:history'] }),
+      );
   });
   afterAll(async () => {
+    await litellmDb.close();
     await Promise.all(allFakes(fakes).map((f) => f.close()));
     await rm(repo, { recursive: true, force: true });
   });
@@ -35,6 +52,7 @@ describe('modelcenter serve records spend', () => {
       MODELCENTER_API_PORT: String(apiPort),
       MODELCENTER_ADMIN_TOKENS: token,
       MODELCENTER_POLL_SECONDS: '0.5',
+      MODELCENTER_BACKFILL_URL: litellmDb.urls[0]!,
     };
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
@@ -90,8 +108,44 @@ describe('modelcenter serve records spend', () => {
     const again = await fetch(ingest, { method: 'POST', headers, body: JSON.stringify(batch) });
     expect(await again.json()).toMatchObject({ inserted: 0, duplicates: 2 });
     expect((await fetch(ingest, { method: 'POST', body: '[]' })).status).toBe(401);
+
+    // LiteLLM's own spend logs from yesterday: `spend backfill` while serve holds the embedded
+    // ledger goes through its API.
+    // (the real CLI in its own process: the embedded ledger's lock is per process)
+    const backfill = await run(
+      path.join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx'),
+      [
+        path.join(import.meta.dirname, '..', '..', 'src', 'cli', 'index.ts'),
+        'spend',
+        'backfill',
+        '--since',
+        '3d',
+      ],
+      {
+        cwd: repo,
+        env: { ...process.env, MODELCENTER_API_PORT: String(apiPort), MODELCENTER_TOKEN: token },
+      },
+    );
+    expect(backfill.stdout).toMatch(/3 new request record\(s\), 0 already in the ledger/);
+    const busy = await fetch(`http://127.0.0.1:${apiPort}/v1/spend/backfill`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ since: 'last tuesday' }),
+    });
+    expect(busy.status).toBe(400);
+    expect(((await busy.json()) as { error: { field: string } }).error.field).toBe('body.since');
     stop();
     expect(await exit).toBe(0);
+
+    // Once serve has stopped, the CLI reads LiteLLM itself: the same range adds nothing.
+    let again2 = '';
+    const againCode = await runCli(
+      ['spend', 'backfill', '--since', '3d', '--url', litellmDb.urls[0]!, '--format', 'json'],
+      { stdout: (t) => (again2 += t), stderr: (t) => (again2 += t), cwd: repo },
+      { LITELLM_MASTER_KEY: keys.master },
+    );
+    expect(againCode).toBe(0);
+    expect(JSON.parse(again2)).toMatchObject({ inserted: 0, known: 3 });
 
     let stdout = '';
     const code = await runCli(
@@ -107,5 +161,13 @@ describe('modelcenter serve records spend', () => {
       ['q-report', 4, true],
       ['side-quest', 2, false],
     ]);
+    stdout = '';
+    await runCli(
+      ['spend', 'report', '--group-by', 'goal', '--format', 'json', '--since', '3d'],
+      { stdout: (t) => (stdout += t), stderr: () => undefined, cwd: repo },
+      {},
+    );
+    const withHistory = JSON.parse(stdout) as { lines: { keys: { goal: string } }[] };
+    expect(withHistory.lines.map((l) => l.keys.goal)).toContain('history');
   });
 });

@@ -19,6 +19,7 @@ import {
 import { fetchLiteLLMOpenApi } from '../helpers/litellm-openapi.js';
 import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract.js';
 import { testKey } from '../helpers/secrets.js';
+import { spendLogFixture } from '../helpers/spend-logs.js';
 
 /**
  * The backfill from LiteLLM's own spend logs (database mode), against the database-mode emulator
@@ -39,41 +40,6 @@ const realOpenApi = (): Promise<OpenApiDocument> => (openapi ??= fetchLiteLLMOpe
 /** Deployment ids of the committed config → Model Center's names. */
 const catalog: DeploymentCatalog = (id) =>
   id === 'cheap/gpt-mini' ? { model: 'gpt-mini', provider: 'openai' } : undefined;
-
-let sequence = 0;
-/** A SpendLogs row as LiteLLM 1.104 writes it for a request through the `cheap` profile. */
-function spendLog(startMs: number, overrides: Partial<EmulatedSpendLog> = {}): EmulatedSpendLog {
-  sequence += 1;
-  const callId = `call-${sequence}`;
-  return {
-    request_id: `chatcmpl-${sequence}`,
-    litellm_call_id: callId,
-    call_type: 'acompletion',
-    api_key: 'hashed-key',
-    spend: 0.01,
-    total_tokens: 150,
-    prompt_tokens: 100,
-    completion_tokens: 50,
-    startTime: new Date(startMs),
-    endTime: new Date(startMs + 400),
-    completionStartTime: new Date(startMs + 400),
-    model: 'gpt-4o-mini',
-    model_id: 'cheap/gpt-mini',
-    model_group: 'cheap',
-    custom_llm_provider: 'openai',
-    api_base: 'https://api.openai.com/v1',
-    user: 'default_user_id',
-    metadata: { user_api_key_alias: null, litellm_call_id: callId, status: 'success' },
-    cache_hit: 'False',
-    cache_key: 'Cache OFF',
-    request_tags: ['goal:quarterly-report', 'caller:research-agent'],
-    team_id: '',
-    end_user: '',
-    session_id: null,
-    status: 'success',
-    ...overrides,
-  };
-}
 
 describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
   let emulator: DbEmulator;
@@ -103,11 +69,11 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
   it('reads 3 days with a 12,500-request hour completely, never from a window LiteLLM truncated, and a second run adds nothing', async () => {
     // 22,500 requests spread over three days, and 12,500 within one busy hour: more than one
     // /spend/logs query returns.
-    for (let i = 0; i < 22_500; i++) emulator.spendLogs.push(spendLog(T0 + i * 11_000));
+    for (let i = 0; i < 22_500; i++) emulator.spendLogs.push(spendLogFixture(T0 + i * 11_000));
     const busy = T0 + 30 * HOUR_MS;
     for (let i = 0; i < 12_500; i++)
       emulator.spendLogs.push(
-        spendLog(busy + i * 288, {
+        spendLogFixture(busy + i * 288, {
           request_tags: ['goal:incident-review'],
           spend: 0.02,
         }),
@@ -153,8 +119,8 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
 
   it('skips requests the spool already recorded (every attempt), and keeps their spool rows', async () => {
     const start = T0 + 5 * HOUR_MS;
-    const logged = [0, 1, 2].map((i) => spendLog(start + i * 1000));
-    emulator.spendLogs.push(...logged, spendLog(start + 5000));
+    const logged = [0, 1, 2].map((i) => spendLogFixture(start + i * 1000));
+    emulator.spendLogs.push(...logged, spendLogFixture(start + 5000));
     // The spool logged the same three requests, with microsecond times; the first with a retry.
     const payload = (row: EmulatedSpendLog, offsetS: number, status: string) => ({
       litellm_call_id: row.litellm_call_id,
@@ -198,7 +164,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
   it('keeps goal, caller and conversation, names model and provider from the config, and records failures and time to first token', async () => {
     const at = T0 + 2 * HOUR_MS;
     emulator.spendLogs.push(
-      spendLog(at, {
+      spendLogFixture(at, {
         litellm_call_id: 'streamed',
         request_tags: ['goal:quarterly-report'],
         metadata: {
@@ -208,7 +174,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
         completionStartTime: new Date(at + 120),
         endTime: new Date(at + 900),
       }),
-      spendLog(at + 1000, {
+      spendLogFixture(at + 1000, {
         litellm_call_id: 'failed',
         status: 'failure',
         spend: 0,
@@ -220,7 +186,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
           error_information: { error_class: 'RateLimitError', error_code: '429' },
         },
       }),
-      spendLog(at + 2000, {
+      spendLogFixture(at + 2000, {
         litellm_call_id: 'cached',
         cache_hit: 'True',
         model_id: 'db-added-model',
@@ -267,13 +233,14 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
 
   it('loses nothing when LiteLLM writes rows into a window while the backfill pages through it', async () => {
     const start = T0 + 10 * HOUR_MS;
-    for (let i = 0; i < 2500; i++) emulator.spendLogs.push(spendLog(start + 600_000 + i * 100));
+    for (let i = 0; i < 2500; i++)
+      emulator.spendLogs.push(spendLogFixture(start + 600_000 + i * 100));
     let written = false;
     emulator.onSpendLogsRead((query) => {
       // LiteLLM's batch writer lands five older requests while page 2 is asked for.
       if (query.page === '2' && !written) {
         written = true;
-        for (let i = 0; i < 5; i++) emulator.spendLogs.push(spendLog(start + 1000 + i));
+        for (let i = 0; i < 5; i++) emulator.spendLogs.push(spendLogFixture(start + 1000 + i));
       }
     });
     const result = await backfillSpendLogs({
@@ -291,13 +258,14 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
 
   it('a run that fails midway keeps its progress; the next catch-up resumes there and ends with every request once', async () => {
     const now = new Date(T0 + 2 * DAY_MS);
-    for (let i = 0; i < 4000; i++) emulator.spendLogs.push(spendLog(T0 + i * 40_000));
+    for (let i = 0; i < 4000; i++) emulator.spendLogs.push(spendLogFixture(T0 + i * 40_000));
     // Three requests younger than the settle time (15 min): left for a later run.
-    for (let i = 0; i < 3; i++) emulator.spendLogs.push(spendLog(now.getTime() - 300_000 + i));
+    for (let i = 0; i < 3; i++)
+      emulator.spendLogs.push(spendLogFixture(now.getTime() - 300_000 + i));
     const backfiller = (): SpendBackfiller =>
       new SpendBackfiller({
         db,
-        source: client,
+        source: () => client,
         catalog: () => catalog,
         settings: { firstLookbackSeconds: 3 * 86_400, settleSeconds: 900 },
         now: () => now,
