@@ -310,6 +310,11 @@ export interface SpendBackfillerOptions {
   /** Read at every run, so deployments added since are named. */
   catalog: () => DeploymentCatalog;
   settings: BackfillSettings;
+  /**
+   * Runs before every backfill: the service ingests the spool here first, so a request both
+   * sources hold is found from the spool's rows (with every attempt) and skipped in LiteLLM's.
+   */
+  beforeRun?: () => Promise<unknown>;
   log?: SpendLogger;
   now?: () => Date;
 }
@@ -350,15 +355,18 @@ export class SpendBackfiller {
       throw new BackfillBusyError(
         'a spend-log backfill is already running — wait for it (GET /v1/jobs shows spend-backfill) and ask again',
       );
-    this.running = backfillSpendLogs({
-      db: this.options.db,
-      source: this.options.source(),
-      catalog: this.options.catalog(),
-      from,
-      to,
-      markAs: CATCH_UP,
-      ...(this.options.log && { log: this.options.log }),
-    }).finally(() => {
+    this.running = (async () => {
+      await this.options.beforeRun?.();
+      return backfillSpendLogs({
+        db: this.options.db,
+        source: this.options.source(),
+        catalog: this.options.catalog(),
+        from,
+        to,
+        markAs: CATCH_UP,
+        ...(this.options.log && { log: this.options.log }),
+      });
+    })().finally(() => {
       this.running = undefined;
     });
     return this.running;

@@ -180,6 +180,7 @@ export async function startControllerSpend(
     },
     catalog: () => catalog,
     settings: settings.backfill,
+    beforeRun: () => service.ingester.runOnce(),
     log: options.log,
   });
   options.log.info(

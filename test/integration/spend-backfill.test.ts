@@ -298,6 +298,35 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     expect(await countRawRows(db)).toBe(4000);
   });
 
+  it('reads the spool before each run, so a request the spool has not delivered yet is not taken from LiteLLM too', async () => {
+    const now = new Date(T0 + DAY_MS);
+    const row = spendLogFixture(T0 + HOUR_MS);
+    emulator.spendLogs.push(row, spendLogFixture(T0 + 2 * HOUR_MS));
+    const backfiller = new SpendBackfiller({
+      db,
+      source: () => client,
+      catalog: () => catalog,
+      settings: { firstLookbackSeconds: 86_400, settleSeconds: 900 },
+      // The service's spool ingestion: this request's spool line arrives just now.
+      beforeRun: () =>
+        ingestPayloads(
+          db,
+          [
+            {
+              litellm_call_id: row.litellm_call_id,
+              startTime: row.startTime.getTime() / 1000 + 0.000321,
+              endTime: row.endTime.getTime() / 1000,
+              model_id: 'cheap/gpt-mini',
+            },
+          ],
+          catalog,
+        ),
+      now: () => now,
+    });
+    expect(await backfiller.catchUp()).toMatchObject({ fetched: 2, inserted: 1, known: 1 });
+    expect(await countRawRows(db)).toBe(2);
+  });
+
   it('says what to do when LiteLLM has no database', async () => {
     await emulator.close();
     emulator = await startDbEmulator({ masterKey, instances: [{}], database: false });
