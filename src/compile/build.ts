@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parsePolicies, readPolicyDir, type LoadedText } from '../policy/load.js';
 import type { PolicySet } from '../policy/policy-set.js';
 import { splitFindings, type Findings, type Problem } from '../policy/problems.js';
@@ -31,8 +32,17 @@ export function buildFromTexts(texts: readonly LoadedText[]): Build {
 }
 
 export async function buildFromDir(dir: string): Promise<Build> {
-  return buildFromTexts(await readPolicyDir(dir));
+  const texts = await readPolicyDir(dir);
+  // The build is a pure function of the texts: the service asks for it on every status, plan,
+  // report and budget check, and the files rarely change in between. One entry is enough.
+  const key = createHash('sha256');
+  for (const { name, text } of texts) key.update(`${name}\0${text}\0`);
+  const digest = key.digest('hex');
+  if (lastBuild?.digest !== digest) lastBuild = { digest, build: buildFromTexts(texts) };
+  return lastBuild.build;
 }
+
+let lastBuild: { digest: string; build: Build } | undefined;
 
 /** LiteLLM keys health, spend and verification on deployment ids, so each must be unique. */
 function duplicateDeploymentIds(set: PolicySet, config: LiteLLMConfig): Problem[] {

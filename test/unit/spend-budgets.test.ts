@@ -64,6 +64,7 @@ describe('spend settings and histograms', () => {
       spoolDir: '/state/spool',
       retentionDays: 90,
       spoolFinishedAfterMs: 4_200_000,
+      backfill: { firstLookbackSeconds: 7 * 86_400, settleSeconds: 900 },
     });
     expect(
       spendSettings(
@@ -71,6 +72,9 @@ describe('spend settings and histograms', () => {
           MODELCENTER_LEDGER_URL: 'postgres://db/mc',
           MODELCENTER_ALERT_WEBHOOK: 'http://hooks/x',
           MODELCENTER_SPEND_RETENTION: '2w',
+          MODELCENTER_BACKFILL_URL: 'http://litellm:4000',
+          MODELCENTER_BACKFILL_SINCE: '30d',
+          MODELCENTER_BACKFILL_SETTLE: '1h',
         },
         '/state',
       ),
@@ -78,7 +82,15 @@ describe('spend settings and histograms', () => {
       ledger: { url: 'postgres://db/mc' },
       webhook: { url: 'http://hooks/x' },
       retentionDays: 14,
+      backfill: {
+        url: 'http://litellm:4000',
+        firstLookbackSeconds: 30 * 86_400,
+        settleSeconds: 3600,
+      },
     });
+    expect(() => spendSettings({ MODELCENTER_BACKFILL_SETTLE: 'a while' }, '/s')).toThrow(
+      /MODELCENTER_BACKFILL_SETTLE "a while" is not a duration — write e\.g\. 15m/,
+    );
     expect(() => spendSettings({ MODELCENTER_SPEND_RETENTION: 'forever' }, '/s')).toThrow(
       /MODELCENTER_SPEND_RETENTION "forever" is not a duration/,
     );
