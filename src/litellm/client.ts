@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, isAxiosError } from 'axios';
 import type { z } from 'zod';
 import { LiteLLMApiError } from './errors.js';
@@ -45,6 +46,27 @@ export class LiteLLMClient {
   /** `/health/readiness`: public; 200 when the proxy can serve. */
   async readiness(): Promise<Readiness> {
     return this.request('GET', '/health/readiness', readinessSchema);
+  }
+
+  /**
+   * Polls `/health/readiness` until it answers 200 ('ready'), `givenUp()` turns true ('gave-up':
+   * e.g. the process exited), or `timeoutMs` passes (throws the last failure).
+   */
+  async waitReady(
+    timeoutMs: number,
+    options: { intervalMs?: number; givenUp?: () => boolean } = {},
+  ): Promise<'ready' | 'gave-up'> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (options.givenUp?.()) return 'gave-up';
+      try {
+        await this.readiness();
+        return 'ready';
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+      await sleep(options.intervalMs ?? 100);
+    }
   }
 
   /** The deployments the running router holds (`/v1/model/info`), as (group, id) pairs. */

@@ -124,28 +124,22 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   };
   const output = (): string => mask(log);
 
-  const deadline = Date.now() + (options.readinessTimeoutMs ?? 90_000);
-  for (;;) {
-    if (done) {
-      throw new LiteLLMStartError(
-        `LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`,
-        tail(output()),
-      );
-    }
-    try {
-      await client.readiness();
-      break;
-    } catch {
-      // not ready yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new LiteLLMStartError(
-        `LiteLLM did not become ready on ${url} within ${options.readinessTimeoutMs ?? 90_000} ms`,
-        tail(output()),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  const timeoutMs = options.readinessTimeoutMs ?? 90_000;
+  const ready = await client
+    .waitReady(timeoutMs, { givenUp: () => done })
+    .catch(() => 'timeout' as const);
+  if (ready === 'gave-up') {
+    throw new LiteLLMStartError(
+      `LiteLLM exited with code ${await exited} before it was ready: ${lastError(output())}`,
+      tail(output()),
+    );
+  }
+  if (ready === 'timeout') {
+    await stop();
+    throw new LiteLLMStartError(
+      `LiteLLM did not become ready on ${url} within ${timeoutMs} ms`,
+      tail(output()),
+    );
   }
   return { url, port, pid: child.pid ?? -1, client, output, exited, stop };
 }

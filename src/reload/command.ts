@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { LiteLLMClient } from '../litellm/client.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
@@ -55,18 +54,12 @@ export class CommandRestartStrategy implements ReloadStrategy {
     }
     const deadline = Date.now() + (this.options.readinessTimeoutMs ?? 120_000);
     for (const client of this.clients) {
-      for (;;) {
-        try {
-          await client.readiness();
-          break;
-        } catch (error) {
-          if (Date.now() > deadline) {
-            throw new ReloadError(
-              `${client.baseUrl} was not ready after the restart command: ${(error as Error).message}`,
-            );
-          }
-          await sleep(200);
-        }
+      try {
+        await client.waitReady(Math.max(0, deadline - Date.now()), { intervalMs: 200 });
+      } catch (error) {
+        throw new ReloadError(
+          `${client.baseUrl} was not ready after the restart command: ${(error as Error).message}`,
+        );
       }
     }
   }
