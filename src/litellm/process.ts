@@ -30,6 +30,12 @@ export interface StartOptions {
   spoolDir?: string;
   /** Called with the pid as soon as the process is spawned (for orphan clean-up after a crash). */
   onSpawn?: (pid: number, port: number) => void | Promise<void>;
+  /**
+   * The port is still held by an instance being stopped: readiness is asked only once this
+   * resolves (so the old instance cannot answer for the new one). LiteLLM imports for seconds
+   * before it binds, so starting it meanwhile saves the stop time.
+   */
+  portFreedBy?: Promise<unknown>;
 }
 
 export interface RunningLiteLLM {
@@ -125,6 +131,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const output = (): string => mask(log);
 
   const timeoutMs = options.readinessTimeoutMs ?? 90_000;
+  await options.portFreedBy;
   const ready = await client
     .waitReady(timeoutMs, { givenUp: () => done })
     .catch(() => 'timeout' as const);

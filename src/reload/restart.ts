@@ -20,6 +20,14 @@ export interface RestartOptions {
   stateDir?: string;
 }
 
+/** uvicorn's answer when the old instance still holds the port: `[Errno 98] … address already in use`. */
+const PORT_TAKEN = /address already in use|Errno 98/i;
+
+function asReloadError(error: unknown): ReloadError {
+  if (error instanceof LiteLLMStartError) return new ReloadError(error.message, error.output);
+  return new ReloadError(`could not start LiteLLM: ${describeError(error)}`);
+}
+
 /**
  * `restart`: Model Center supervises LiteLLM as a child process and restarts it on the new config
  * behind a readiness gate. Requests in flight during the restart fail (see bench figures).
@@ -36,31 +44,52 @@ export class RestartStrategy implements ReloadStrategy {
     }
   }
 
+  /**
+   * Stops the running LiteLLM and starts one on `configFile`, on the same port. The new process
+   * is spawned while the old one stops (its imports take seconds before it binds the port); if it
+   * still finds the port taken, it is started again once the old one is gone.
+   */
   async reload(configFile: string): Promise<void> {
-    await this.running?.stop();
-    if (this.running) await this.children?.forget(this.running.pid);
+    const old = this.running;
     this.running = undefined;
+    const stopped = (async () => {
+      if (!old) return;
+      await old.stop().catch(() => undefined);
+      await this.children?.forget(old.pid);
+    })();
     if (!this.reaped) {
+      await stopped;
       await this.children?.reapOrphans();
       this.reaped = true;
     }
     try {
-      this.running = await startLiteLLM({
-        configPath: configFile,
-        masterKey: this.options.masterKey,
-        env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
-        port: this.options.port,
-        ...(this.options.readinessTimeoutMs !== undefined && {
-          readinessTimeoutMs: this.options.readinessTimeoutMs,
-        }),
-        ...(this.options.binary && { binary: this.options.binary }),
-        ...spoolOption(this.options),
-        onSpawn: (pid, port) => this.children?.record(pid, `--port ${port}`),
-      });
+      this.running = await this.start(configFile, stopped);
     } catch (error) {
-      if (error instanceof LiteLLMStartError) throw new ReloadError(error.message, error.output);
-      throw new ReloadError(`could not start LiteLLM: ${describeError(error)}`);
+      await stopped;
+      if (!(error instanceof LiteLLMStartError && PORT_TAKEN.test(error.message + error.output)))
+        throw asReloadError(error);
+      try {
+        this.running = await this.start(configFile);
+      } catch (again) {
+        throw asReloadError(again);
+      }
     }
+  }
+
+  private start(configFile: string, portFreedBy?: Promise<unknown>): Promise<RunningLiteLLM> {
+    return startLiteLLM({
+      configPath: configFile,
+      masterKey: this.options.masterKey,
+      env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
+      port: this.options.port,
+      ...(this.options.readinessTimeoutMs !== undefined && {
+        readinessTimeoutMs: this.options.readinessTimeoutMs,
+      }),
+      ...(this.options.binary && { binary: this.options.binary }),
+      ...spoolOption(this.options),
+      ...(portFreedBy && { portFreedBy }),
+      onSpawn: (pid, port) => this.children?.record(pid, `--port ${port}`),
+    });
   }
 
   instances(): LiteLLMClient[] {
