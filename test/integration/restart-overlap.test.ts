@@ -1,0 +1,103 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LiteLLMClient } from '../../src/litellm/client.js';
+import { freePort } from '../../src/litellm/process.js';
+import { RestartStrategy } from '../../src/reload/restart.js';
+import { testKey } from '../helpers/secrets.js';
+
+/**
+ * A stand-in for the litellm binary with the two timings that matter to an overlapped restart:
+ * how long it takes to bind its port after start (LiteLLM imports for seconds) and to exit after
+ * SIGTERM (answering meanwhile). It binds the port as uvicorn does (failing with uvicorn's message when it is taken) and
+ * answers readiness with the config it was started with, so a test sees which process answers.
+ */
+const FAKE_LITELLM = `#!/usr/bin/env python3
+import http.server, json, os, signal, sys, threading, time
+args = sys.argv[1:]
+config = args[args.index('--config') + 1]
+port = int(args[args.index('--port') + 1])
+with open(os.environ['FAKE_SPAWNS'], 'a') as spawns:
+    spawns.write(os.path.basename(config) + '\\n')
+time.sleep(float(os.environ.get('FAKE_IMPORT_S', '0')))
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({'status': 'connected', 'litellm_version': os.path.basename(config)}).encode()
+        self.send_response(200)
+        self.send_header('content-type', 'application/json')
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *_):
+        pass
+try:
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler)
+except OSError:
+    print(f"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', {port}): address already in use", file=sys.stderr)
+    sys.exit(1)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+stopping = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+while not stopping.wait(0.05):
+    pass
+# Graceful stop: it keeps answering until it exits (the worst case for a readiness check).
+time.sleep(float(os.environ.get('FAKE_STOP_S', '0')))
+os._exit(0)
+`;
+
+describe('restart strategy: the new LiteLLM starts while the old one stops', () => {
+  const masterKey = testKey('sk-master-');
+  let dir: string;
+  let port: number;
+  let strategy: RestartStrategy | undefined;
+
+  const spawns = async (): Promise<string[]> =>
+    (await readFile(path.join(dir, 'spawns'), 'utf8')).trim().split('\n');
+  const serving = async (): Promise<string | undefined> =>
+    (await new LiteLLMClient(`http://127.0.0.1:${port}`, masterKey).readiness()).litellm_version;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mc-restart-overlap-'));
+    port = await freePort();
+    await writeFile(path.join(dir, 'litellm'), FAKE_LITELLM);
+    await chmod(path.join(dir, 'litellm'), 0o755);
+    for (const name of ['a.yaml', 'b.yaml'])
+      await writeFile(path.join(dir, name), 'model_list: []\n');
+  });
+  afterEach(async () => {
+    await strategy?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const start = (timing: { importS: number; stopS: number }) =>
+    new RestartStrategy({
+      port,
+      masterKey,
+      binary: path.join(dir, 'litellm'),
+      env: {
+        FAKE_SPAWNS: path.join(dir, 'spawns'),
+        FAKE_IMPORT_S: String(timing.importS),
+        FAKE_STOP_S: String(timing.stopS),
+      },
+      stateDir: dir,
+      readinessTimeoutMs: 20_000,
+    });
+
+  it('slow import, quick stop: one spawn, and readiness is never answered by the old process', async () => {
+    strategy = start({ importS: 1.5, stopS: 0.2 });
+    await strategy.reload(path.join(dir, 'a.yaml'));
+    expect(await serving()).toBe('a.yaml');
+    await strategy.reload(path.join(dir, 'b.yaml'));
+    // The instant reload returns, the new process answers (the old one answered until it stopped).
+    expect(await serving()).toBe('b.yaml');
+    expect(await spawns()).toEqual(['a.yaml', 'b.yaml']);
+  });
+
+  it('the old process still holds the port when the new one binds: it is started again once the port is free', async () => {
+    strategy = start({ importS: 0, stopS: 1.5 });
+    await strategy.reload(path.join(dir, 'a.yaml'));
+    await strategy.reload(path.join(dir, 'b.yaml'));
+    expect(await serving()).toBe('b.yaml');
+    expect(await spawns()).toEqual(['a.yaml', 'b.yaml', 'b.yaml']);
+  });
+});
