@@ -1,7 +1,7 @@
 -- Prompt and response content of a request attempt, kept only when the policies set
--- spend.keep_content. Keyed like spend_requests (one row per attempt that has content); no
--- foreign key, so inserting and pruning figures costs nothing when no content is kept. Raw-row
--- retention deletes these rows with their spend_requests rows.
+-- spend.keep_content. Keyed like spend_requests (one row per attempt that has content) and read
+-- joined on that key; no foreign key, so inserting and pruning figures costs nothing when no
+-- content is kept. Raw-row retention deletes these rows with their spend_requests rows.
 
 CREATE TABLE spend_content (
   started_at  timestamptz NOT NULL,
@@ -12,5 +12,3 @@ CREATE TABLE spend_content (
   PRIMARY KEY (started_at, call_id, status)
 );
 
--- Looking a call up by its id (GET /v1/spend/requests/{callId}) without scanning by time.
-CREATE INDEX spend_content_call_id ON spend_content (call_id);
