@@ -11,4 +11,3 @@ CREATE TABLE spend_content (
   response    jsonb,
   PRIMARY KEY (started_at, call_id, status)
 );
-
