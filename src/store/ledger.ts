@@ -245,10 +245,14 @@ async function insertContent(db: Queryable, added: readonly LedgerRow[]): Promis
       messages: row.content.messages ?? null,
       response: row.content.response ?? null,
     };
-    records.push(JSON.stringify(record, storableText));
+    const text = JSON.stringify(record);
+    // JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX: only then the slow way.
+    records.push(UNSTORABLE_ESCAPE.test(text) ? JSON.stringify(record, storableText) : text);
   }
   if (records.length > 0) await db.query(INSERT_CONTENT, [`[${records.join(',')}]`]);
 }
+
+const UNSTORABLE_ESCAPE = /\\u(0000|d[89a-f])/i;
 
 /**
  * jsonb refuses NUL characters and lone surrogates, and one refused value would fail its whole
