@@ -9,6 +9,7 @@ import { SPOOL_CALLBACK, SPOOL_CONTENT_CALLBACK } from '../../src/compile/compil
 import { freePort } from '../../src/litellm/process.js';
 import { commitPolicies, policyRepo } from '../helpers/repo.js';
 import { testKey } from '../helpers/secrets.js';
+import { payload } from '../helpers/spool.js';
 import { spendPolicies } from '../helpers/spend.js';
 import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
 
@@ -119,6 +120,17 @@ describe('prompt and response content in the spend ledger, as the policies ask',
       expect(withoutContent.attempts[0]!.content).toBeUndefined();
       expect(JSON.stringify(withoutContent)).not.toContain('do not keep this prompt');
 
+      // A generic_api sender cannot make the ledger keep content the policies do not ask for.
+      const sent = { messages: [{ role: 'user', content: 'sent over http' }], response: 'ok' };
+      const postIngest = (callId: string) =>
+        fetch(`${api}/v1/spend/ingest`, {
+          method: 'POST',
+          headers: admin,
+          body: JSON.stringify([payload(callId, sent)]),
+        });
+      expect((await postIngest('http-off')).status).toBe(200);
+      expect((await recorded('http-off')).attempts[0]!.content).toBeUndefined();
+
       // Content is sensitive: a read token is refused; an unknown id is a clear 404.
       const asReader = await fetch(`${api}/v1/spend/requests/${off.callId}`, {
         headers: { authorization: `Bearer ${readToken}` },
@@ -165,6 +177,8 @@ describe('prompt and response content in the spend ledger, as the policies ask',
       expect(JSON.stringify(withContent.attempts[0]!.content!.response)).toContain(
         JSON.stringify(on.answer),
       );
+      expect((await postIngest('http-on')).status).toBe(200);
+      expect((await recorded('http-on')).attempts[0]!.content).toEqual(sent);
       // The request sent before the change stays without content.
       expect((await recorded(off.callId)).attempts[0]!.content).toBeUndefined();
     } finally {
