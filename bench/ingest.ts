@@ -2,7 +2,9 @@
  * Ingestion throughput: spool files (real StandardLoggingPayload lines as the spool callback
  * writes them, about 4.6 KB each) into the ledger, on embedded PGlite (a directory on disk) and
  * on PostgreSQL (a throw-away Debian-package cluster). Goal: ≥ 10,000 events/s embedded.
- * Run: npx tsx bench/ingest.ts [events=100000] [lines per transaction=2000]
+ * With `content`, every line also carries a prompt and a response (about 1 KB) and the policies
+ * keep them (`spend.keep_content`): what storing content costs.
+ * Run: npx tsx bench/ingest.ts [events=100000] [lines per transaction=2000] [content]
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { payloadFixture } from '../test/helpers/spool.js';
 
 const events = Number(process.argv[2] ?? 100_000);
 const batchLines = Number(process.argv[3] ?? 2000);
+const withContent = process.argv[4] === 'content';
 const dir = await mkdtemp(path.join(tmpdir(), 'mc-bench-ingest-'));
 
 /** `events` lines over 4 files, like 2 workers that each rotated once; varied goals and models. */
@@ -40,6 +43,22 @@ async function writeSpool(spoolDir: string): Promise<number> {
           prompt_tokens: 100 + (i % 400),
           completion_tokens: 20 + (i % 300),
           response_cost: 0.0001 * (1 + (i % 7)),
+          ...(withContent && {
+            messages: [
+              { role: 'system', content: 'You write concise quarterly reports.' },
+              { role: 'user', content: `Summarise item ${i}: ${'revenue and costs '.repeat(20)}` },
+            ],
+            response: {
+              id: `chatcmpl-${i}`,
+              choices: [
+                {
+                  index: 0,
+                  message: { role: 'assistant', content: `Item ${i}: ${'stable '.repeat(40)}` },
+                  finish_reason: 'stop',
+                },
+              ],
+            },
+          }),
         }),
       );
     }
@@ -64,6 +83,7 @@ async function run(label: string, ledger: Parameters<typeof openLedger>[0]): Pro
       db,
       spoolDir,
       catalog: deploymentCatalog(undefined),
+      keepContent: () => withContent,
       batchLines,
     });
     const seconds = (performance.now() - started) / 1000;
@@ -72,10 +92,15 @@ async function run(label: string, ledger: Parameters<typeof openLedger>[0]): Pro
     const rows = await countRawRows(db);
     if (rows !== events || result.inserted !== events)
       throw new Error(`${label}: expected ${events} rows, got ${rows}`);
+    const [stored] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM spend_content');
+    if ((stored?.n ?? 0) !== (withContent ? events : 0))
+      throw new Error(
+        `${label}: expected content for ${withContent ? events : 0} rows, got ${stored?.n}`,
+      );
     // PGlite runs inside this process, so its CPU time measures the work without the noise of a
     // shared machine; PostgreSQL's server time is in another process and not in this figure.
     console.log(
-      `${label}: ${events} events (${(bytes / 1e6).toFixed(0)} MB of spool) in ${seconds.toFixed(2)} s = ${Math.round(events / seconds)} events/s` +
+      `${label}: ${events} events${withContent ? ' with content' : ''} (${(bytes / 1e6).toFixed(0)} MB of spool) in ${seconds.toFixed(2)} s = ${Math.round(events / seconds)} events/s` +
         ` (this process used ${cpuSeconds.toFixed(2)} CPU s = ${Math.round(events / cpuSeconds)} events per CPU second; load average ${loadavg()[0]!.toFixed(1)})`,
     );
   } finally {

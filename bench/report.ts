@@ -1,7 +1,7 @@
 /**
  * Report latency over 1,000,000 recorded requests spread over 30 days: grouped by goal × model
  * over 30 days (goal: ≤ 300 ms embedded) and by caller × day, on embedded PGlite (on disk) and
- * on PostgreSQL. Shape of the data: 20 goals, 30 callers (each works on 2 goals through 2 of 6
+ * on PostgreSQL; and one call looked up by id (`spend show`). Shape of the data: 20 goals, 30 callers (each works on 2 goals through 2 of 6
  * deployments), so an hour holds at most 120 rollup rows (about 86,000 over 30 days).
  * Run: npx tsx bench/report.ts [rows=1000000] [pglite|postgres|both]
  */
@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spendReport } from '../src/spend/report.js';
+import { callRecord } from '../src/spend/request.js';
 import type { ReportQuery } from '../src/spend/schema.js';
 import type { DatabaseOptions } from '../src/store/db.js';
 import { insertRows, type LedgerRow } from '../src/store/ledger.js';
@@ -88,6 +89,17 @@ async function bench(label: string, options: DatabaseOptions): Promise<void> {
         `  ${name}: median ${times[3]!.toFixed(0)} ms (min ${times[0]!.toFixed(0)}, max ${times[6]!.toFixed(0)}; 7 runs) — ${lines} lines, ${requests} requests`,
       );
     }
+    // `spend show` / GET /v1/spend/requests/{callId}: one call looked up among all raw rows.
+    const lookups: number[] = [];
+    for (let run = 0; run < 7; run += 1) {
+      const t = performance.now();
+      await callRecord(db, `r${Math.floor(((run + 1) * total) / 8)}`);
+      lookups.push(performance.now() - t);
+    }
+    lookups.sort((a, b) => a - b);
+    console.log(
+      `  one call by id (spend show): median ${lookups[3]!.toFixed(0)} ms (min ${lookups[0]!.toFixed(0)}, max ${lookups[6]!.toFixed(0)}; 7 runs)`,
+    );
   } finally {
     await db.close();
   }

@@ -2,10 +2,16 @@
 
 Appends every request's StandardLoggingPayload (success and failure) as one JSON line to a spool
 file of this worker process. Model Center's controller tails these files into its spend ledger
-(DESIGN.md section 7). Wired in by the compiled config:
+(DESIGN.md section 7). Wired in by the compiled config, as one of two instances:
 
     litellm_settings:
-      callbacks: [modelcenter_spool.proxy_handler_instance]
+      callbacks: [modelcenter_spool.proxy_handler_instance]    # figures only (the default)
+      callbacks: [modelcenter_spool.content_handler_instance]  # policies set spend.keep_content
+
+``proxy_handler_instance`` drops prompt and response content (``messages``, ``response``) unless
+MODELCENTER_SPOOL_KEEP_CONTENT=1 (for a LiteLLM wired by hand); ``content_handler_instance`` always
+keeps it. Either way the controller stores content only when its policies ask for it. A line
+that would exceed MAX_CONTENT_LINE_BYTES with its content is written without it (and says so).
 
 The request path only copies a dict and puts it on a bounded queue; a background thread
 serialises and writes. Nothing here raises into LiteLLM: errors are logged and counted.
@@ -21,7 +27,8 @@ Environment:
     MODELCENTER_SPOOL_MAX_BYTES     rotate after this many bytes (default 64 MiB)
     MODELCENTER_SPOOL_MAX_AGE_S     rotate when the file is this old (default 3600)
     MODELCENTER_SPOOL_QUEUE         events held in memory before new ones are dropped (default 50000)
-    MODELCENTER_SPOOL_KEEP_CONTENT  "1" keeps prompts and responses (messages, response); default drops them
+    MODELCENTER_SPOOL_KEEP_CONTENT  "1" makes proxy_handler_instance keep prompts and responses
+                                    (messages, response); default drops them
 """
 
 from __future__ import annotations
@@ -51,8 +58,13 @@ from litellm.integrations.custom_logger import CustomLogger
 
 log = logging.getLogger("modelcenter.spool")
 
-# Request and response content: dropped unless MODELCENTER_SPOOL_KEEP_CONTENT=1.
+# Request and response content: dropped unless the instance keeps content (see the module doc).
 CONTENT_FIELDS = ("messages", "response")
+# A line longer than this with its content is written without it: the controller reads lines of at
+# most 4 MiB, and losing a request's figures to a huge prompt would be worse than losing the prompt.
+MAX_CONTENT_LINE_BYTES = 3 * 1024 * 1024
+# Set on a record whose content was dropped for size.
+CONTENT_DROPPED_FIELD = "modelcenter_content_dropped"
 # How often the writer thread writes what is queued (also the most a SIGKILL can lose).
 FLUSH_INTERVAL_S = 0.05
 # Longest error message kept; tracebacks are never kept (they can quote request content).
@@ -92,6 +104,13 @@ def slim_payload(payload: dict, keep_content: bool) -> dict:
     if isinstance(error_str, str) and len(error_str) > MAX_ERROR_CHARS:
         record["error_str"] = error_str[:MAX_ERROR_CHARS]
     return record
+
+
+def without_content(record: dict, reason: str) -> dict:
+    """The record without its content fields, marked with why they are missing."""
+    slim = {k: v for k, v in record.items() if k not in CONTENT_FIELDS}
+    slim[CONTENT_DROPPED_FIELD] = reason
+    return slim
 
 
 class SpoolWriter:
@@ -149,7 +168,10 @@ class SpoolWriter:
         lines = []
         for record in batch:
             try:
-                lines.append(_dumps(record) + b"\n")
+                line = _dumps(record) + b"\n"
+                if len(line) > MAX_CONTENT_LINE_BYTES and any(f in record for f in CONTENT_FIELDS):
+                    line = _dumps(without_content(record, "too large")) + b"\n"
+                lines.append(line)
             except Exception as error:  # a payload that cannot be serialised is logged, not raised
                 self.write_errors += 1
                 self._warn("cannot serialise a spool record: %s", error)
@@ -240,41 +262,61 @@ class SpoolWriter:
             log.warning("modelcenter_spool: " + message, *args)
 
 
-class ModelCenterSpool(CustomLogger):
-    """LiteLLM callback: success and failure events, sync and async, go to the spool."""
+# One writer per process and directory, shared by both instances: two writers in one process
+# could pick the same file name, and a hand-wired config may list both instances.
+_writers: dict = {}
+_writers_lock = threading.Lock()
 
-    def __init__(self, directory: str | None = None, **kwargs: Any) -> None:
+
+def _writer_for(directory: str | None) -> SpoolWriter:
+    directory = directory or os.environ.get(
+        "MODELCENTER_SPOOL_DIR", os.path.join(os.getcwd(), "modelcenter-spool")
+    )
+    writer = _writers.get(directory)
+    if writer is not None and writer.pid == os.getpid():
+        return writer
+    with _writers_lock:  # first event in this process (or first after a fork)
+        writer = _writers.get(directory)
+        if writer is None or writer.pid != os.getpid():
+            writer = SpoolWriter(
+                directory,
+                max_bytes=_env_int("MODELCENTER_SPOOL_MAX_BYTES", 64 * 1024 * 1024),
+                max_age_s=float(_env_int("MODELCENTER_SPOOL_MAX_AGE_S", 3600)),
+                queue_size=_env_int("MODELCENTER_SPOOL_QUEUE", 50_000),
+            )
+            atexit.register(writer.stop)
+            _writers[directory] = writer
+    return writer
+
+
+class ModelCenterSpool(CustomLogger):
+    """LiteLLM callback: success and failure events, sync and async, go to the spool.
+
+    keep_content: True keeps prompts and responses; None (the default instance) follows
+    MODELCENTER_SPOOL_KEEP_CONTENT; False never keeps them.
+    """
+
+    def __init__(
+        self, directory: str | None = None, keep_content: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.directory = directory
-        self._writer: SpoolWriter | None = None
-        self._lock = threading.Lock()
+        self.keep_content = keep_content
 
     def writer(self) -> SpoolWriter:
-        writer = self._writer
-        if writer is not None and writer.pid == os.getpid():
-            return writer
-        with self._lock:  # first event in this process (or first after a fork)
-            writer = self._writer
-            if writer is None or writer.pid != os.getpid():
-                directory = self.directory or os.environ.get(
-                    "MODELCENTER_SPOOL_DIR", os.path.join(os.getcwd(), "modelcenter-spool")
-                )
-                writer = SpoolWriter(
-                    directory,
-                    max_bytes=_env_int("MODELCENTER_SPOOL_MAX_BYTES", 64 * 1024 * 1024),
-                    max_age_s=float(_env_int("MODELCENTER_SPOOL_MAX_AGE_S", 3600)),
-                    queue_size=_env_int("MODELCENTER_SPOOL_QUEUE", 50_000),
-                )
-                atexit.register(writer.stop)
-                self._writer = writer
-        return writer
+        return _writer_for(self.directory)
+
+    def _keeps_content(self) -> bool:
+        if self.keep_content is None:
+            return _env_bool("MODELCENTER_SPOOL_KEEP_CONTENT")
+        return self.keep_content
 
     def _record(self, kwargs: Any) -> None:
         try:
             payload = kwargs.get("standard_logging_object") if isinstance(kwargs, dict) else None
             if not isinstance(payload, dict):
                 return
-            self.writer().put(slim_payload(payload, _env_bool("MODELCENTER_SPOOL_KEEP_CONTENT")))
+            self.writer().put(slim_payload(payload, self._keeps_content()))
         except Exception as error:  # never raise into LiteLLM
             log.warning("modelcenter_spool: could not queue an event: %s", error)
 
@@ -291,4 +333,7 @@ class ModelCenterSpool(CustomLogger):
         self._record(kwargs)
 
 
+# Figures only, unless MODELCENTER_SPOOL_KEEP_CONTENT=1 (wired by default).
 proxy_handler_instance = ModelCenterSpool()
+# Figures and content (wired when the policies set spend.keep_content).
+content_handler_instance = ModelCenterSpool(keep_content=True)

@@ -33,7 +33,13 @@ import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
 import { BackfillBusyError } from './spend/backfill.js';
 import { pointInTime, ReportQueryError, spendReport } from './spend/report.js';
-import { backfillQuerySchema, reportQuerySchema, type BackfillQuery } from './spend/schema.js';
+import { callRecord, UnknownCallError } from './spend/request.js';
+import {
+  backfillQuerySchema,
+  callRecordSchema,
+  reportQuerySchema,
+  type BackfillQuery,
+} from './spend/schema.js';
 import { startControllerSpend, type ControllerSpend } from './spend/service.js';
 import { describeError, ModelCenterError } from './shared/errors.js';
 import { readIfExists, writeFileAtomically } from './shared/fs.js';
@@ -369,7 +375,28 @@ export async function startService(
           const catalog = deploymentCatalog(
             text ? (parse(text, { version: '1.1' }) as LiteLLMConfig) : undefined,
           );
-          return { status: 200, body: await ingestPayloads(spend.db, payloads, catalog) };
+          return {
+            status: 200,
+            body: await ingestPayloads(spend.db, payloads, catalog, spend.keepsContent()),
+          };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/v1/spend/requests/{callId}',
+        scope: 'admin', // prompts and responses are sensitive
+        summary:
+          'Every attempt of one request (its x-litellm-call-id): time, status, profile, model, provider, tokens, cost, error class, latency; prompt and response when the policies keep content (spend.keep_content)',
+        response: callRecordSchema,
+        handle: async ({ params }) => {
+          try {
+            return { status: 200, body: await callRecord(spend.db, params.callId ?? '') };
+          } catch (error) {
+            if (error instanceof UnknownCallError) {
+              throw new HttpError(404, 'not_found', error.message);
+            }
+            throw error;
+          }
         },
       },
     ],

@@ -36,7 +36,7 @@ Commands:
   status   [--format text|json]           generated commit, last-known-good, drift, and what each
                                           LiteLLM instance serves (MODELCENTER_LITELLM_URLS)
   schema   [--out FILE]                   print the policy JSON Schema for editors
-  spend    report|ingest|budgets          spend ledger: reports by goal, caller, model, provider, …
+  spend    report|show|ingest|budgets     spend ledger: reports by goal, caller, model, provider, …
                                           (modelcenter spend --help)
 
 Options:

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import type { PolicySet } from '../policy/policy-set.js';
+import { keepsContent, type PolicySet } from '../policy/policy-set.js';
 import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
 import { spendSettings } from '../spend/config.js';
 import { deploymentCatalog } from '../spend/extract.js';
@@ -15,6 +15,7 @@ import {
   spendReport,
   type ReportFormat,
 } from '../spend/report.js';
+import { callRecord, formatCall, UnknownCallError } from '../spend/request.js';
 import type { ReportQuery } from '../spend/schema.js';
 import { describeError } from '../shared/errors.js';
 import { readIfExists } from '../shared/fs.js';
@@ -29,7 +30,7 @@ import { askService, serviceError } from './serve.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './run.js';
 
-export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets|backfill> [options]
+export const SPEND_USAGE = `Usage: modelcenter spend <report|show|ingest|budgets|backfill> [options]
 
   spend report  [--group-by DIMS] [--since 7d] [--until DATE] [--format table|json|csv]
                 [--goal IDS] [--caller IDS] [--conversation IDS] [--profile IDS] [--model IDS]
@@ -40,6 +41,10 @@ export const SPEND_USAGE = `Usage: modelcenter spend <report|ingest|budgets|back
         modelcenter spend report --since 7d                       how much did I spend this week?
         modelcenter spend report --group-by provider --sort error_rate   which provider fails most?
         modelcenter spend report --group-by goal,model --since 30d
+  spend show CALL_ID [--format table|json]
+                every attempt of one request (the x-litellm-call-id header): time, status, profile,
+                model, provider, tokens, cost, error, latency; prompt and response when the
+                policies keep them (spend: { keep_content: true })
   spend ingest  read the spool files into the ledger once (the controller does this continuously)
   spend budgets current spend against every budget in the policies, this period
   spend backfill [--since 7d] [--until DATE] [--url URL] [--format table|json]
@@ -119,8 +124,18 @@ export async function spendCommand(
     io.stderr(`modelcenter spend: --format must be table, json or csv, not "${values.format}"\n`);
     return EXIT.invalidInput;
   }
-  if (!['report', 'ingest', 'budgets', 'backfill'].includes(sub)) {
+  if (!['report', 'show', 'ingest', 'budgets', 'backfill'].includes(sub)) {
     io.stderr(`modelcenter spend: unknown subcommand "${sub}"\n\n${SPEND_USAGE}`);
+    return EXIT.invalidInput;
+  }
+
+  const callId = positionals[1];
+  if (sub === 'show' && (callId === undefined || format === 'csv')) {
+    io.stderr(
+      callId === undefined
+        ? `modelcenter spend show: name the call id (the x-litellm-call-id header of LiteLLM's answer)\n`
+        : 'modelcenter spend show: --format must be table or json\n',
+    );
     return EXIT.invalidInput;
   }
 
@@ -138,16 +153,25 @@ export async function spendCommand(
       const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
       return await backfillCommand({ db, settings, stateDir, configFile, values, env, format }, io);
     }
+    if (sub === 'show') return await showCommand(db, callId!, format, io);
     if (sub === 'ingest') {
       const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
       const configText = await readIfExists(configFile);
       const config = configText
         ? (parse(configText, { version: '1.1' }) as LiteLLMConfig)
         : undefined;
+      // Content only when the policies ask for it, as in the controller.
+      const keep = keepsContent(
+        await buildFromDir(policiesDir).then(
+          (build) => build.set,
+          () => undefined,
+        ),
+      );
       const result = await ingestOnce({
         db,
         spoolDir: settings.spoolDir,
         catalog: deploymentCatalog(config),
+        keepContent: () => keep,
         finishedAfterMs: settings.spoolFinishedAfterMs,
       });
       io.stdout(
@@ -198,6 +222,25 @@ async function loadPolicies(dir: string, io: CliIo): Promise<PolicySet | undefin
       `note: no policies read from ${dir} (${describeError(error)}); goals show as unregistered\n`,
     );
     return undefined;
+  }
+}
+
+async function showCommand(
+  db: Awaited<ReturnType<typeof openLedger>>,
+  callId: string,
+  format: ReportFormat,
+  io: CliIo,
+): Promise<ExitCode> {
+  try {
+    const record = await callRecord(db, callId);
+    io.stdout(format === 'json' ? `${JSON.stringify(record, null, 2)}\n` : formatCall(record));
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof UnknownCallError) {
+      io.stderr(`modelcenter spend: ${error.message}\n`);
+      return EXIT.invalidInput;
+    }
+    throw error;
   }
 }
 

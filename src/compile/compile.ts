@@ -1,5 +1,5 @@
 import { durationSeconds } from '../shared/duration.js';
-import type { Entry, PolicySet } from '../policy/policy-set.js';
+import { keepsContent, type Entry, type PolicySet } from '../policy/policy-set.js';
 import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
 import type { Cache, Model, Profile, Provider } from '../policy/schema.js';
 import { selectModels } from '../policy/select.js';
@@ -16,6 +16,13 @@ export const MASTER_KEY_ENV = 'LITELLM_MASTER_KEY';
 
 /** The spool callback (litellm/modelcenter_spool.py) that feeds the spend ledger; always wired in. */
 export const SPOOL_CALLBACK = 'modelcenter_spool.proxy_handler_instance';
+
+/**
+ * The same callback keeping prompts and responses whatever MODELCENTER_SPOOL_KEEP_CONTENT says:
+ * wired instead of SPOOL_CALLBACK when the policies set `spend.keep_content`, so the choice is in
+ * the committed config (diff, provenance) and holds for LiteLLM instances the controller does not start.
+ */
+export const SPOOL_CONTENT_CALLBACK = 'modelcenter_spool.content_handler_instance';
 
 /** Placeholder key for keyless OpenAI-compatible servers: LiteLLM's OpenAI client refuses an empty one. */
 const KEYLESS_PLACEHOLDER = 'no-key-required';
@@ -97,15 +104,24 @@ export function compile(set: PolicySet): LiteLLMConfig {
     Object.assign(config.general_settings, extra.general_settings);
     Object.assign(config.router_settings, extra.router_settings);
   }
-  config.litellm_settings.callbacks = withSpoolCallback(config.litellm_settings.callbacks);
+  config.litellm_settings.callbacks = withSpoolCallback(
+    config.litellm_settings.callbacks,
+    keepsContent(set) ? SPOOL_CONTENT_CALLBACK : SPOOL_CALLBACK,
+  );
   return config;
 }
 
-/** Model Center's spool callback first, then any callbacks the `litellm:` passthrough names. */
-function withSpoolCallback(user: unknown): string[] {
+/**
+ * Model Center's spool callback (exactly one of its two instances) first, then any callbacks the
+ * `litellm:` passthrough names.
+ */
+function withSpoolCallback(user: unknown, spool: string): string[] {
   const listed = Array.isArray(user) ? user : typeof user === 'string' ? [user] : [];
-  const others = listed.filter((c): c is string => typeof c === 'string' && c !== SPOOL_CALLBACK);
-  return [SPOOL_CALLBACK, ...others];
+  const others = listed.filter(
+    (c): c is string =>
+      typeof c === 'string' && c !== SPOOL_CALLBACK && c !== SPOOL_CONTENT_CALLBACK,
+  );
+  return [spool, ...others];
 }
 
 function deployment(

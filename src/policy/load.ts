@@ -114,7 +114,7 @@ function mergeFile(set: PolicySet, source: SourceFile, file: PolicyFile): Proble
       path: ['budgets', index],
     });
   });
-  for (const section of ['cache', 'routing', 'litellm'] as const) {
+  for (const section of ['cache', 'routing', 'spend', 'litellm'] as const) {
     const value = file[section];
     if (value === undefined) continue;
     const entry = { name: section, value, source, path: [section] };

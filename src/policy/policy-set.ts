@@ -8,6 +8,7 @@ import type {
   Profile,
   Provider,
   Routing,
+  Spend,
 } from './schema.js';
 import type { Path, SourceFile } from './source.js';
 
@@ -29,6 +30,7 @@ export interface PolicySet {
   budgets: Entry<Budget>[];
   cache?: Entry<Cache>;
   routing?: Entry<Routing>;
+  spend?: Entry<Spend>;
   litellm?: Entry<LiteLLMPassthrough>;
   /** Every file read, in name order. */
   files: string[];
@@ -44,4 +46,9 @@ export function emptyPolicySet(): PolicySet {
     budgets: [],
     files: [],
   };
+}
+
+/** True when the policies ask the ledger to keep prompts and responses (`spend.keep_content`). */
+export function keepsContent(set: Pick<PolicySet, 'spend'> | undefined): boolean {
+  return set?.spend?.value.keep_content === true;
 }

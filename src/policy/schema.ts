@@ -203,6 +203,21 @@ export const routingSchema = z.strictObject({
   cooldown: duration.optional(),
 });
 
+/** What the spend ledger keeps beyond the figures of each request. */
+export const spendSchema = z.strictObject({
+  /**
+   * Keep every request's prompt and response (LiteLLM's `messages` and `response`) in the ledger,
+   * readable with `modelcenter spend show` and `GET /v1/spend/requests/{callId}`. Off by default:
+   * content is sensitive and large.
+   */
+  keep_content: z
+    .boolean()
+    .default(false)
+    .describe(
+      'keep prompts and responses of every request in the spend ledger (sensitive; off by default)',
+    ),
+});
+
 /** Escape hatch: LiteLLM settings Model Center does not model, merged into the compiled config. */
 export const litellmPassthroughSchema = z.strictObject({
   litellm_settings: z.record(z.string().min(1), z.unknown()).optional(),
@@ -220,6 +235,7 @@ export const policyFileSchema = z.strictObject({
   budgets: z.array(budgetSchema).optional(),
   cache: cacheSchema.optional(),
   routing: routingSchema.optional(),
+  spend: spendSchema.optional(),
   litellm: litellmPassthroughSchema.optional(),
 });
 
@@ -232,5 +248,6 @@ export type Goal = z.infer<typeof goalSchema>;
 export type Budget = z.infer<typeof budgetSchema>;
 export type Cache = z.infer<typeof cacheSchema>;
 export type Routing = z.infer<typeof routingSchema>;
+export type Spend = z.infer<typeof spendSchema>;
 export type LiteLLMPassthrough = z.infer<typeof litellmPassthroughSchema>;
 export type PresetParams = z.infer<typeof PRESET_PARAMS>;

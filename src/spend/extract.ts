@@ -1,5 +1,5 @@
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import type { LedgerRow } from '../store/ledger.js';
+import type { LedgerRow, RequestContent } from '../store/ledger.js';
 import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
 
 /** The policy model and provider behind a deployment id (from the compiled config). */
@@ -72,8 +72,15 @@ function textOf(value: unknown): string | undefined {
 /** Why a spool line could not become a ledger row. */
 export type Rejection = { reason: string };
 
-/** One StandardLoggingPayload (parsed JSON) → one ledger row, or why it cannot be one. */
-export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow | Rejection {
+/**
+ * One StandardLoggingPayload (parsed JSON) → one ledger row, or why it cannot be one. The row
+ * carries the payload's prompt and response only when `keepContent` (the policies ask for it).
+ */
+export function ledgerRow(
+  value: unknown,
+  catalog: DeploymentCatalog,
+  keepContent = false,
+): LedgerRow | Rejection {
   const parsed = standardLoggingPayloadSchema.safeParse(value);
   if (!parsed.success)
     return {
@@ -89,7 +96,7 @@ export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow
   const origin = p.model_id ? catalog(p.model_id) : undefined;
   const errorCode = p.error_information?.error_code;
   const context = requestContext(p);
-  return {
+  const row: LedgerRow = {
     callId,
     startedAt: p.startTime,
     endedAt,
@@ -117,6 +124,19 @@ export function ledgerRow(value: unknown, catalog: DeploymentCatalog): LedgerRow
     endUser: p.end_user || null,
     keyAlias: p.metadata?.user_api_key_alias || null,
   };
+  if (keepContent) {
+    const content = contentOf(value as Record<string, unknown>);
+    if (content) row.content = content;
+  }
+  return row;
+}
+
+/** `messages` and `response` as logged (the loose schema drops them), or undefined when absent. */
+export function contentOf(payload: Record<string, unknown>): RequestContent | undefined {
+  const { messages, response } = payload;
+  const present = (v: unknown): boolean => v !== undefined && v !== null && v !== '';
+  if (!present(messages) && !present(response)) return undefined;
+  return { messages: messages ?? null, response: response ?? null };
 }
 
 /** Epoch seconds → milliseconds between them, to the microsecond (no float noise in reports). */

@@ -24,6 +24,12 @@ export interface IngestOptions {
   db: Database;
   spoolDir: string;
   catalog: DeploymentCatalog;
+  /**
+   * Whether the policies ask for prompts and responses (`spend.keep_content`), asked once per
+   * run. Without it, or when it says no, content in the spool is dropped, whichever callback
+   * instance wrote it.
+   */
+  keepContent?: () => boolean;
   log?: SpendLogger;
   /** Lines per insert transaction. */
   batchLines?: number;
@@ -76,6 +82,7 @@ export async function ingestOnce(options: IngestOptions): Promise<IngestResult> 
     throw error;
   }
   const offsets = await readOffsets(options.db);
+  const keepContent = options.keepContent?.() === true;
   const newestSeq = newestSequences(names);
   const now = (options.now ?? Date.now)();
   for (const name of names) {
@@ -95,7 +102,7 @@ export async function ingestOnce(options: IngestOptions): Promise<IngestResult> 
       offset = 0;
     }
     if (info.size > offset)
-      offset = await ingestFile(options, name, file, offset, info.size, result);
+      offset = await ingestFile(options, name, file, offset, info.size, result, keepContent);
     const finished =
       isSealed(name, newestSeq) || now - info.mtimeMs > (options.finishedAfterMs ?? 70 * 60 * 1000);
     if (!finished) continue;
@@ -123,6 +130,7 @@ async function ingestFile(
   start: number,
   size: number,
   result: IngestResult,
+  keepContent: boolean,
 ): Promise<number> {
   const log = options.log ?? SILENT_LOGGER;
   const batchLines = options.batchLines ?? 2000;
@@ -138,7 +146,11 @@ async function ingestFile(
     const { bytesRead } = await handle.read(buffer, 0, length, at);
     const last = buffer.lastIndexOf(NEWLINE, bytesRead - 1);
     if (last < 0) return bytesRead === chunkBytes ? 'long' : 'partial';
-    return { at, end: at + last + 1, parsed: parseChunk(buffer.subarray(0, last + 1)) };
+    return {
+      at,
+      end: at + last + 1,
+      parsed: parseChunk(buffer.subarray(0, last + 1), keepContent),
+    };
   };
 
   let offset = start;
@@ -226,6 +238,8 @@ function isSealed(name: string, newest: Map<string, number>): boolean {
 
 export interface SpoolIngesterOptions extends IngestOptions {
   intervalMs?: number;
+  /** Runs before every ingestion run (the controller notices a new config here). */
+  beforeRun?: () => Promise<void>;
 }
 
 /** Runs ingestOnce every interval (one run at a time) until stopped; stop() waits for a run. */
@@ -251,7 +265,11 @@ export class SpoolIngester {
   /** One run now (or the one in progress). */
   async runOnce(): Promise<IngestResult> {
     if (this.running) return this.running;
-    this.running = ingestOnce(this.options).finally(() => {
+    const run = async (): Promise<IngestResult> => {
+      await this.options.beforeRun?.();
+      return ingestOnce(this.options);
+    };
+    this.running = run().finally(() => {
       this.running = undefined;
     });
     const result = await this.running;
@@ -306,16 +324,20 @@ export function parseGenericApiBody(text: string): unknown[] {
   }
 }
 
-/** Inserts payloads received over HTTP; a batch sent twice is counted once. */
+/**
+ * Inserts payloads received over HTTP; a batch sent twice is counted once. Content is stored only
+ * with `keepContent` (the policies'), so a sender cannot make the ledger keep prompts by sending them.
+ */
 export async function ingestPayloads(
   db: Database,
   payloads: readonly unknown[],
   catalog: DeploymentCatalog,
+  keepContent = false,
 ): Promise<Pick<IngestResult, 'inserted' | 'duplicates' | 'rejected'>> {
   const rows: LedgerRow[] = [];
   let rejected = 0;
   for (const payload of payloads) {
-    const row = ledgerRow(payload, catalog);
+    const row = ledgerRow(payload, catalog, keepContent);
     if (isRejection(row)) rejected += 1;
     else rows.push(row);
   }

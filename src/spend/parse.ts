@@ -17,9 +17,10 @@ const NO_CATALOG: DeploymentCatalog = () => undefined;
 
 /**
  * Parses a buffer of complete lines (it ends with a newline). Rows carry LiteLLM's model and
- * provider; applyCatalog() replaces them with Model Center names afterwards. Pure.
+ * provider; applyCatalog() replaces them with Model Center names afterwards. Prompt and response
+ * content is kept only with `keepContent`. Pure.
  */
-export function parseChunk(buffer: Uint8Array): ParsedChunk {
+export function parseChunk(buffer: Uint8Array, keepContent = false): ParsedChunk {
   const bytes = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const chunk: ParsedChunk = { rows: [], rowEnds: [], lines: 0, rejected: 0 };
   let start = 0;
@@ -38,7 +39,7 @@ export function parseChunk(buffer: Uint8Array): ParsedChunk {
       chunk.firstProblem ??= `not JSON: ${describeError(error)}`;
       continue;
     }
-    const row = ledgerRow(value, NO_CATALOG);
+    const row = ledgerRow(value, NO_CATALOG, keepContent);
     if (isRejection(row)) {
       chunk.rejected += 1;
       chunk.firstProblem ??= row.reason;

@@ -84,3 +84,42 @@ export const backfillQuerySchema = z.strictObject({
   until: when.optional(),
 });
 export type BackfillQuery = z.infer<typeof backfillQuerySchema>;
+
+const nullableText = z.string().nullable();
+
+/** The answer of `GET /v1/spend/requests/{callId}` (src/spend/request.ts), for the OpenAPI document. */
+export const callRecordSchema = z.object({
+  callId: z.string(),
+  costUsd: z.number().describe('sum over the attempts'),
+  attempts: z
+    .array(
+      z.object({
+        startedAt: z.string().describe('ISO 8601'),
+        endedAt: z.string().describe('ISO 8601'),
+        status: z.enum(['success', 'failure']),
+        goal: nullableText,
+        caller: nullableText,
+        conversation: nullableText,
+        profile: nullableText.describe('the model group asked for'),
+        deployment: nullableText,
+        model: nullableText,
+        provider: nullableText,
+        tokensIn: z.number(),
+        tokensOut: z.number(),
+        costUsd: z.number(),
+        latencyMs: z.number().nullable(),
+        ttftMs: z.number().nullable(),
+        cacheHit: z.boolean(),
+        errorClass: nullableText,
+        errorCode: nullableText,
+        content: z
+          .object({
+            messages: z.unknown().describe('the prompt as LiteLLM logged it'),
+            response: z.unknown().describe('the answer as LiteLLM logged it'),
+          })
+          .optional()
+          .describe('present only when the policies keep content (spend.keep_content)'),
+      }),
+    )
+    .describe('retries and fallbacks of the call, oldest first'),
+});

@@ -1,7 +1,8 @@
+import { stat } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import type { PolicySet } from '../policy/policy-set.js';
+import { keepsContent, type PolicySet } from '../policy/policy-set.js';
 import { readIfExists } from '../shared/fs.js';
 import { openLedger } from '../store/migrate.js';
 import { spendSettings } from './config.js';
@@ -26,8 +27,10 @@ export interface SpendServiceOptions {
   spoolDir: string;
   /** Called on every ingest run, so a new config's deployments are known at once. */
   catalog: DeploymentCatalog;
-  /** The current policies (goals and budgets), or undefined when none are loaded. */
-  policies: () => Pick<PolicySet, 'goals' | 'budgets'> | undefined;
+  /** The current policies (goals, budgets, spend), or undefined when none are loaded. */
+  policies: () => Pick<PolicySet, 'goals' | 'budgets' | 'spend'> | undefined;
+  /** Runs before every ingestion run (the controller re-reads policies when the config changed). */
+  beforeIngest?: () => Promise<void>;
   sink?: AlertSink;
   log?: SpendLogger;
   ingestIntervalMs?: number;
@@ -59,6 +62,8 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
     db: options.db,
     spoolDir: options.spoolDir,
     catalog: options.catalog,
+    keepContent: () => keepsContent(options.policies()),
+    ...(options.beforeIngest && { beforeRun: options.beforeIngest }),
     log,
     intervalMs: options.ingestIntervalMs ?? 1000,
     ...(options.spoolFinishedAfterMs !== undefined && {
@@ -131,6 +136,11 @@ export interface ControllerSpend {
   service: SpendService;
   /** Reads LiteLLM's own spend logs (database mode) into the ledger; see backfill.ts. */
   backfiller: SpendBackfiller;
+  /**
+   * Whether the policies ask for prompts and responses (`spend.keep_content`): the spool and the
+   * generic_api ingest route store content only then.
+   */
+  keepsContent(): boolean;
   stop(): Promise<void>;
 }
 
@@ -155,12 +165,27 @@ export async function startControllerSpend(
     const text = await readIfExists(options.configFile).catch(() => undefined);
     if (text) catalog = deploymentCatalog(parse(text, { version: '1.1' }) as LiteLLMConfig);
   };
+  // A new config (every apply writes one) means new deployments and maybe spend.keep_content
+  // turned on or off: re-read both before the next ingestion run, not only at the budget check.
+  let configSeen = '';
+  const configVersion = async (): Promise<string> => {
+    const info = await stat(options.configFile).catch(() => undefined);
+    return info ? `${info.mtimeMs}:${info.size}` : 'none';
+  };
+  const refreshOnNewConfig = async (): Promise<void> => {
+    const version = await configVersion();
+    if (version === configSeen) return;
+    configSeen = version;
+    await refresh();
+  };
+  configSeen = await configVersion();
   await refresh();
   const service = startSpendService({
     db,
     spoolDir: settings.spoolDir,
     catalog: (id) => catalog(id),
     policies: () => policies,
+    beforeIngest: refreshOnNewConfig,
     beforeCheck: refresh,
     ...(settings.webhook && { sink: webhookSink(settings.webhook) }),
     log: options.log,
@@ -194,6 +219,7 @@ export async function startControllerSpend(
     db,
     service,
     backfiller,
+    keepsContent: () => keepsContent(policies),
     async stop() {
       await service.stop();
       // What LiteLLM wrote while it shut down.

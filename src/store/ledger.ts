@@ -26,6 +26,14 @@ export interface LedgerRow {
   traceId: string | null;
   endUser: string | null;
   keyAlias: string | null;
+  /** Prompt and response, only when the policies keep content and the record carried it. */
+  content?: RequestContent;
+}
+
+/** A request attempt's content as LiteLLM logged it (`messages` and `response`), any JSON. */
+export interface RequestContent {
+  messages: unknown;
+  response: unknown;
 }
 
 /** Report dimensions. `conversation` is not in the hourly rollups: grouping by it reads raw rows. */
@@ -215,7 +223,45 @@ export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Pro
       : rows.filter((r) => fresh.has(`${r.callId}|${r.status}|${Math.round(r.startedAt * 1e6)}`));
   await upsertDeltas(db, UPSERT_HOURLY, rollupDeltas(added, HOUR_S));
   await upsertDeltas(db, UPSERT_DAILY, rollupDeltas(added, DAY_S));
+  await insertContent(db, added);
   return count;
+}
+
+const INSERT_CONTENT = `
+  INSERT INTO spend_content (started_at, call_id, status, messages, response)
+  SELECT started_at, call_id, status, messages, response
+  FROM json_populate_recordset(NULL::spend_content, $1::json)
+  ON CONFLICT DO NOTHING`;
+
+/** The content of the rows just inserted that carry some (none: no statement at all). */
+async function insertContent(db: Queryable, added: readonly LedgerRow[]): Promise<void> {
+  const records: string[] = [];
+  for (const row of added) {
+    if (!row.content) continue;
+    const record = {
+      started_at: timestampText(row.startedAt),
+      call_id: row.callId,
+      status: row.status,
+      messages: row.content.messages ?? null,
+      response: row.content.response ?? null,
+    };
+    const text = JSON.stringify(record);
+    // JSON.stringify writes NUL as \u0000 and a lone surrogate as \udXXX: only then the slow way.
+    records.push(UNSTORABLE_ESCAPE.test(text) ? JSON.stringify(record, storableText) : text);
+  }
+  if (records.length > 0) await db.query(INSERT_CONTENT, [`[${records.join(',')}]`]);
+}
+
+const UNSTORABLE_ESCAPE = /\\u(0000|d[89a-f])/i;
+
+/**
+ * jsonb refuses NUL characters and lone surrogates, and one refused value would fail its whole
+ * batch again and again: NUL becomes U+FFFD, lone surrogates are made well-formed.
+ */
+function storableText(_key: string, value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  const text = (value as string & { toWellFormed(): string }).toWellFormed();
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }
 
 async function upsertDeltas(db: Queryable, sql: string, deltas: RollupDelta[]): Promise<void> {
@@ -299,10 +345,15 @@ export async function saveBackfillMark(db: Queryable, source: string, until: Dat
   );
 }
 
-/** Deletes raw rows that started before `before`; the hourly rollups keep their totals. */
+/**
+ * Deletes raw rows that started before `before`, with their content; the hourly rollups keep
+ * their totals. One statement, so rows and content go together.
+ */
 export async function pruneRawRows(db: Queryable, before: Date): Promise<number> {
   const rows = await db.query<{ n: number }>(
-    'WITH gone AS (DELETE FROM spend_requests WHERE started_at < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone',
+    `WITH gone AS (DELETE FROM spend_requests WHERE started_at < $1 RETURNING 1),
+          content AS (DELETE FROM spend_content WHERE started_at < $1)
+     SELECT count(*)::int AS n FROM gone`,
     [before.toISOString()],
   );
   return rows[0]?.n ?? 0;
@@ -529,5 +580,72 @@ export async function undeliveredAlerts(
     threshold: Number(r.threshold),
     spendUsd: Number(r.spend_usd),
     limitUsd: Number(r.limit_usd),
+  }));
+}
+
+/** One attempt of a call as `spend show` and `GET /v1/spend/requests/{callId}` present it. */
+export interface CallAttempt {
+  startedAt: Date;
+  endedAt: Date;
+  status: 'success' | 'failure';
+  goal: string | null;
+  caller: string | null;
+  conversation: string | null;
+  profile: string | null;
+  deployment: string | null;
+  model: string | null;
+  provider: string | null;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  latencyMs: number | null;
+  ttftMs: number | null;
+  cacheHit: boolean;
+  errorClass: string | null;
+  errorCode: string | null;
+  /** Present only when the ledger kept this attempt's content. */
+  content?: RequestContent;
+}
+
+/**
+ * Every attempt of one call (retries and fallbacks share the call id), oldest first, with its
+ * content where kept (jsonb arrives parsed from both drivers).
+ */
+export async function attemptsOfCall(db: Queryable, callId: string): Promise<CallAttempt[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT r.started_at, r.ended_at, r.status, r.goal, r.caller, r.conversation, r.profile,
+            r.deployment, r.model, r.provider, r.tokens_in, r.tokens_out, r.cost_usd,
+            r.latency_ms, r.ttft_ms, r.cache_hit, r.error_class, r.error_code,
+            c.call_id IS NOT NULL AS has_content, c.messages, c.response
+     FROM spend_requests r
+     LEFT JOIN spend_content c USING (started_at, call_id, status)
+     WHERE r.call_id = $1
+     ORDER BY r.started_at, r.status`,
+    [callId],
+  );
+  const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+  const number = (value: unknown): number | null => (value === null ? null : Number(value));
+  return rows.map((r) => ({
+    startedAt: new Date(r.started_at as string | Date),
+    endedAt: new Date(r.ended_at as string | Date),
+    status: r.status as CallAttempt['status'],
+    goal: text(r.goal),
+    caller: text(r.caller),
+    conversation: text(r.conversation),
+    profile: text(r.profile),
+    deployment: text(r.deployment),
+    model: text(r.model),
+    provider: text(r.provider),
+    tokensIn: Number(r.tokens_in),
+    tokensOut: Number(r.tokens_out),
+    costUsd: Number(r.cost_usd),
+    latencyMs: number(r.latency_ms),
+    ttftMs: number(r.ttft_ms),
+    cacheHit: r.cache_hit === true,
+    errorClass: text(r.error_class),
+    errorCode: text(r.error_code),
+    ...(r.has_content === true && {
+      content: { messages: r.messages, response: r.response },
+    }),
   }));
 }

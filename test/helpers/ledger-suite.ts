@@ -3,7 +3,12 @@ import { buildFromTexts } from '../../src/compile/build.js';
 import { checkBudgets } from '../../src/spend/budgets.js';
 import { spendReport } from '../../src/spend/report.js';
 import type { Database } from '../../src/store/db.js';
-import { insertRows, pruneRawRows, type LedgerRow } from '../../src/store/ledger.js';
+import {
+  attemptsOfCall,
+  insertRows,
+  pruneRawRows,
+  type LedgerRow,
+} from '../../src/store/ledger.js';
 import { migrate } from '../../src/store/migrate.js';
 
 const NOW = new Date('2026-11-20T12:30:00Z');
@@ -64,7 +69,9 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       await migrate(db);
     });
     afterAll(() => db?.close());
-    beforeEach(() => db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily, spend_alerts'));
+    beforeEach(() =>
+      db.exec('TRUNCATE spend_requests, spend_hourly, spend_daily, spend_alerts, spend_content'),
+    );
 
     it('answers "what did each goal cost, by model" with registered goals joined', async () => {
       const rows: LedgerRow[] = [];
@@ -259,6 +266,27 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       expect(after.total.requests).toBe(2);
       const rollup = await spendReport(db, { since: '7d' }, { now: NOW });
       expect(rollup.total.requests).toBe(3);
+    });
+
+    it('keeps content beside the rows that carry it, shows it per attempt, and prunes it with them', async () => {
+      const messages = [{ role: 'user', content: 'summarise Q3 ✓' }];
+      const response = { choices: [{ message: { content: 'Q3 was good' } }] };
+      await insertRows(db, [
+        ledgerRowFixture({ callId: 'kept', content: { messages, response } }),
+        ledgerRowFixture({ callId: 'plain' }),
+        ledgerRowFixture({
+          callId: 'old',
+          startedAt: nowSeconds - 3 * 24 * HOUR,
+          content: { messages, response: null },
+        }),
+      ]);
+      const [kept] = await attemptsOfCall(db, 'kept');
+      expect(kept?.content).toEqual({ messages, response });
+      expect(kept?.startedAt).toEqual(new Date((nowSeconds - HOUR) * 1000));
+      expect((await attemptsOfCall(db, 'plain'))[0]?.content).toBeUndefined();
+      expect(await pruneRawRows(db, new Date(NOW.getTime() - 2 * 24 * 3600_000))).toBe(1);
+      const left = await db.query<{ call_id: string }>('SELECT call_id FROM spend_content');
+      expect(left).toEqual([{ call_id: 'kept' }]);
     });
 
     it('raises one cost-spike alert for a caller burning tokens, once for that hour', async () => {

@@ -85,6 +85,27 @@ describe('modelcenter spend', () => {
     expect(stdout).toMatch(/\ngoal:q-report,7d,[^,]+,0\.75,1\.00,75\.0%\n/);
   });
 
+  it('show: every attempt of one call without content (the policies do not keep it); an unknown id is exit 1', async () => {
+    const shown = await cli(['spend', 'show', 'c']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^call c: 1 attempt\(s\), \$0\.00\n/);
+    expect(shown.stdout).toContain('failure RateLimitError (429)');
+    expect(shown.stdout).toContain('goal adhoc  caller bob');
+    expect(shown.stdout).toContain('content: not kept');
+    const json = JSON.parse((await cli(['spend', 'show', 'a', '--format', 'json'])).stdout) as {
+      callId: string;
+      costUsd: number;
+      attempts: { status: string; latencyMs: number; content?: unknown }[];
+    };
+    expect(json).toMatchObject({ callId: 'a', costUsd: 0.25 });
+    expect(json.attempts).toEqual([expect.objectContaining({ status: 'success', latencyMs: 500 })]);
+    expect(json.attempts[0]).not.toHaveProperty('content');
+    const unknown = await cli(['spend', 'show', 'no-such-call']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no request with call id "no-such-call" in the spend ledger/);
+    expect((await cli(['spend', 'show'])).code).toBe(1);
+  });
+
   it('refuses an unknown dimension (exit 1) and a ledger another process holds (exit 2)', async () => {
     const bad = await cli(['spend', 'report', '--group-by', 'colour']);
     expect(bad.code).toBe(1);

@@ -35,11 +35,16 @@ async function python(script: string, env: Record<string, string>): Promise<stri
   return stdout + stderr;
 }
 
-const DRIVER = (payloadFile: string, events: number) => `
+const DRIVER = (
+  payloadFile: string,
+  events: number,
+  instance = 'proxy_handler_instance',
+  promptRepeat = 1,
+) => `
 import asyncio, json
-from modelcenter_spool import proxy_handler_instance as spool
+from modelcenter_spool import ${instance} as spool
 payload = json.load(open(${JSON.stringify(payloadFile)}))
-payload["messages"] = [{"role": "user", "content": "a secret prompt"}]
+payload["messages"] = [{"role": "user", "content": "a secret prompt" * ${promptRepeat}}]
 payload["response"] = {"choices": [{"message": {"content": "a private answer"}}]}
 async def main():
     for i in range(${events}):
@@ -99,6 +104,53 @@ describe('spool callback (litellm/modelcenter_spool.py)', () => {
     });
     const [file] = await readdir(spoolDir);
     expect(await readFile(path.join(spoolDir, file!), 'utf8')).toContain('a secret prompt');
+  });
+
+  it('content_handler_instance (what compile wires for spend.keep_content) keeps content whatever the env says', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    const spoolDir = path.join(dir, 'content-instance');
+    await python(DRIVER(payloadFile, 2, 'content_handler_instance'), {
+      MODELCENTER_SPOOL_DIR: spoolDir,
+      MODELCENTER_SPOOL_KEEP_CONTENT: '0',
+    });
+    const files = await readdir(spoolDir);
+    expect(files).toHaveLength(1);
+    const lines = (await readFile(path.join(spoolDir, files[0]!), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.litellm_call_id, l.messages, l.response])).toEqual([
+      [
+        'py-0',
+        [{ role: 'user', content: 'a secret prompt' }],
+        { choices: [{ message: { content: 'a private answer' } }] },
+      ],
+      [
+        'py-1',
+        [{ role: 'user', content: 'a secret prompt' }],
+        { choices: [{ message: { content: 'a private answer' } }] },
+      ],
+    ]);
+  });
+
+  it('writes a request whose content would make the line too long without its content, and says so', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    const spoolDir = path.join(dir, 'huge-content');
+    // 15 bytes × 250,000 ≈ 3.6 MiB of prompt: over the 3 MiB line limit the controller reads.
+    await python(DRIVER(payloadFile, 1, 'content_handler_instance', 250_000), {
+      MODELCENTER_SPOOL_DIR: spoolDir,
+    });
+    const [file] = await readdir(spoolDir);
+    const line = JSON.parse(await readFile(path.join(spoolDir, file!), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(line).toMatchObject({
+      litellm_call_id: 'py-0',
+      modelcenter_content_dropped: 'too large',
+    });
+    expect(line.messages).toBeUndefined();
+    expect(line.response).toBeUndefined();
   });
 
   it('logs a write error instead of raising it into LiteLLM', async () => {

@@ -5,7 +5,7 @@ import { PROVIDER_KINDS } from '../../src/policy/schema.js';
 import { PROVIDER_KIND_INFO } from '../../src/policy/provider-kinds.js';
 import { render } from '../../src/compile/render.js';
 import type { LiteLLMConfig } from '../../src/compile/litellm-config.js';
-import { SPOOL_CALLBACK } from '../../src/compile/compile.js';
+import { SPOOL_CALLBACK, SPOOL_CONTENT_CALLBACK } from '../../src/compile/compile.js';
 import { EXAMPLE_POLICIES } from '../helpers/policies.js';
 
 function compileText(text: string): LiteLLMConfig {
@@ -154,6 +154,36 @@ describe('compile', () => {
     expect(withUser.litellm_settings.callbacks).toEqual([SPOOL_CALLBACK, 'otel']);
     const single = compileText(`${catalog}litellm:\n  litellm_settings:\n    callbacks: otel\n`);
     expect(single.litellm_settings.callbacks).toEqual([SPOOL_CALLBACK, 'otel']);
+  });
+
+  it('wires the content-keeping spool instance instead only when the policies set spend.keep_content', () => {
+    expect(compileText(`${catalog}spend: {}\n`).litellm_settings.callbacks).toEqual([
+      SPOOL_CALLBACK,
+    ]);
+    expect(
+      compileText(`${catalog}spend: { keep_content: false }\n`).litellm_settings.callbacks,
+    ).toEqual([SPOOL_CALLBACK]);
+    const on = buildFromTexts([
+      { name: 'p.yaml', text: catalog },
+      { name: 'spend.yaml', text: 'spend:\n  keep_content: true\n' },
+    ]);
+    expect(on.config?.litellm_settings.callbacks).toEqual([SPOOL_CONTENT_CALLBACK]);
+    expect(on.yaml).toContain(`callbacks:\n    - ${SPOOL_CONTENT_CALLBACK}\n`);
+    expect(on.yaml).not.toContain(SPOOL_CALLBACK);
+    // Byte-identical for the same input.
+    expect(
+      buildFromTexts([
+        { name: 'p.yaml', text: catalog },
+        { name: 'spend.yaml', text: 'spend:\n  keep_content: true\n' },
+      ]).yaml,
+    ).toBe(on.yaml);
+    // The policies decide, not a callback named in the passthrough: exactly one spool instance.
+    const named = (keep: boolean) =>
+      compileText(
+        `${catalog}spend: { keep_content: ${keep} }\nlitellm:\n  litellm_settings:\n    callbacks: [${SPOOL_CONTENT_CALLBACK}, otel, ${SPOOL_CALLBACK}]\n`,
+      ).litellm_settings.callbacks;
+    expect(named(false)).toEqual([SPOOL_CALLBACK, 'otel']);
+    expect(named(true)).toEqual([SPOOL_CONTENT_CALLBACK, 'otel']);
   });
 
   it('starts the rendered file with a do-not-edit header and no timestamp', async () => {

@@ -88,6 +88,31 @@ describe('policy validation', () => {
     expect(errors.join('\n')).not.toContain('hunter2');
   });
 
+  it('checks the spend section like the others: unknown keys, wrong types and a second definition name the file and field', () => {
+    const errors = (texts: { name: string; text: string }[]) =>
+      buildFromTexts(texts).findings.errors.map(formatProblem);
+    expect(
+      errors([{ name: 'policies/spend.yaml', text: 'spend:\n  keep_contents: true\n' }]),
+    ).toEqual([
+      'policies/spend.yaml:2:3 spend.keep_contents: unknown key "keep_contents" — did you mean "keep_content"?',
+    ]);
+    expect(
+      errors([{ name: 'policies/spend.yaml', text: 'spend:\n  keep_content: always\n' }]),
+    ).toEqual([
+      'policies/spend.yaml:2:3 spend.keep_content: expected a boolean, got string "always" — write a boolean here',
+    ]);
+    expect(
+      errors([
+        { name: 'a.yaml', text: 'spend: { keep_content: true }\n' },
+        { name: 'b.yaml', text: 'spend:\n  keep_content: false\n' },
+      ]),
+    ).toEqual([
+      'b.yaml:1:1 spend: section "spend" is defined twice: here and at a.yaml:1:1 — keep one definition, or rename one of them',
+    ]);
+    const set = buildFromTexts([{ name: 'p.yaml', text: 'spend: {}\n' }]).set;
+    expect(set.spend?.value).toEqual({ keep_content: false });
+  });
+
   it('produces no config at all when any file is invalid', async () => {
     const build = buildFromTexts(await fixture('invalid/unknown-key.yaml'));
     expect(build.config).toBeUndefined();
