@@ -584,25 +584,12 @@ export async function undeliveredAlerts(
 }
 
 /** One attempt of a call as `spend show` and `GET /v1/spend/requests/{callId}` present it. */
-export interface CallAttempt {
+export interface CallAttempt extends Omit<
+  LedgerRow,
+  'callId' | 'startedAt' | 'endedAt' | 'traceId' | 'endUser' | 'keyAlias' | 'content'
+> {
   startedAt: Date;
   endedAt: Date;
-  status: 'success' | 'failure';
-  goal: string | null;
-  caller: string | null;
-  conversation: string | null;
-  profile: string | null;
-  deployment: string | null;
-  model: string | null;
-  provider: string | null;
-  tokensIn: number;
-  tokensOut: number;
-  costUsd: number;
-  latencyMs: number | null;
-  ttftMs: number | null;
-  cacheHit: boolean;
-  errorClass: string | null;
-  errorCode: string | null;
   /** Present only when the ledger kept this attempt's content. */
   content?: RequestContent;
 }

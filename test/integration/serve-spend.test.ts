@@ -2,15 +2,14 @@ import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { payload } from '../helpers/spool.js';
 import { runCli } from '../../src/cli/run.js';
-import { serveCommand } from '../../src/cli/serve.js';
 import { freePort } from '../../src/litellm/process.js';
 import { startDbEmulator, type DbEmulator } from '../emulator/litellm-db.js';
 import { policyRepo } from '../helpers/repo.js';
+import { serveInProcess } from '../helpers/serve.js';
 import { spendLogFixture } from '../helpers/spend-logs.js';
 import { spendPolicies } from '../helpers/spend.js';
 import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
@@ -54,25 +53,13 @@ describe('modelcenter serve records spend', () => {
       MODELCENTER_POLL_SECONDS: '0.5',
       MODELCENTER_BACKFILL_URL: litellmDb.urls[0]!,
     };
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    let logText = '';
-    const logs = new PassThrough();
-    logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
-    const exit = serveCommand(
-      { env, until: stopped, logTo: logs },
-      { stdout: () => undefined, stderr: () => undefined, cwd: repo },
-    );
+    const service = serveInProcess(repo, env);
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,
       apiKey: keys.master,
       maxRetries: 0,
     });
-    const deadline = Date.now() + 120_000;
-    while (!logText.includes('spend ledger ingesting')) {
-      if (Date.now() > deadline) throw new Error(`serve did not start:\n${logText}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await service.started();
     for (let i = 0; i < 6; i += 1) {
       await client.chat.completions.create({
         model: 'gpt-mini',
@@ -134,8 +121,8 @@ describe('modelcenter serve records spend', () => {
     });
     expect(busy.status).toBe(400);
     expect(((await busy.json()) as { error: { field: string } }).error.field).toBe('body.since');
-    stop();
-    expect(await exit).toBe(0);
+    service.stop();
+    expect(await service.exit).toBe(0);
 
     // Once serve has stopped, the CLI reads LiteLLM itself: the same range adds nothing.
     let again2 = '';

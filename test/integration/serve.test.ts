@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
-import { serveCommand } from '../../src/cli/serve.js';
 import { freePort } from '../../src/litellm/process.js';
 import { FIXTURES } from '../helpers/policies.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
@@ -18,31 +16,7 @@ import {
   type Fakes,
 } from '../helpers/stack.js';
 import { testKey } from '../helpers/secrets.js';
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** `modelcenter serve` in-process, as a user runs it: env settings, logs captured. */
-function serve(repo: string, env: Record<string, string>) {
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const logs = new PassThrough();
-  let logText = '';
-  logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
-  let stderr = '';
-  const exit = serveCommand(
-    { env, until: stopped, logTo: logs },
-    { stdout: () => undefined, stderr: (t) => (stderr += t), cwd: repo },
-  );
-  return { stop, exit, logs: () => logText, stderr: () => stderr };
-}
+import { serveInProcess, until } from '../helpers/serve.js';
 
 describe('modelcenter serve (the main job)', () => {
   let repo: string;
@@ -72,7 +46,7 @@ describe('modelcenter serve (the main job)', () => {
       MODELCENTER_READ_TOKENS: readToken,
       MODELCENTER_POLL_SECONDS: '0.3',
     };
-    const service = serve(repo, env);
+    const service = serveInProcess(repo, env);
     const api = `http://127.0.0.1:${apiPort}`;
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,

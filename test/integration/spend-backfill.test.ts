@@ -59,6 +59,10 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     db = await openLedger({ dataDir: path.join(dir, 'ledger') });
   });
 
+  /** One backfill of [from, to] from the emulated LiteLLM into the ledger. */
+  const backfill = (from: Date, to: Date) =>
+    backfillSpendLogs({ db, source: client, catalog, from, to });
+
   afterEach(async () => {
     sent.push(...emulator.requests);
     await emulator.close();
@@ -79,21 +83,23 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
         }),
       );
 
-    const first = await backfillSpendLogs({
-      db,
-      source: client,
-      catalog,
-      from: new Date(T0),
-      to: new Date(T0 + 3 * DAY_MS),
-    });
+    const first = await backfill(new Date(T0), new Date(T0 + 3 * DAY_MS));
     expect(first.fetched).toBe(35_000);
     expect(first.inserted).toBe(35_000);
     expect(first.unreachable).toBe(0);
     expect(first.splits).toBeGreaterThan(0);
     expect(await countRawRows(db)).toBe(35_000);
     // Every window that was paged through (page 2 and on) had fewer rows than LiteLLM's cap.
+    const utc = (text: string) => Date.parse(`${text.replace(' ', 'T')}Z`);
     const paged = emulator.requests.filter((r) => Number(r.query.page) > 1);
     expect(paged.length).toBeGreaterThan(0);
+    for (const { query } of paged) {
+      const [from, to] = [utc(query.start_date!), utc(query.end_date!)];
+      const rows = emulator.spendLogs.filter(
+        (r) => r.startTime.getTime() >= from && r.startTime.getTime() <= to,
+      );
+      expect(rows.length).toBeLessThan(10_000);
+    }
     expect(emulator.requests.every((r) => Number(r.query.page_size) <= 1000)).toBe(true);
 
     const report = await spendReport(
@@ -105,13 +111,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     expect(cost.get('quarterly-report')).toBeCloseTo(225, 6);
     expect(cost.get('incident-review')).toBeCloseTo(250, 6);
 
-    const again = await backfillSpendLogs({
-      db,
-      source: client,
-      catalog,
-      from: new Date(T0),
-      to: new Date(T0 + 3 * DAY_MS),
-    });
+    const again = await backfill(new Date(T0), new Date(T0 + 3 * DAY_MS));
     expect(again.inserted).toBe(0);
     expect(again.known).toBe(35_000);
     expect(await countRawRows(db)).toBe(35_000);
@@ -146,13 +146,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
       catalog,
     );
 
-    const result = await backfillSpendLogs({
-      db,
-      source: client,
-      catalog,
-      from: new Date(start - HOUR_MS),
-      to: new Date(start + HOUR_MS),
-    });
+    const result = await backfill(new Date(start - HOUR_MS), new Date(start + HOUR_MS));
     expect(result).toMatchObject({ fetched: 4, inserted: 1, known: 3 });
     expect(await countRawRows(db)).toBe(5);
     expect((await rowsOfCall(db, logged[0]!.litellm_call_id!)).map((r) => r.status)).toEqual([
@@ -194,13 +188,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
         custom_llm_provider: 'anthropic',
       }),
     );
-    await backfillSpendLogs({
-      db,
-      source: client,
-      catalog,
-      from: new Date(at - 60_000),
-      to: new Date(at + 60_000),
-    });
+    await backfill(new Date(at - 60_000), new Date(at + 60_000));
     const [streamed] = await rowsOfCall(db, 'streamed');
     expect(streamed).toMatchObject({
       goal: 'quarterly-report',

@@ -1,27 +1,16 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
-import { serveCommand } from '../../src/cli/serve.js';
 import { SPOOL_CALLBACK, SPOOL_CONTENT_CALLBACK } from '../../src/compile/compile.js';
 import { freePort } from '../../src/litellm/process.js';
 import { commitPolicies, policyRepo } from '../helpers/repo.js';
 import { testKey } from '../helpers/secrets.js';
+import { serveInProcess, until } from '../helpers/serve.js';
 import { payload } from '../helpers/spool.js';
 import { spendPolicies } from '../helpers/spend.js';
 import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 interface CallRecordBody {
   callId: string;
@@ -63,15 +52,7 @@ describe('prompt and response content in the spend ledger, as the policies ask',
       MODELCENTER_READ_TOKENS: readToken,
       MODELCENTER_POLL_SECONDS: '0.5',
     };
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    let logText = '';
-    const logs = new PassThrough();
-    logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
-    const exit = serveCommand(
-      { env, until: stopped, logTo: logs },
-      { stdout: () => undefined, stderr: () => undefined, cwd: repo },
-    );
+    const service = serveInProcess(repo, env);
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,
       apiKey: keys.master,
@@ -82,9 +63,7 @@ describe('prompt and response content in the spend ledger, as the policies ask',
     const configFile = path.join(repo, 'litellm', 'config.yaml');
     let on = { callId: '', answer: '' };
     try {
-      await until(() =>
-        Promise.resolve(logText.includes('spend ledger ingesting') ? true : undefined),
-      );
+      await service.started();
       expect(await readFile(configFile, 'utf8')).toContain(`- ${SPOOL_CALLBACK}\n`);
 
       /** Sends one prompt; returns its call id and the answer the client got. */
@@ -182,8 +161,8 @@ describe('prompt and response content in the spend ledger, as the policies ask',
       // The request sent before the change stays without content.
       expect((await recorded(off.callId)).attempts[0]!.content).toBeUndefined();
     } finally {
-      stop();
-      expect(await exit).toBe(0);
+      service.stop();
+      expect(await service.exit).toBe(0);
     }
 
     // The same from the CLI once serve has released the embedded ledger.

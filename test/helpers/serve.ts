@@ -1,0 +1,55 @@
+import { PassThrough } from 'node:stream';
+import { serveCommand } from '../../src/cli/serve.js';
+
+/** Polls `probe` until it gives a value (errors count as "not yet"). */
+export async function until<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 90_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface ServingInProcess {
+  /** Asks it to stop (as SIGTERM does); `exit` resolves with the exit code. */
+  stop: () => void;
+  exit: Promise<number>;
+  /** JSON log lines so far. */
+  logs: () => string;
+  stderr: () => string;
+  /** Resolves once the spend ledger ingests (the last step of start-up). */
+  started: () => Promise<void>;
+}
+
+/** `modelcenter serve` in-process, as a user runs it: env settings, logs captured. */
+export function serveInProcess(repo: string, env: Record<string, string>): ServingInProcess {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const logs = new PassThrough();
+  let logText = '';
+  logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
+  let stderr = '';
+  const exit = serveCommand(
+    { env, until: stopped, logTo: logs },
+    { stdout: () => undefined, stderr: (t) => (stderr += t), cwd: repo },
+  );
+  return {
+    stop,
+    exit,
+    logs: () => logText,
+    stderr: () => stderr,
+    started: async () => {
+      await Promise.race([
+        until(() => Promise.resolve(logText.includes('spend ledger ingesting') || undefined)),
+        exit.then((code) => {
+          throw new Error(`serve exited with ${code} before it started:\n${stderr}\n${logText}`);
+        }),
+      ]);
+    },
+  };
+}
