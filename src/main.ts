@@ -31,8 +31,8 @@ import { CommandRestartStrategy } from './reload/command.js';
 import { RestartStrategy } from './reload/restart.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
-import { BackfillBusyError } from './spend/backfill.js';
-import { pointInTime, ReportQueryError, spendReport } from './spend/report.js';
+import { BackfillBusyError, BackfillRequestError } from './spend/backfill.js';
+import { ReportQueryError, spendReport } from './spend/report.js';
 import { callRecord, UnknownCallError } from './spend/request.js';
 import {
   backfillQuerySchema,
@@ -253,9 +253,8 @@ export async function startService(
       }
     },
     // Off unless scheduled (MODELCENTER_SCHEDULE_SPEND_BACKFILL): database mode only.
-    'spend-backfill': async ({ logger }) => {
-      const result = await spend.backfiller.catchUp();
-      logger.info({ ...result }, 'spend logs backfilled');
+    'spend-backfill': async () => {
+      await spend.backfiller.catchUp(); // it logs what it read
     },
     ...extraJobs,
   };
@@ -341,21 +340,14 @@ export async function startService(
           "Reads LiteLLM's own spend logs (database mode, /spend/logs/v2, in windows under its 10,000-row cap) into the ledger: `since`/`until` for a range, or nothing to continue after the last backfill; requests the ledger has are skipped",
         body: backfillQuerySchema,
         handle: async ({ body }) => {
-          const query = body as BackfillQuery;
           try {
-            const now = new Date();
-            const result = query.since
-              ? await spend.backfiller.range(
-                  pointInTime(query.since, now, 'since'),
-                  query.until ? pointInTime(query.until, now, 'until') : now,
-                )
-              : await spend.backfiller.catchUp();
+            const result = await spend.backfiller.forQuery(body as BackfillQuery);
             return { status: 200, body: result };
           } catch (error) {
             if (error instanceof BackfillBusyError) throw new HttpError(409, 'busy', error.message);
             if (error instanceof LiteLLMApiError)
               throw new HttpError(502, 'litellm_failed', error.message);
-            if (error instanceof ModelCenterError)
+            if (error instanceof BackfillRequestError || error instanceof ReportQueryError)
               throw new HttpError(400, 'invalid_request', error.message);
             throw error;
           }

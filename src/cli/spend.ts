@@ -8,22 +8,15 @@ import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
 import { spendSettings } from '../spend/config.js';
 import { deploymentCatalog } from '../spend/extract.js';
 import { ingestOnce } from '../spend/ingest.js';
-import {
-  formatReport,
-  pointInTime,
-  ReportQueryError,
-  spendReport,
-  type ReportFormat,
-} from '../spend/report.js';
+import { formatReport, ReportQueryError, spendReport, type ReportFormat } from '../spend/report.js';
 import { callRecord, formatCall, UnknownCallError } from '../spend/request.js';
 import type { ReportQuery } from '../spend/schema.js';
 import { describeError } from '../shared/errors.js';
 import { readIfExists } from '../shared/fs.js';
 import { LiteLLMAdminClient } from '../litellm/admin-client.js';
 import { LiteLLMApiError } from '../litellm/errors.js';
-import { SpendBackfiller, type BackfillResult } from '../spend/backfill.js';
+import { BackfillRequestError, SpendBackfiller, type BackfillResult } from '../spend/backfill.js';
 import type { SpendSettings } from '../spend/config.js';
-import { ModelCenterError } from '../shared/errors.js';
 import { LedgerBusyError, type Database } from '../store/db.js';
 import { openLedger } from '../store/migrate.js';
 import { askService, serviceError } from './serve.js';
@@ -325,13 +318,10 @@ async function backfillCommand(
     settings: settings.backfill,
   });
   try {
-    const now = new Date();
-    const result = values.since
-      ? await backfiller.range(
-          pointInTime(values.since, now, 'since'),
-          values.until ? pointInTime(values.until, now, 'until') : now,
-        )
-      : await backfiller.catchUp();
+    const result = await backfiller.forQuery({
+      ...(values.since !== undefined && { since: values.since }),
+      ...(values.until !== undefined && { until: values.until }),
+    });
     printBackfill(result, context.format, io);
     return EXIT.ok;
   } catch (error) {
@@ -339,7 +329,7 @@ async function backfillCommand(
       io.stderr(`modelcenter spend: ${error.message}\n`);
       return EXIT.operationalFailure;
     }
-    if (error instanceof ModelCenterError) {
+    if (error instanceof BackfillRequestError || error instanceof ReportQueryError) {
       io.stderr(`modelcenter spend: ${error.message}\n`);
       return EXIT.invalidInput;
     }

@@ -9,6 +9,8 @@ import {
   type LedgerRow,
 } from '../store/ledger.js';
 import type { BackfillSettings } from './config.js';
+import { pointInTime } from './report.js';
+import type { BackfillQuery } from './schema.js';
 import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
 import { SILENT_LOGGER, type SpendLogger } from './ingest.js';
 
@@ -303,6 +305,9 @@ function ceilToSecond(ms: number): number {
 /** A backfill was asked for while one runs. */
 export class BackfillBusyError extends ModelCenterError {}
 
+/** A backfill that cannot be done as asked (an empty range, no LiteLLM to read). */
+export class BackfillRequestError extends ModelCenterError {}
+
 export interface SpendBackfillerOptions {
   db: Database;
   /** Asked at every run (it may throw when no LiteLLM is known). */
@@ -341,10 +346,23 @@ export class SpendBackfiller {
     return this.run(new Date(start.getTime() - settleMs), new Date(now.getTime() - settleMs));
   }
 
+  /**
+   * As `modelcenter spend backfill` and `POST /v1/spend/backfill` ask: `since` (7d or a date) to
+   * `until` (default now), or without `since` the catch-up. ReportQueryError for a bad time.
+   */
+  async forQuery(query: BackfillQuery): Promise<BackfillResult> {
+    if (!query.since) return this.catchUp();
+    const now = (this.options.now ?? (() => new Date()))();
+    return this.range(
+      pointInTime(query.since, now, 'since'),
+      query.until ? pointInTime(query.until, now, 'until') : now,
+    );
+  }
+
   /** One range, as asked (history before Model Center, or a gap); moves the mark only forward. */
   async range(from: Date, to: Date): Promise<BackfillResult> {
     if (from.getTime() >= to.getTime())
-      throw new ModelCenterError(
+      throw new BackfillRequestError(
         `nothing to backfill: the range starts (${from.toISOString()}) at or after its end (${to.toISOString()})`,
       );
     return this.run(from, to);

@@ -8,8 +8,8 @@ import { openLedger } from '../store/migrate.js';
 import { spendSettings } from './config.js';
 import { webhookSink } from './webhook.js';
 import { LiteLLMAdminClient } from '../litellm/admin-client.js';
-import { describeError, ModelCenterError } from '../shared/errors.js';
-import { SpendBackfiller } from './backfill.js';
+import { describeError } from '../shared/errors.js';
+import { BackfillRequestError, SpendBackfiller } from './backfill.js';
 import type { Database } from '../store/db.js';
 import { pruneRawRows } from '../store/ledger.js';
 import {
@@ -198,7 +198,7 @@ export async function startControllerSpend(
       const { url, masterKey } = options.litellm();
       const at = settings.backfill.url ?? url;
       if (!at)
-        throw new ModelCenterError(
+        throw new BackfillRequestError(
           'no LiteLLM to backfill from — set MODELCENTER_BACKFILL_URL to the LiteLLM whose database holds the spend logs',
         );
       return new LiteLLMAdminClient(at, masterKey, 60_000);

@@ -114,13 +114,24 @@ describe('modelcenter serve records spend', () => {
       },
     );
     expect(backfill.stdout).toMatch(/3 new request record\(s\), 0 already in the ledger/);
-    const busy = await fetch(`http://127.0.0.1:${apiPort}/v1/spend/backfill`, {
+    const badSince = await fetch(`http://127.0.0.1:${apiPort}/v1/spend/backfill`, {
       method: 'POST',
       headers: { ...headers, 'content-type': 'application/json' },
       body: JSON.stringify({ since: 'last tuesday' }),
     });
-    expect(busy.status).toBe(400);
-    expect(((await busy.json()) as { error: { field: string } }).error.field).toBe('body.since');
+    expect(badSince.status).toBe(400);
+    expect(((await badSince.json()) as { error: { field: string } }).error.field).toBe(
+      'body.since',
+    );
+    const backwards = await fetch(`http://127.0.0.1:${apiPort}/v1/spend/backfill`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ since: '1d', until: '2d' }),
+    });
+    expect(backwards.status).toBe(400);
+    expect(((await backwards.json()) as { error: { message: string } }).error.message).toMatch(
+      /nothing to backfill: the range starts .* at or after its end/,
+    );
     service.stop();
     expect(await service.exit).toBe(0);
 
