@@ -302,9 +302,13 @@ class ModelCenterSpool(CustomLogger):
         super().__init__(**kwargs)
         self.directory = directory
         self.keep_content = keep_content
+        self._writer: SpoolWriter | None = None
 
     def writer(self) -> SpoolWriter:
-        return _writer_for(self.directory)
+        writer = self._writer  # the request path: no lookup, no syscall
+        if writer is None or writer.pid != os.getpid():
+            writer = self._writer = _writer_for(self.directory)
+        return writer
 
     def _keeps_content(self) -> bool:
         if self.keep_content is None:
