@@ -186,7 +186,7 @@ async function store(
     if (isRejection(ledger)) {
       result.rejected += 1;
       firstProblem ??= `${row.request_id}: ${ledger.reason}`;
-    } else converted.push(ledger);
+    } else converted.push({ ...ledger, source: 'spend_logs' });
   }
   if (firstProblem)
     log.warn({ first: firstProblem }, 'spend-log rows that are not request records were skipped');

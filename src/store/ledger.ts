@@ -28,6 +28,11 @@ export interface LedgerRow {
   keyAlias: string | null;
   /** Prompt and response, only when the policies keep content and the record carried it. */
   content?: RequestContent;
+  /**
+   * 'spend_logs' for a row the backfill took from LiteLLM's spend logs (one per request); absent
+   * for a StandardLoggingPayload (one per attempt), which replaces such a row for its call.
+   */
+  source?: 'spend_logs';
 }
 
 /** A request attempt's content as LiteLLM logged it (`messages` and `response`), any JSON. */
@@ -96,6 +101,7 @@ const ROW_COLUMNS: [string, string, (row: LedgerRow) => unknown][] = [
   ['trace_id', 'text', (r) => r.traceId],
   ['end_user', 'text', (r) => r.endUser],
   ['key_alias', 'text', (r) => r.keyAlias],
+  ['source', 'text', (r) => r.source ?? 'payload'],
 ];
 
 /**
@@ -206,6 +212,7 @@ const UPSERT_DAILY = upsertRollup('spend_daily', 'day');
  */
 export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Promise<number> {
   if (rows.length === 0) return 0;
+  await replaceBackfilled(db, rows);
   const records = rows.map((row) => {
     const record: Record<string, unknown> = {};
     for (const [column, , value] of ROW_COLUMNS) record[column] = value(row);
@@ -225,6 +232,100 @@ export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Pro
   await upsertDeltas(db, UPSERT_DAILY, rollupDeltas(added, DAY_S));
   await insertContent(db, added);
   return count;
+}
+
+/**
+ * Payload rows (the spool's, generic_api's) replace the rows the backfill took from LiteLLM's
+ * spend logs for the same calls, and the rollups lose what those rows added: a request is counted
+ * once, from its per-attempt payloads, whichever source delivered first. Reads only the partial
+ * index of backfilled rows, so it costs nothing when no backfill has run.
+ */
+async function replaceBackfilled(db: Queryable, rows: readonly LedgerRow[]): Promise<void> {
+  const calls = [...new Set(rows.filter((r) => r.source === undefined).map((r) => r.callId))];
+  if (calls.length === 0) return;
+  const gone = await db.query<StoredRow>(
+    `DELETE FROM spend_requests WHERE source = 'spend_logs' AND call_id = ANY($1::text[])
+     RETURNING ${STORED_COLUMNS}`,
+    [calls],
+  );
+  if (gone.length === 0) return;
+  const removed = gone.map(rowOfStored);
+  const hourly = rollupDeltas(removed, HOUR_S);
+  const daily = rollupDeltas(removed, DAY_S);
+  await upsertDeltas(db, UPSERT_HOURLY, hourly.map(negated));
+  await upsertDeltas(db, UPSERT_DAILY, daily.map(negated));
+  // A rollup row only the replaced rows made (the payload's keys differ) would stay as a zero.
+  await db.query('DELETE FROM spend_hourly WHERE requests = 0 AND hour = ANY($1::timestamptz[])', [
+    hourly.map((d) => new Date(d.start).toISOString()),
+  ]);
+  await db.query('DELETE FROM spend_daily WHERE requests = 0 AND day = ANY($1::timestamptz[])', [
+    daily.map((d) => new Date(d.start).toISOString()),
+  ]);
+}
+
+/** The columns rollupDeltas reads, as stored. */
+const STORED_COLUMNS = `call_id, extract(epoch FROM started_at)::float8 AS started_s, status, goal,
+  caller, profile, deployment, model, provider, tokens_in, tokens_out, cost_usd, latency_ms,
+  ttft_ms, cache_hit`;
+
+interface StoredRow {
+  call_id: string;
+  started_s: number;
+  status: LedgerRow['status'];
+  goal: string | null;
+  caller: string | null;
+  profile: string | null;
+  deployment: string | null;
+  model: string | null;
+  provider: string | null;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+  cache_hit: boolean;
+}
+
+function rowOfStored(r: StoredRow): LedgerRow {
+  return {
+    callId: r.call_id,
+    startedAt: Number(r.started_s),
+    endedAt: Number(r.started_s),
+    status: r.status,
+    goal: r.goal,
+    caller: r.caller,
+    conversation: null,
+    profile: r.profile,
+    deployment: r.deployment,
+    model: r.model,
+    provider: r.provider,
+    tokensIn: r.tokens_in,
+    tokensOut: r.tokens_out,
+    costUsd: r.cost_usd,
+    latencyMs: r.latency_ms,
+    ttftMs: r.ttft_ms,
+    cacheHit: r.cache_hit,
+    errorClass: null,
+    errorCode: null,
+    traceId: null,
+    endUser: null,
+    keyAlias: null,
+  };
+}
+
+/** A rollup delta that takes away what `delta` added. */
+function negated(delta: RollupDelta): RollupDelta {
+  return {
+    ...delta,
+    requests: -delta.requests,
+    errors: -delta.errors,
+    tokensIn: -delta.tokensIn,
+    tokensOut: -delta.tokensOut,
+    costUsd: -delta.costUsd,
+    cacheHits: -delta.cacheHits,
+    latencyHist: delta.latencyHist.map((n) => -n),
+    ttftHist: delta.ttftHist.map((n) => -n),
+  };
 }
 
 const INSERT_CONTENT = `

@@ -155,6 +155,47 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     ]);
   });
 
+  it('a request the backfill took first is replaced by its spool payloads when they arrive: counted once, attempt by attempt', async () => {
+    const start = T0 + 7 * HOUR_MS;
+    const early = spendLogFixture(start, { spend: 0.01 });
+    emulator.spendLogs.push(early, spendLogFixture(start + 5000, { spend: 0.01 }));
+    await backfill(new Date(start - HOUR_MS), new Date(start + HOUR_MS));
+    expect(await countRawRows(db)).toBe(2);
+    // The spool was behind: its two attempts of the first request arrive now.
+    const attempt = (offsetS: number, status: string, cost: number) => ({
+      litellm_call_id: early.litellm_call_id,
+      status,
+      startTime: start / 1000 + offsetS,
+      endTime: start / 1000 + offsetS + 0.3,
+      model_id: 'cheap/gpt-mini',
+      model_group: 'cheap',
+      response_cost: cost,
+      prompt_tokens: 100,
+      completion_tokens: status === 'success' ? 50 : 0,
+      request_tags: ['goal:quarterly-report', 'caller:research-agent'],
+      ...(status === 'failure' && { error_information: { error_class: 'RateLimitError' } }),
+    });
+    await ingestPayloads(
+      db,
+      [attempt(0.000111, 'failure', 0), attempt(0.4, 'success', 0.012)],
+      catalog,
+    );
+    expect((await rowsOfCall(db, early.litellm_call_id!)).map((r) => r.status)).toEqual([
+      'failure',
+      'success',
+    ]);
+    expect(await countRawRows(db)).toBe(3);
+    // The rollups agree: the backfilled row's figures are gone, the attempts' are in.
+    const report = await spendReport(
+      db,
+      { groupBy: ['goal'], since: '2026-11-01', until: '2026-11-02' },
+      { now: new Date(T0 + DAY_MS) },
+    );
+    expect(report.source).toBe('rollup');
+    expect(report.total).toMatchObject({ requests: 3, errors: 1 });
+    expect(report.total.costUsd).toBeCloseTo(0.022, 9);
+  });
+
   it('keeps goal, caller and conversation, names model and provider from the config, and records failures and time to first token', async () => {
     const at = T0 + 2 * HOUR_MS;
     emulator.spendLogs.push(
