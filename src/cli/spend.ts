@@ -372,10 +372,10 @@ function printBackfill(result: BackfillResult, format: ReportFormat, io: CliIo):
     return;
   }
   io.stdout(
-    `backfilled ${result.from} → ${result.to}: ${result.inserted} new request record(s), ${result.known} already in the ledger, ${result.fetched} read in ${result.windows} window(s)${result.splits > 0 ? ` (${result.splits} split under LiteLLM's 10,000-row cap)` : ''}${result.rejected > 0 ? `, ${result.rejected} unreadable` : ''}\n`,
+    `backfilled ${result.from} → ${result.to}: ${result.inserted} new request record(s), ${result.known} already in the ledger, ${result.fetched} read in ${result.windows} window(s)${result.splits > 0 ? ` (${result.splits} made smaller to fit one page)` : ''}${result.rejected > 0 ? `, ${result.rejected} unreadable` : ''}\n`,
   );
-  if (result.unreachable > 0)
+  if (result.missed > 0)
     io.stderr(
-      `warning: ${result.unreachable} request(s) could not be read: LiteLLM counts over 10,000 within one second and pages no further\n`,
+      `warning: ${result.missed} request(s) LiteLLM counted in crowded seconds were not returned by its pages; run the same range again\n`,
     );
 }

@@ -1,4 +1,5 @@
 import type { SpendLogRow, SpendLogsPage } from '../litellm/schema.js';
+import { redactUrl } from '../shared/redact-url.js';
 import { ModelCenterError } from '../shared/errors.js';
 import type { Database } from '../store/db.js';
 import {
@@ -42,9 +43,9 @@ export interface BackfillOptions {
 export interface BackfillResult {
   from: string;
   to: string;
-  /** Windows read (each one query series under LiteLLM's cap). */
+  /** Windows read (each whole in one query, or a crowded second paged through). */
   windows: number;
-  /** Times a window was halved because LiteLLM counted 10,000 rows or more in it. */
+  /** Times a window held more than one page and was made smaller. */
   splits: number;
   /** Distinct spend-log rows read. */
   fetched: number;
@@ -54,30 +55,37 @@ export interface BackfillResult {
   known: number;
   /** Rows that were not a usable request record (logged). */
   rejected: number;
-  /** Rows LiteLLM could not page to: over 10,000 requests started within one second. */
-  unreachable: number;
+  /** Rows LiteLLM counted in a crowded second that no read returned (logged). */
+  missed: number;
 }
 
-/** LiteLLM's SPEND_LOGS_PAGINATION_COUNT_CAP (spend_management_endpoints.py, 1.104.0). */
+/** LiteLLM's SPEND_LOGS_PAGINATION_COUNT_CAP: its count stops there (spend_management_endpoints.py). */
 export const SPEND_LOGS_CAP = 10_000;
 const SECOND = 1000;
 const HOUR = 3600 * SECOND;
 const MAX_WINDOW = 24 * HOUR;
+/** Rows a window aims at, below a page, so the next window rarely holds more than one page. */
+const TARGET_ROWS = 600;
 /** How far a spool attempt's start may lie from LiteLLM's row for the same request. */
 const SAME_CALL_SLACK = HOUR;
 
 /**
  * Reads LiteLLM's own spend logs (`GET /spend/logs/v2`, database mode) for [from, to] into the
  * ledger, for requests no spool recorded: history from before Model Center, or instances that
- * cannot load the callback. LiteLLM counts and pages at most 10,000 rows per query, so the range
- * is read in windows that stay under that: a window whose count reaches the cap is halved (down to
- * one second) and read again. Windows share their boundary second (the route's bounds are whole
- * seconds, both included), so no row falls between two. A request the ledger already knows by its
- * call id is skipped, whichever source recorded it; running the same range twice adds nothing.
+ * cannot load the callback. LiteLLM counts at most 10,000 rows per query and pages by offset over
+ * rows ordered by start time alone, so a page boundary among equal start times, or a row written
+ * between two pages, can skip or repeat a row. So the range is read in windows that each fit one
+ * page (1,000 rows, LiteLLM's maximum): a window holding more is made smaller and read again,
+ * sized from LiteLLM's count; a sparse one lets the next grow (up to a day). Only a second with
+ * more than a page of requests is paged through (twice, to catch rows the order moved). Windows
+ * share their boundary second (the route's bounds are whole seconds, both included), so no row
+ * falls between two. A request the ledger already knows by its call id is skipped, whichever
+ * source recorded it; running the same range twice adds nothing.
  */
 export async function backfillSpendLogs(options: BackfillOptions): Promise<BackfillResult> {
   const log = options.log ?? SILENT_LOGGER;
   const pageSize = options.pageSize ?? 1000;
+  const target = Math.min(TARGET_ROWS, Math.max(1, Math.floor(pageSize * 0.6)));
   const from = floorSecond(options.from);
   const to = ceilSecond(options.to);
   const result: BackfillResult = {
@@ -89,7 +97,7 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
     inserted: 0,
     known: 0,
     rejected: 0,
-    unreachable: 0,
+    missed: 0,
   };
   const mark = options.markAs ? await backfillMark(options.db, options.markAs) : undefined;
   const saveMark = options.markAs !== undefined && (mark === undefined || from <= mark);
@@ -98,75 +106,67 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
   let boundary = new Set<string>();
   while (at < to.getTime()) {
     const end = Math.min(at + size, to.getTime());
-    const read = await readWindow(options.source, new Date(at), new Date(end), pageSize);
-    if (read.capped && end - at > SECOND) {
-      size = Math.max(SECOND, ceilToSecond((end - at) / 2));
+    const first = await options.source.spendLogs(new Date(at), new Date(end), 1, pageSize);
+    const whole = first.data.length < pageSize && first.total <= first.data.length;
+    if (!whole && end - at > SECOND) {
+      // More than one page: shrink to where about `target` rows fall (at least by half).
+      const counted = Math.max(first.total, first.data.length, 1);
+      size = Math.max(SECOND, ceilToSecond(Math.min(0.5, target / counted) * (end - at)));
       result.splits += 1;
       continue;
     }
+    const rows = whole
+      ? first.data
+      : await readCrowdedSecond(options.source, new Date(at), new Date(end), pageSize, result, log);
     result.windows += 1;
-    if (read.capped) {
-      result.unreachable += read.total - read.rows.length;
-      log.warn(
-        { at: new Date(at).toISOString(), counted: read.total },
-        'LiteLLM counts 10,000 or more spend-log rows within one second and pages no further; the rest of that second is not backfilled',
-      );
-    }
     // The boundary second is in both windows: its rows were read (and counted) already.
-    const rows = read.rows.filter((row) => !boundary.has(row.request_id));
+    const fresh = rows.filter((row) => !boundary.has(row.request_id));
     boundary = new Set(
-      read.rows
-        .filter((row) => spendLogSeconds(row.startTime) * 1000 >= end)
-        .map((r) => r.request_id),
+      rows.filter((row) => spendLogSeconds(row.startTime) * 1000 >= end).map((r) => r.request_id),
     );
-    await store(options, rows, new Date(at), new Date(end), result, log);
+    await store(options, fresh, new Date(at), new Date(end), result, log);
     if (saveMark) await saveBackfillMark(options.db, options.markAs!, new Date(end));
     at = end;
-    if (read.total < SPEND_LOGS_CAP / 4) size = Math.min(MAX_WINDOW, size * 2);
+    const growth = Math.min(2, target / Math.max(first.total, 1));
+    size = Math.min(MAX_WINDOW, Math.max(SECOND, ceilToSecond(size * growth)));
   }
-  log.info({ ...result, litellm: options.source.baseUrl }, 'spend logs backfilled');
+  log.info({ ...result, litellm: redactUrl(options.source.baseUrl) }, 'spend logs backfilled');
   return result;
 }
 
-interface WindowRead {
-  rows: SpendLogRow[];
-  /** LiteLLM's count of the window's rows (at most the cap). */
-  total: number;
-  capped: boolean;
-}
-
 /**
- * Every row of one window, by request id. The route orders by startTime alone and pages by
- * offset, so rows with equal start times, or rows LiteLLM writes meanwhile (it writes spend logs
- * in batches, seconds late), can shift between pages: a read that ends with fewer distinct rows
- * than LiteLLM counted is read once more.
+ * Every row of one second holding more than a page: pages until one comes back short (LiteLLM's
+ * flat query pages past its 10,000 count), twice, keeping every row either read saw: rows with
+ * equal start times may come in another order for each page.
  */
-async function readWindow(
+async function readCrowdedSecond(
   source: SpendLogsSource,
   from: Date,
   to: Date,
   pageSize: number,
-): Promise<WindowRead> {
-  // Rows of both reads count: a row seen once was in the window.
+  result: BackfillResult,
+  log: SpendLogger,
+): Promise<SpendLogRow[]> {
   const byId = new Map<string, SpendLogRow>();
-  let total = 0;
-  let capped = false;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const first = await source.spendLogs(from, to, 1, pageSize);
-    capped = first.total_is_capped === true || first.total >= SPEND_LOGS_CAP;
-    if (capped && to.getTime() - from.getTime() > SECOND)
-      return { rows: [], total: SPEND_LOGS_CAP, capped };
-    total = Math.max(total, first.total);
-    for (const row of first.data) byId.set(row.request_id, row);
-    for (let page = 2; page <= first.total_pages; page++) {
-      const next = await source.spendLogs(from, to, page, pageSize);
-      for (const row of next.data) byId.set(row.request_id, row);
-      total = Math.max(total, next.total);
-      if (next.data.length === 0) break;
+  let counted = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    for (let page = 1; ; page++) {
+      const answer = await source.spendLogs(from, to, page, pageSize);
+      counted = Math.max(counted, answer.total);
+      for (const row of answer.data) byId.set(row.request_id, row);
+      if (answer.data.length < pageSize) break;
     }
-    if (byId.size >= Math.min(total, SPEND_LOGS_CAP)) break;
   }
-  return { rows: [...byId.values()], total, capped };
+  // The count is exact below LiteLLM's cap; above it, what the pages gave is all there is to know.
+  const missed = counted < SPEND_LOGS_CAP ? Math.max(0, counted - byId.size) : 0;
+  if (missed > 0) {
+    result.missed += missed;
+    log.warn(
+      { second: from.toISOString(), counted, read: byId.size },
+      'LiteLLM counted more spend-log rows in this second than its pages returned; run the backfill of this range again',
+    );
+  }
+  return [...byId.values()];
 }
 
 /** Converts a window's rows, drops the requests the ledger knows, inserts the rest. */

@@ -1,3 +1,4 @@
+import { redactUrl } from '../shared/redact-url.js';
 import { ModelCenterError } from '../shared/errors.js';
 import type { Alert, AlertSink } from './budgets.js';
 
@@ -26,24 +27,16 @@ export function webhookSink(options: WebhookOptions): AlertSink {
       });
     } catch (error) {
       throw new WebhookError(
-        `alert webhook ${redact(options.url)} unreachable: ${(error as Error).message} — check MODELCENTER_ALERT_WEBHOOK`,
+        `alert webhook ${redactUrl(options.url)} unreachable: ${(error as Error).message} — check MODELCENTER_ALERT_WEBHOOK`,
         { cause: error },
       );
     }
     await response.arrayBuffer().catch(() => undefined);
     if (!response.ok)
       throw new WebhookError(
-        `alert webhook ${redact(options.url)} answered ${response.status} — check the receiver`,
+        `alert webhook ${redactUrl(options.url)} answered ${response.status} — check the receiver`,
       );
   };
 }
 
 /** The URL without credentials or query (which may carry a token). */
-function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return 'the configured URL';
-  }
-}

@@ -70,7 +70,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('reads 3 days with a 12,500-request hour completely, never from a window LiteLLM truncated, and a second run adds nothing', async () => {
+  it('reads 3 days with a 12,500-request hour completely, each window whole in one query, and a second run adds nothing', async () => {
     // 22,500 requests spread over three days, and 12,500 within one busy hour: more than one
     // /spend/logs query returns.
     for (let i = 0; i < 22_500; i++) emulator.spendLogs.push(spendLogFixture(T0 + i * 11_000));
@@ -86,20 +86,12 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     const first = await backfill(new Date(T0), new Date(T0 + 3 * DAY_MS));
     expect(first.fetched).toBe(35_000);
     expect(first.inserted).toBe(35_000);
-    expect(first.unreachable).toBe(0);
+    expect(first.missed).toBe(0);
     expect(first.splits).toBeGreaterThan(0);
     expect(await countRawRows(db)).toBe(35_000);
-    // Every window that was paged through (page 2 and on) had fewer rows than LiteLLM's cap.
-    const utc = (text: string) => Date.parse(`${text.replace(' ', 'T')}Z`);
-    const paged = emulator.requests.filter((r) => Number(r.query.page) > 1);
-    expect(paged.length).toBeGreaterThan(0);
-    for (const { query } of paged) {
-      const [from, to] = [utc(query.start_date!), utc(query.end_date!)];
-      const rows = emulator.spendLogs.filter(
-        (r) => r.startTime.getTime() >= from && r.startTime.getTime() <= to,
-      );
-      expect(rows.length).toBeLessThan(10_000);
-    }
+    // Every window was read whole in one query of at most 1,000 rows: no offset paging, where
+    // equal start times or late writes could skip a row.
+    expect(emulator.requests.every((r) => r.query.page === '1')).toBe(true);
     expect(emulator.requests.every((r) => Number(r.query.page_size) <= 1000)).toBe(true);
 
     const report = await spendReport(
@@ -260,27 +252,31 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     });
   });
 
-  it('loses nothing when LiteLLM writes rows into a window while the backfill pages through it', async () => {
-    const start = T0 + 10 * HOUR_MS;
-    for (let i = 0; i < 2500; i++)
-      emulator.spendLogs.push(spendLogFixture(start + 600_000 + i * 100));
-    let written = false;
-    emulator.onSpendLogsRead((query) => {
-      // LiteLLM's batch writer lands five older requests while page 2 is asked for.
-      if (query.page === '2' && !written) {
-        written = true;
-        for (let i = 0; i < 5; i++) emulator.spendLogs.push(spendLogFixture(start + 1000 + i));
-      }
+  it('reads a second with more requests than a page, even more than LiteLLM counts (12,000), completely and once', async () => {
+    const second = T0 + 10 * HOUR_MS;
+    for (let i = 0; i < 12_000; i++)
+      emulator.spendLogs.push(spendLogFixture(second + Math.floor(i / 12)));
+    for (let i = 0; i < 50; i++)
+      emulator.spendLogs.push(spendLogFixture(second - 60_000 + i * 999));
+    const result = await backfill(new Date(second - HOUR_MS), new Date(second + HOUR_MS));
+    expect(result).toMatchObject({ fetched: 12_050, inserted: 12_050, missed: 0 });
+    expect(await countRawRows(db)).toBe(12_050);
+    // Only that one second was paged through.
+    const paged = emulator.requests.filter((r) => r.query.page !== '1');
+    expect(new Set(paged.map((r) => `${r.query.start_date}/${r.query.end_date}`)).size).toBe(1);
+  });
+
+  it('picks up rows LiteLLM writes into the range while the backfill reads it', async () => {
+    const start = T0 + 11 * HOUR_MS;
+    for (let i = 0; i < 2500; i++) emulator.spendLogs.push(spendLogFixture(start + i * 1000));
+    let reads = 0;
+    emulator.onSpendLogsRead(() => {
+      // LiteLLM's batch writer lands five requests of the last minutes during the second read.
+      if (++reads === 2)
+        for (let i = 0; i < 5; i++)
+          emulator.spendLogs.push(spendLogFixture(start + HOUR_MS - 60_000 + i));
     });
-    const result = await backfillSpendLogs({
-      db,
-      source: client,
-      catalog,
-      from: new Date(start),
-      to: new Date(start + HOUR_MS),
-      windowMs: HOUR_MS,
-    });
-    expect(written).toBe(true);
+    const result = await backfill(new Date(start), new Date(start + HOUR_MS));
     expect(result.inserted).toBe(2505);
     expect(await countRawRows(db)).toBe(2505);
   });
