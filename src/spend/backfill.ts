@@ -6,6 +6,7 @@ import {
   backfillMark,
   insertRows,
   knownCallIds,
+  lockCallChecks,
   saveBackfillMark,
   type LedgerRow,
 } from '../store/ledger.js';
@@ -192,6 +193,7 @@ async function store(
     log.warn({ first: firstProblem }, 'spend-log rows that are not request records were skipped');
   if (converted.length === 0) return;
   await options.db.transaction(async (tx) => {
+    await lockCallChecks(tx);
     const known = await knownCallIds(
       tx,
       converted.map((r) => r.callId),
@@ -324,8 +326,17 @@ export interface SpendBackfillerOptions {
   now?: () => Date;
 }
 
-/** The mark of the scheduled catch-up: one per LiteLLM database, named by the URL read. */
-const CATCH_UP = 'litellm-spend-logs';
+/**
+ * The name of a LiteLLM's catch-up mark: its origin (so pointing the backfill at another LiteLLM
+ * database starts that one's history afresh; instances sharing one database share the reads).
+ */
+export function markName(baseUrl: string): string {
+  try {
+    return `litellm-spend-logs ${new URL(baseUrl).origin}`;
+  } catch {
+    return `litellm-spend-logs ${baseUrl}`;
+  }
+}
 
 /** Backfills one at a time: catch-up runs (the scheduled job) and ranges asked for by a person. */
 export class SpendBackfiller {
@@ -338,12 +349,14 @@ export class SpendBackfiller {
    * lookback) to now less the settle time. Saves the mark as it goes.
    */
   async catchUp(): Promise<BackfillResult> {
-    const now = (this.options.now ?? (() => new Date()))();
-    const settleMs = this.options.settings.settleSeconds * 1000;
-    const mark = await backfillMark(this.options.db, CATCH_UP);
-    const start =
-      mark ?? new Date(now.getTime() - this.options.settings.firstLookbackSeconds * 1000);
-    return this.run(new Date(start.getTime() - settleMs), new Date(now.getTime() - settleMs));
+    return this.run(async (source) => {
+      const now = this.now();
+      const settleMs = this.options.settings.settleSeconds * 1000;
+      const mark = await backfillMark(this.options.db, markName(source.baseUrl));
+      const start =
+        mark ?? new Date(now.getTime() - this.options.settings.firstLookbackSeconds * 1000);
+      return [new Date(start.getTime() - settleMs), new Date(now.getTime() - settleMs)];
+    });
   }
 
   /**
@@ -352,36 +365,49 @@ export class SpendBackfiller {
    */
   async forQuery(query: BackfillQuery): Promise<BackfillResult> {
     if (!query.since) return this.catchUp();
-    const now = (this.options.now ?? (() => new Date()))();
+    const now = this.now();
     return this.range(
       pointInTime(query.since, now, 'since'),
       query.until ? pointInTime(query.until, now, 'until') : now,
     );
   }
 
-  /** One range, as asked (history before Model Center, or a gap); moves the mark only forward. */
-  async range(from: Date, to: Date): Promise<BackfillResult> {
+  /**
+   * One range, as asked (history before Model Center, or a gap), up to now at the latest; moves
+   * the mark only forward.
+   */
+  async range(from: Date, until: Date): Promise<BackfillResult> {
+    const to = new Date(Math.min(until.getTime(), this.now().getTime()));
     if (from.getTime() >= to.getTime())
       throw new BackfillRequestError(
-        `nothing to backfill: the range starts (${from.toISOString()}) at or after its end (${to.toISOString()})`,
+        `nothing to backfill: the range starts (${from.toISOString()}) at or after its end (${to.toISOString()}; ranges end at now at the latest)`,
       );
-    return this.run(from, to);
+    return this.run(() => Promise.resolve([from, to]));
   }
 
-  private async run(from: Date, to: Date): Promise<BackfillResult> {
+  private now(): Date {
+    return (this.options.now ?? (() => new Date()))();
+  }
+
+  /** One backfill at a time; `range` picks [from, to] once the source is known. */
+  private async run(
+    range: (source: SpendLogsSource) => Promise<[Date, Date]>,
+  ): Promise<BackfillResult> {
     if (this.running)
       throw new BackfillBusyError(
         'a spend-log backfill is already running — wait for it (GET /v1/jobs shows spend-backfill) and ask again',
       );
     this.running = (async () => {
+      const source = this.options.source();
       await this.options.beforeRun?.();
+      const [from, to] = await range(source);
       return backfillSpendLogs({
         db: this.options.db,
-        source: this.options.source(),
+        source,
         catalog: this.options.catalog(),
         from,
         to,
-        markAs: CATCH_UP,
+        markAs: markName(source.baseUrl),
         ...(this.options.log && { log: this.options.log }),
       });
     })().finally(() => {

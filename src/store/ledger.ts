@@ -212,7 +212,10 @@ const UPSERT_DAILY = upsertRollup('spend_daily', 'day');
  */
 export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Promise<number> {
   if (rows.length === 0) return 0;
-  await replaceBackfilled(db, rows);
+  if (rows.some((r) => r.source === undefined)) {
+    await lockCallChecks(db);
+    await replaceBackfilled(db, rows);
+  }
   const records = rows.map((row) => {
     const record: Record<string, unknown> = {};
     for (const [column, , value] of ROW_COLUMNS) record[column] = value(row);
@@ -232,6 +235,15 @@ export async function insertRows(db: Queryable, rows: readonly LedgerRow[]): Pro
   await upsertDeltas(db, UPSERT_DAILY, rollupDeltas(added, DAY_S));
   await insertContent(db, added);
   return count;
+}
+
+/**
+ * Serialises, until the transaction ends, the two checks that keep one request from being counted
+ * twice across sources (a payload replacing a backfilled row; the backfill skipping a known call):
+ * without it two transactions on PostgreSQL could each miss the other's uncommitted row.
+ */
+export async function lockCallChecks(db: Queryable): Promise<void> {
+  await db.query('SELECT pg_advisory_xact_lock(7170012)');
 }
 
 /**

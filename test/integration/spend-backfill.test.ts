@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LiteLLMAdminClient } from '../../src/litellm/admin-client.js';
-import { backfillSpendLogs, SpendBackfiller } from '../../src/spend/backfill.js';
+import { backfillSpendLogs, markName, SpendBackfiller } from '../../src/spend/backfill.js';
 import type { DeploymentCatalog } from '../../src/spend/extract.js';
 import { ingestPayloads } from '../../src/spend/ingest.js';
 import { spendReport } from '../../src/spend/report.js';
@@ -305,7 +305,7 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
       .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).message).toMatch(/\/spend\/logs\/v2 with 500/);
-    const mark = await backfillMark(db, 'litellm-spend-logs');
+    const mark = await backfillMark(db, markName(client.baseUrl));
     expect(mark!.getTime()).toBeGreaterThan(T0);
     const partial = await countRawRows(db);
     expect(partial).toBeGreaterThan(0);
@@ -350,6 +350,23 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     });
     expect(await backfiller.catchUp()).toMatchObject({ fetched: 2, inserted: 1, known: 1 });
     expect(await countRawRows(db)).toBe(2);
+  });
+
+  it('a range asked to end in the future ends now: the mark never passes now, so later catch-ups still run', async () => {
+    const now = new Date(T0 + DAY_MS);
+    emulator.spendLogs.push(spendLogFixture(now.getTime() - HOUR_MS));
+    const backfiller = new SpendBackfiller({
+      db,
+      source: () => client,
+      catalog: () => catalog,
+      settings: { firstLookbackSeconds: 86_400, settleSeconds: 900 },
+      now: () => now,
+    });
+    const result = await backfiller.forQuery({ since: '2h', until: '2030-01-01' });
+    expect(result).toMatchObject({ to: now.toISOString(), inserted: 1 });
+    expect((await backfillMark(db, markName(client.baseUrl)))!.getTime()).toBe(now.getTime());
+    // Another LiteLLM (another database) has a mark of its own.
+    expect(await backfillMark(db, markName('http://other-litellm:4000'))).toBeUndefined();
   });
 
   it('says what to do when LiteLLM has no database', async () => {
