@@ -131,7 +131,12 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const output = (): string => mask(log);
 
   const timeoutMs = options.readinessTimeoutMs ?? 90_000;
-  await options.portFreedBy;
+  try {
+    await options.portFreedBy;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   const ready = await client
     .waitReady(timeoutMs, { givenUp: () => done })
     .catch(() => 'timeout' as const);

@@ -55,7 +55,7 @@ export class RestartStrategy implements ReloadStrategy {
     const stopped = (async () => {
       if (!old) return;
       await old.stop().catch(() => undefined);
-      await this.children?.forget(old.pid);
+      await this.children?.forget(old.pid).catch(() => undefined); // reaped next start anyway
     })();
     if (!this.reaped) {
       await stopped;

@@ -20,6 +20,8 @@ config = args[args.index('--config') + 1]
 port = int(args[args.index('--port') + 1])
 with open(os.environ['FAKE_SPAWNS'], 'a') as spawns:
     spawns.write(os.path.basename(config) + '\\n')
+with open(os.environ['FAKE_SPAWNS'] + '.times', 'a') as times:
+    times.write(f"{os.path.basename(config)} {time.time()}\\n")
 time.sleep(float(os.environ.get('FAKE_IMPORT_S', '0')))
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -42,6 +44,8 @@ while not stopping.wait(0.05):
     pass
 # Graceful stop: it keeps answering until it exits (the worst case for a readiness check).
 time.sleep(float(os.environ.get('FAKE_STOP_S', '0')))
+with open(os.environ['FAKE_SPAWNS'] + '.exits', 'a') as exits:
+    exits.write(f"{os.path.basename(config)} {time.time()}\\n")
 os._exit(0)
 `;
 
@@ -53,6 +57,17 @@ describe('restart strategy: the new LiteLLM starts while the old one stops', () 
 
   const spawns = async (): Promise<string[]> =>
     (await readFile(path.join(dir, 'spawns'), 'utf8')).trim().split('\n');
+  /** When each config's process was spawned / exited, epoch seconds (the first of each). */
+  const moments = async (kind: 'times' | 'exits'): Promise<Map<string, number>> => {
+    const text = await readFile(path.join(dir, `spawns.${kind}`), 'utf8');
+    const seen = new Map<string, number>();
+    for (const [name, at] of text
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')))
+      if (!seen.has(name!)) seen.set(name!, Number(at));
+    return seen;
+  };
   const serving = async (): Promise<string | undefined> =>
     (await new LiteLLMClient(`http://127.0.0.1:${port}`, masterKey).readiness()).litellm_version;
 
@@ -91,6 +106,10 @@ describe('restart strategy: the new LiteLLM starts while the old one stops', () 
     // The instant reload returns, the new process answers (the old one answered until it stopped).
     expect(await serving()).toBe('b.yaml');
     expect(await spawns()).toEqual(['a.yaml', 'b.yaml']);
+    // Overlapped: the new process was spawned before the old one had exited.
+    expect((await moments('times')).get('b.yaml')!).toBeLessThan(
+      (await moments('exits')).get('a.yaml')!,
+    );
   });
 
   it('the old process still holds the port when the new one binds: it is started again once the port is free', async () => {
