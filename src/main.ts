@@ -9,11 +9,10 @@ import { LiteLLMApiError } from './litellm/errors.js';
 import { Controller, type ApplyReport, type DriftReport } from './apply/controller.js';
 import { ApplyBusyError } from './apply/lock.js';
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
 import { buildFromDir } from './compile/build.js';
-import type { LiteLLMConfig } from './compile/litellm-config.js';
+import { parseRendered } from './compile/render.js';
 import { spendSettings } from './spend/config.js';
-import { deploymentCatalog } from './spend/extract.js';
+import { deploymentCatalog, readGeneratedConfig } from './spend/extract.js';
 import { ingestPayloads, parseGenericApiBody } from './spend/ingest.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
@@ -99,9 +98,7 @@ export async function startService(
   // The environment LiteLLM needs is read from the config it is about to load, at every start,
   // so a provider added by a later policy commit gets its key too.
   const providerEnv = (): Record<string, string> => {
-    const config = parse(readFileSync(settings.configFile, 'utf8'), {
-      version: '1.1',
-    }) as LiteLLMConfig;
+    const config = parseRendered(readFileSync(settings.configFile, 'utf8'));
     const found: Record<string, string> = {};
     const missing: string[] = [];
     for (const name of referencedEnv(config)) {
@@ -363,10 +360,7 @@ export async function startService(
         maxBodyBytes: 32 * 1024 * 1024, // generic_api batches hundreds of payloads
         handle: async ({ body }) => {
           const payloads = parseGenericApiBody(String(body));
-          const text = await readIfExists(settings.configFile);
-          const catalog = deploymentCatalog(
-            text ? (parse(text, { version: '1.1' }) as LiteLLMConfig) : undefined,
-          );
+          const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
           return {
             status: 200,
             body: await ingestPayloads(spend.db, payloads, catalog, spend.keepsContent()),

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import { parseRendered } from '../compile/render.js';
 import type { Drift, GitState } from '../gitstate/git-state.js';
 import { createTwoFilesPatch } from 'diff';
 import { sha256 } from '../gitstate/git-state.js';
@@ -8,7 +9,6 @@ import { applyCommitMessage, rollbackCommitMessage } from '../gitstate/messages.
 import { formatProblem } from '../policy/problems.js';
 import { describeVerify, verifyInstances, type VerifyReport } from '../reload/verify.js';
 import { ReloadError, type ReloadStrategy } from '../reload/strategy.js';
-import { parse } from 'yaml';
 import { describeError } from '../shared/errors.js';
 import { Journal } from './journal.js';
 import { MutationLock } from './lock.js';
@@ -344,7 +344,7 @@ function idsOf(text: string | undefined): string[] {
 }
 
 function parseConfig(text: string | undefined): LiteLLMConfig | undefined {
-  return text === undefined ? undefined : (parse(text, { version: '1.1' }) as LiteLLMConfig);
+  return text === undefined ? undefined : parseRendered(text);
 }
 
 export function deploymentIds(config: LiteLLMConfig | undefined): string[] {

@@ -1,12 +1,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse } from 'yaml';
 import { buildFromDir } from '../compile/build.js';
-import type { LiteLLMConfig } from '../compile/litellm-config.js';
-import { keepsContent, type PolicySet } from '../policy/policy-set.js';
+import type { PolicySet } from '../policy/policy-set.js';
 import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
 import { spendSettings } from '../spend/config.js';
-import { deploymentCatalog } from '../spend/extract.js';
+import { deploymentCatalog, readGeneratedConfig, wiresContent } from '../spend/extract.js';
 import { ingestOnce } from '../spend/ingest.js';
 import { formatReport, ReportQueryError, spendReport, type ReportFormat } from '../spend/report.js';
 import { callRecord, formatCall, UnknownCallError } from '../spend/request.js';
@@ -149,17 +147,9 @@ export async function spendCommand(
     if (sub === 'show') return await showCommand(db, callId!, format, io);
     if (sub === 'ingest') {
       const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
-      const configText = await readIfExists(configFile);
-      const config = configText
-        ? (parse(configText, { version: '1.1' }) as LiteLLMConfig)
-        : undefined;
-      // Content only when the policies ask for it, as in the controller.
-      const keep = keepsContent(
-        await buildFromDir(policiesDir).then(
-          (build) => build.set,
-          () => undefined,
-        ),
-      );
+      const config = await readGeneratedConfig(configFile);
+      // Content only when the applied config wires the content callback, as in the controller.
+      const keep = wiresContent(config);
       const result = await ingestOnce({
         db,
         spoolDir: settings.spoolDir,
@@ -307,10 +297,7 @@ async function backfillCommand(
     );
     return EXIT.invalidInput;
   }
-  const configText = await readIfExists(context.configFile);
-  const catalog = deploymentCatalog(
-    configText ? (parse(configText, { version: '1.1' }) as LiteLLMConfig) : undefined,
-  );
+  const catalog = deploymentCatalog(await readGeneratedConfig(context.configFile));
   const backfiller = new SpendBackfiller({
     db,
     source: () => new LiteLLMAdminClient(url, masterKey, 60_000),

@@ -1,9 +1,8 @@
 import { deploymentIds } from '../apply/controller.js';
-import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import { parseRendered } from '../compile/render.js';
 import { GitState } from '../gitstate/git-state.js';
 import { LiteLLMClient } from '../litellm/client.js';
 import { verifyInstances, describeVerify } from '../reload/verify.js';
-import { parse } from 'yaml';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './run.js';
 
@@ -25,9 +24,7 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
   const lkg = await state.lastKnownGood();
   const drift = await state.drift();
   const committed = await state.committedConfig();
-  const intended = deploymentIds(
-    committed ? (parse(committed, { version: '1.1' }) as LiteLLMConfig) : undefined,
-  );
+  const intended = deploymentIds(committed ? parseRendered(committed) : undefined);
   const clients = options.masterKey
     ? options.instances.map((url) => new LiteLLMClient(url, options.masterKey!, 3000))
     : [];

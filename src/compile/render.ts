@@ -1,4 +1,10 @@
-import type { DocumentOptions, ScalarTag, SchemaOptions, ToStringOptions } from 'yaml';
+import {
+  parse,
+  type DocumentOptions,
+  type ScalarTag,
+  type SchemaOptions,
+  type ToStringOptions,
+} from 'yaml';
 import type { LiteLLMConfig } from './litellm-config.js';
 
 export const GENERATED_HEADER =
@@ -17,6 +23,11 @@ export function render(config: LiteLLMConfig): string {
   const out: string[] = [GENERATED_HEADER];
   emitMap(config as unknown as Record<string, unknown>, '', out);
   return out.join('');
+}
+
+/** YAML text `render` wrote (or LiteLLM reads: YAML 1.1) → the config object. */
+export function parseRendered(text: string): LiteLLMConfig {
+  return parse(text, { version: '1.1' }) as LiteLLMConfig;
 }
 
 /** The `yaml.stringify` options whose output `render` reproduces (used by the equivalence test). */

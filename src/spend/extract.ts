@@ -1,4 +1,7 @@
+import { SPOOL_CONTENT_CALLBACK } from '../compile/compile.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import { parseRendered } from '../compile/render.js';
+import { readIfExists } from '../shared/fs.js';
 import type { LedgerRow, RequestContent } from '../store/ledger.js';
 import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
 
@@ -8,6 +11,27 @@ export interface DeploymentOrigin {
   provider: string;
 }
 export type DeploymentCatalog = (deploymentId: string) => DeploymentOrigin | undefined;
+
+/** The generated config at `file`, or undefined when there is none (yet) or it cannot be read. */
+export async function readGeneratedConfig(file: string): Promise<LiteLLMConfig | undefined> {
+  const text = await readIfExists(file).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    return parseRendered(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the config wires the content-keeping spool callback, which compile does only for
+ * policies with `spend.keep_content`: the applied config, not the policy files being edited,
+ * decides whether the ledger stores prompts and responses.
+ */
+export function wiresContent(config: LiteLLMConfig | undefined): boolean {
+  const callbacks = config?.litellm_settings?.callbacks;
+  return Array.isArray(callbacks) && callbacks.includes(SPOOL_CONTENT_CALLBACK);
+}
 
 /** deployment id → the catalog model and policy provider it was compiled from. */
 export function deploymentCatalog(config: LiteLLMConfig | undefined): DeploymentCatalog {

@@ -1,9 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { parse } from 'yaml';
 import { buildFromDir } from '../compile/build.js';
-import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import { keepsContent, type PolicySet } from '../policy/policy-set.js';
-import { readIfExists } from '../shared/fs.js';
 import { openLedger } from '../store/migrate.js';
 import { spendSettings } from './config.js';
 import { webhookSink } from './webhook.js';
@@ -19,7 +16,12 @@ import {
   type AlertSink,
   type SpikeOptions,
 } from './budgets.js';
-import { deploymentCatalog, type DeploymentCatalog } from './extract.js';
+import {
+  deploymentCatalog,
+  readGeneratedConfig,
+  wiresContent,
+  type DeploymentCatalog,
+} from './extract.js';
 import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
 
 export interface SpendServiceOptions {
@@ -31,6 +33,8 @@ export interface SpendServiceOptions {
   policies: () => Pick<PolicySet, 'goals' | 'budgets' | 'spend'> | undefined;
   /** Runs before every ingestion run (the controller re-reads policies when the config changed). */
   beforeIngest?: () => Promise<void>;
+  /** Whether to store prompts and responses; default: the policies' `spend.keep_content`. */
+  keepContent?: () => boolean;
   sink?: AlertSink;
   log?: SpendLogger;
   ingestIntervalMs?: number;
@@ -62,7 +66,7 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
     db: options.db,
     spoolDir: options.spoolDir,
     catalog: options.catalog,
-    keepContent: () => keepsContent(options.policies()),
+    keepContent: options.keepContent ?? (() => keepsContent(options.policies())),
     ...(options.beforeIngest && { beforeRun: options.beforeIngest }),
     log,
     intervalMs: options.ingestIntervalMs ?? 1000,
@@ -156,14 +160,19 @@ export async function startControllerSpend(
   const db = await openLedger(settings.ledger);
   let policies: PolicySet | undefined;
   let catalog: DeploymentCatalog = deploymentCatalog(undefined);
+  /** The applied config wires the content callback (the policies asked for content). */
+  let contentWired = false;
   const refresh = async (): Promise<void> => {
     try {
       policies = (await buildFromDir(options.policiesDir)).set;
     } catch (error) {
       options.log.warn({ error: describeError(error) }, 'policies unreadable; budgets unchanged');
     }
-    const text = await readIfExists(options.configFile).catch(() => undefined);
-    if (text) catalog = deploymentCatalog(parse(text, { version: '1.1' }) as LiteLLMConfig);
+    const config = await readGeneratedConfig(options.configFile);
+    if (config) {
+      catalog = deploymentCatalog(config);
+      contentWired = wiresContent(config);
+    }
   };
   // A new config (every apply writes one) means new deployments and maybe spend.keep_content
   // turned on or off: re-read both before the next ingestion run, not only at the budget check.
@@ -187,6 +196,7 @@ export async function startControllerSpend(
     policies: () => policies,
     beforeIngest: refreshOnNewConfig,
     beforeCheck: refresh,
+    keepContent: () => contentWired,
     ...(settings.webhook && { sink: webhookSink(settings.webhook) }),
     log: options.log,
     retentionDays: settings.retentionDays,
@@ -219,7 +229,7 @@ export async function startControllerSpend(
     db,
     service,
     backfiller,
-    keepsContent: () => keepsContent(policies),
+    keepsContent: () => contentWired,
     async stop() {
       await service.stop();
       // What LiteLLM wrote while it shut down.
