@@ -115,6 +115,41 @@ export function ledgerReportSuite(name: string, open: () => Promise<Database>): 
       expect(report.source).toBe('rollup');
     });
 
+    it('counts a request once when its spool attempts arrive after the backfill took it: rows, hourly and daily rollups', async () => {
+      const started = nowSeconds - 2 * HOUR;
+      await insertRows(db, [
+        ledgerRowFixture({
+          callId: 'late',
+          startedAt: started,
+          costUsd: 0.01,
+          source: 'spend_logs',
+        }),
+        ledgerRowFixture({
+          callId: 'other',
+          startedAt: started,
+          costUsd: 0.5,
+          source: 'spend_logs',
+        }),
+      ]);
+      await insertRows(db, [
+        ledgerRowFixture({
+          callId: 'late',
+          startedAt: started + 0.000123,
+          status: 'failure',
+          costUsd: 0,
+        }),
+        ledgerRowFixture({ callId: 'late', startedAt: started + 0.4, costUsd: 0.012 }),
+      ]);
+      for (const groupBy of ['model', 'day'] as const) {
+        const report = await spendReport(db, { groupBy, since: '7d' }, { now: NOW });
+        expect(report.total).toMatchObject({ requests: 3, errors: 1 });
+        expect(report.total.costUsd).toBeCloseTo(0.512, 10);
+      }
+      const raw = await spendReport(db, { groupBy: 'conversation', since: '7d' }, { now: NOW });
+      expect(raw.source).toBe('raw');
+      expect(raw.total.requests).toBe(3);
+    });
+
     it('answers "which provider was most reliable" with errors and error rates', async () => {
       const rows = Array.from({ length: 40 }, (_, i) => {
         const provider = i < 20 ? 'openai' : 'groq';

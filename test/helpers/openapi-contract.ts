@@ -148,6 +148,22 @@ function walk(
   }
 }
 
+/** What pydantic (FastAPI's query parsing) reads as a boolean. */
+const PYDANTIC_BOOLEANS = new Set([
+  'true',
+  'false',
+  '1',
+  '0',
+  'yes',
+  'no',
+  'on',
+  'off',
+  't',
+  'f',
+  'y',
+  'n',
+]);
+
 /** Whether a query value (text) fits a parameter schema: type, enum and numeric bounds. */
 function fits(document: OpenApiDocument, raw: Schema, value: string): boolean {
   const schema = resolveRef(document, raw);
@@ -158,7 +174,7 @@ function fits(document: OpenApiDocument, raw: Schema, value: string): boolean {
   if (types.length === 0) return true;
   return types.some((type) => {
     if (type === 'string') return true;
-    if (type === 'boolean') return value === 'true' || value === 'false';
+    if (type === 'boolean') return PYDANTIC_BOOLEANS.has(value.toLowerCase());
     if (type !== 'integer' && type !== 'number') return false;
     const number = Number(value);
     if (value.trim() === '' || Number.isNaN(number)) return false;

@@ -4,8 +4,9 @@
 -- counted once whichever source delivers first. The partial index holds backfilled rows only, so
 -- that check costs the spool nothing when no backfill runs.
 
-ALTER TABLE spend_requests ADD COLUMN source text NOT NULL DEFAULT 'payload'
-  CHECK (source IN ('payload', 'spend_logs'));
+-- A constant default adds the column without rewriting the table (PostgreSQL 11+); a CHECK here
+-- would scan every row under an exclusive lock, so the values are the ledger code's to keep.
+ALTER TABLE spend_requests ADD COLUMN source text NOT NULL DEFAULT 'payload';
 
 CREATE INDEX spend_requests_backfilled_calls ON spend_requests (call_id)
   WHERE source = 'spend_logs';
