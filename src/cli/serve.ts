@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { createLogger } from '../log/logger.js';
 import { SecretValues } from '../log/redact.js';
@@ -80,22 +82,64 @@ export async function askService(
     );
     return { failed: EXIT.invalidInput };
   }
-  let response: Response;
   try {
-    response = await fetch(`${base}${route}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(30 * 60_000),
-    });
+    return await postJson(`${base}${route}`, token, body, 30 * 60_000);
   } catch (error) {
     io.stderr(
       `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
     );
     return { failed: EXIT.operationalFailure };
   }
-  const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-  return { status: response.status, ok: response.ok, statusText: response.statusText, answer };
+}
+
+/**
+ * POST with node:http(s), not fetch: fetch gives up waiting for an answer's headers after 300 s,
+ * and an apply or a backfill through the service may take longer.
+ */
+function postJson(
+  url: string,
+  token: string,
+  body: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<{ status: number; ok: boolean; statusText: string; answer: Record<string, unknown> }> {
+  const text = JSON.stringify(body);
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const request = send(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+        },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const status = response.statusCode ?? 0;
+          let answer: Record<string, unknown> = {};
+          try {
+            answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+          } catch {
+            // not JSON: the status says what happened
+          }
+          resolve({
+            status,
+            ok: status >= 200 && status < 300,
+            statusText: response.statusMessage ?? '',
+            answer,
+          });
+        });
+      },
+    );
+    request.on('error', reject);
+    request.end(text);
+  });
 }
 
 /** The exit code for an error answer of the service (its message printed), or undefined. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
+import { freePort } from '../../src/litellm/process.js';
 import { policyJsonSchema } from '../../src/policy/json-schema.js';
 import { EXAMPLE_POLICIES, FIXTURES } from '../helpers/policies.js';
 
@@ -96,5 +97,24 @@ describe('modelcenter CLI', () => {
       title: 'Model Center policy file',
       type: 'object',
     });
+  });
+
+  it('apply with no service running: exit 2 and a message that says what to start', async () => {
+    const port = await freePort();
+    let stderr = '';
+    const code = await runCli(
+      ['apply'],
+      { stdout: () => undefined, stderr: (t) => (stderr += t), cwd: process.cwd() },
+      {
+        MODELCENTER_URL: `http://127.0.0.1:${port}`,
+        MODELCENTER_TOKEN: 'mc-any-token-for-this-test',
+      },
+    );
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      new RegExp(
+        `service at http://127.0.0.1:${port} did not answer \\(.*ECONNREFUSED.*is "modelcenter serve" running`,
+      ),
+    );
   });
 });
