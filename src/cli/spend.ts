@@ -17,6 +17,7 @@ import { BackfillRequestError, SpendBackfiller, type BackfillResult } from '../s
 import type { SpendSettings } from '../spend/config.js';
 import { LedgerBusyError, type Database } from '../store/db.js';
 import { openLedger } from '../store/migrate.js';
+import { loadSettings, SettingsError } from '../settings/settings.js';
 import { askService, serviceError } from './serve.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './run.js';
@@ -142,7 +143,7 @@ export async function spendCommand(
   try {
     if (sub === 'backfill') {
       const configFile = resolve(values.config ?? env.MODELCENTER_CONFIG ?? 'litellm/config.yaml');
-      return await backfillCommand({ db, settings, stateDir, configFile, values, env, format }, io);
+      return await backfillCommand({ db, settings, configFile, values, env, format }, io);
     }
     if (sub === 'show') return await showCommand(db, callId!, format, io);
     if (sub === 'ingest') {
@@ -274,7 +275,6 @@ async function backfillCommand(
   context: {
     db: Database;
     settings: SpendSettings;
-    stateDir: string;
     configFile: string;
     values: BackfillFlags;
     env: NodeJS.ProcessEnv;
@@ -283,14 +283,23 @@ async function backfillCommand(
   io: CliIo,
 ): Promise<ExitCode> {
   const { db, settings, values, env } = context;
+  // Where `serve` would find LiteLLM and its generated master key (the same settings loader).
+  let service;
+  try {
+    service = await loadSettings(env, io.cwd);
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    io.stderr(`modelcenter spend: ${error.message}\n`);
+    return EXIT.invalidInput;
+  }
   const url =
     values.url ??
     settings.backfill.url ??
-    env.MODELCENTER_LITELLM_URLS?.split(',')[0]?.trim() ??
-    `http://127.0.0.1:${env.MODELCENTER_LITELLM_PORT ?? 4000}`;
+    service.litellmUrls[0] ??
+    `http://127.0.0.1:${service.litellmPort}`;
   const masterKey =
     env.LITELLM_MASTER_KEY ??
-    (await readIfExists(path.join(context.stateDir, 'master-key')))?.trim();
+    (await readIfExists(path.join(service.stateDir, 'master-key')))?.trim();
   if (!masterKey) {
     io.stderr(
       `modelcenter spend: no LiteLLM master key — set LITELLM_MASTER_KEY (the key of the LiteLLM at ${url})\n`,

@@ -13,7 +13,7 @@ import {
 import type { BackfillSettings } from './config.js';
 import { pointInTime } from './report.js';
 import type { BackfillQuery } from './schema.js';
-import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
+import { isRejection, ledgerRow, mapOf, textOf, type DeploymentCatalog } from './extract.js';
 import { SILENT_LOGGER, type SpendLogger } from './ingest.js';
 
 /** LiteLLM's spend logs as the backfill reads them (LiteLLMAdminClient in the service). */
@@ -270,26 +270,19 @@ function tagsOf(value: unknown): unknown[] {
   }
 }
 
+/** A JSON column as query_raw may hand it over: decoded, or still JSON text. */
 function objectOf(value: unknown): Record<string, unknown> {
-  if (typeof value === 'string') {
-    try {
-      return objectOf(JSON.parse(value));
-    } catch {
-      return {};
-    }
+  if (typeof value !== 'string') return mapOf(value);
+  try {
+    return mapOf(JSON.parse(value));
+  } catch {
+    return {};
   }
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
 }
 
 function objectOrNull(value: unknown): Record<string, unknown> | null {
   const object = objectOf(value);
   return Object.keys(object).length > 0 ? object : null;
-}
-
-function textOf(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 function floorSecond(at: Date): Date {

@@ -81,13 +81,15 @@ function fallback(key: ContextKey, payload: StandardLoggingPayload): string | un
   return undefined;
 }
 
-function mapOf(value: unknown): Record<string, unknown> {
+/** `value` when it is a JSON object, else an empty one. */
+export function mapOf(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
     : {};
 }
 
-function textOf(value: unknown): string | undefined {
+/** A non-blank string (trimmed) or a number as text; undefined for anything else. */
+export function textOf(value: unknown): string | undefined {
   if (typeof value === 'string') return value.trim() || undefined;
   if (typeof value === 'number') return String(value);
   return undefined;
