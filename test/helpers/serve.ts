@@ -1,5 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { serveCommand } from '../../src/cli/serve.js';
+import { freePort } from '../../src/litellm/process.js';
+import { providerEnv, type Keys } from './stack.js';
 
 /** Polls `probe` until it gives a value (errors count as "not yet"). */
 export async function until<T>(
@@ -52,4 +54,27 @@ export function serveInProcess(repo: string, env: Record<string, string>): Servi
       ]);
     },
   };
+}
+
+/**
+ * The environment `serve` runs with in the tests: the test's keys, free ports for LiteLLM and
+ * the API, the given bearer tokens, and `extra` (poll interval, …) on top.
+ */
+export async function serveEnv(
+  keys: Keys,
+  tokens: { admin: string; read?: string },
+  extra: Record<string, string> = {},
+): Promise<{ env: Record<string, string>; port: number; apiPort: number }> {
+  const port = await freePort();
+  const apiPort = await freePort();
+  const env = {
+    LITELLM_MASTER_KEY: keys.master,
+    ...providerEnv(keys),
+    MODELCENTER_LITELLM_PORT: String(port),
+    MODELCENTER_API_PORT: String(apiPort),
+    MODELCENTER_ADMIN_TOKENS: tokens.admin,
+    ...(tokens.read && { MODELCENTER_READ_TOKENS: tokens.read }),
+    ...extra,
+  };
+  return { env, port, apiPort };
 }

@@ -6,13 +6,12 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { payload } from '../helpers/spool.js';
 import { runCli } from '../../src/cli/run.js';
-import { freePort } from '../../src/litellm/process.js';
 import { startDbEmulator, type DbEmulator } from '../emulator/litellm-db.js';
 import { policyRepo } from '../helpers/repo.js';
-import { serveInProcess } from '../helpers/serve.js';
+import { serveEnv, serveInProcess } from '../helpers/serve.js';
 import { spendLogFixture } from '../helpers/spend-logs.js';
 import { spendPolicies } from '../helpers/spend.js';
-import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
+import { allFakes, newKeys, startFakes, type Fakes } from '../helpers/stack.js';
 
 const run = promisify(execFile);
 
@@ -41,18 +40,12 @@ describe('modelcenter serve records spend', () => {
   });
 
   it('records every tagged request in the embedded ledger; spend report reads it once serve has stopped', async () => {
-    const port = await freePort();
-    const apiPort = await freePort();
     const token = 'mc-admin-token-for-this-test-only-0123456789';
-    const env = {
-      LITELLM_MASTER_KEY: keys.master,
-      ...providerEnv(keys),
-      MODELCENTER_LITELLM_PORT: String(port),
-      MODELCENTER_API_PORT: String(apiPort),
-      MODELCENTER_ADMIN_TOKENS: token,
-      MODELCENTER_POLL_SECONDS: '0.5',
-      MODELCENTER_BACKFILL_URL: litellmDb.urls[0]!,
-    };
+    const { env, port, apiPort } = await serveEnv(
+      keys,
+      { admin: token },
+      { MODELCENTER_POLL_SECONDS: '0.5', MODELCENTER_BACKFILL_URL: litellmDb.urls[0]! },
+    );
     const service = serveInProcess(repo, env);
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,

@@ -16,7 +16,7 @@ import {
   type Fakes,
 } from '../helpers/stack.js';
 import { testKey } from '../helpers/secrets.js';
-import { serveInProcess, until } from '../helpers/serve.js';
+import { serveEnv, serveInProcess, until } from '../helpers/serve.js';
 
 describe('modelcenter serve (the main job)', () => {
   let repo: string;
@@ -35,17 +35,11 @@ describe('modelcenter serve (the main job)', () => {
   });
 
   it('serves the policies, applies a new policy commit by itself and through the API and CLI, logs no secret, stops cleanly', async () => {
-    const port = await freePort();
-    const apiPort = await freePort();
-    const env = {
-      LITELLM_MASTER_KEY: keys.master,
-      ...providerEnv(keys),
-      MODELCENTER_LITELLM_PORT: String(port),
-      MODELCENTER_API_PORT: String(apiPort),
-      MODELCENTER_ADMIN_TOKENS: adminToken,
-      MODELCENTER_READ_TOKENS: readToken,
-      MODELCENTER_POLL_SECONDS: '0.3',
-    };
+    const { env, port, apiPort } = await serveEnv(
+      keys,
+      { admin: adminToken, read: readToken },
+      { MODELCENTER_POLL_SECONDS: '0.3' },
+    );
     const service = serveInProcess(repo, env);
     const api = `http://127.0.0.1:${apiPort}`;
     const client = new OpenAI({

@@ -4,13 +4,12 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { SPOOL_CALLBACK, SPOOL_CONTENT_CALLBACK } from '../../src/compile/compile.js';
-import { freePort } from '../../src/litellm/process.js';
 import { commitPolicies, policyRepo } from '../helpers/repo.js';
 import { testKey } from '../helpers/secrets.js';
-import { serveInProcess, until } from '../helpers/serve.js';
+import { serveEnv, serveInProcess, until } from '../helpers/serve.js';
 import { payload } from '../helpers/spool.js';
 import { spendPolicies } from '../helpers/spend.js';
-import { allFakes, newKeys, providerEnv, startFakes, type Fakes } from '../helpers/stack.js';
+import { allFakes, newKeys, startFakes, type Fakes } from '../helpers/stack.js';
 
 interface CallRecordBody {
   callId: string;
@@ -41,17 +40,11 @@ describe('prompt and response content in the spend ledger, as the policies ask',
   });
 
   it('policy off: the request is recorded without content; a commit turning spend.keep_content on makes the next prompt and answer readable by call id', async () => {
-    const port = await freePort();
-    const apiPort = await freePort();
-    const env = {
-      LITELLM_MASTER_KEY: keys.master,
-      ...providerEnv(keys),
-      MODELCENTER_LITELLM_PORT: String(port),
-      MODELCENTER_API_PORT: String(apiPort),
-      MODELCENTER_ADMIN_TOKENS: adminToken,
-      MODELCENTER_READ_TOKENS: readToken,
-      MODELCENTER_POLL_SECONDS: '0.5',
-    };
+    const { env, port, apiPort } = await serveEnv(
+      keys,
+      { admin: adminToken, read: readToken },
+      { MODELCENTER_POLL_SECONDS: '0.5' },
+    );
     const service = serveInProcess(repo, env);
     const client = new OpenAI({
       baseURL: `http://127.0.0.1:${port}/v1`,
