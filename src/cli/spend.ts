@@ -16,6 +16,7 @@ import { LiteLLMApiError } from '../litellm/errors.js';
 import { BackfillRequestError, SpendBackfiller, type BackfillResult } from '../spend/backfill.js';
 import type { SpendSettings } from '../spend/config.js';
 import { LedgerBusyError, type Database } from '../store/db.js';
+import { FILTER_DIMENSIONS } from '../store/ledger.js';
 import { openLedger } from '../store/migrate.js';
 import { loadSettings, SettingsError } from '../settings/settings.js';
 import { askService, serviceError } from './serve.js';
@@ -51,15 +52,8 @@ Ledger: MODELCENTER_LEDGER_URL (PostgreSQL) or MODELCENTER_LEDGER_DIR (embedded,
 .modelcenter/ledger). Spool: MODELCENTER_SPOOL_DIR (default .modelcenter/spool).
 `;
 
-const FILTER_FLAGS = [
-  'goal',
-  'caller',
-  'conversation',
-  'profile',
-  'model',
-  'provider',
-  'deployment',
-] as const;
+/** One flag per report filter (`--goal`, `--caller`, …). */
+const FILTER_FLAGS = FILTER_DIMENSIONS;
 
 /** `modelcenter spend …`: reports, one-shot ingestion and budget status over the ledger. */
 export async function spendCommand(

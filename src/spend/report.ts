@@ -4,11 +4,10 @@ import { ModelCenterError } from '../shared/errors.js';
 import type { Queryable } from '../store/db.js';
 import { histogramQuantile } from '../store/histogram.js';
 import {
-  DIMENSIONS,
+  FILTER_DIMENSIONS,
   needsRawRows,
   queryReport,
   type Dimension,
-  type FilterDimension,
   type ReportGroup,
   type ReportSpec,
 } from '../store/ledger.js';
@@ -58,8 +57,6 @@ export interface SpendReport {
   total: Measures;
 }
 
-/** Every dimension but the time buckets can filter. */
-const FILTERS = DIMENSIONS.filter((d): d is FilterDimension => d !== 'day' && d !== 'hour');
 /** The value that stands for "not set" in a filter (`--goal -`: requests without a goal). */
 export const UNSET = '-';
 
@@ -72,7 +69,7 @@ export function reportSpec(query: ParsedReportQuery, now: Date): ReportSpec {
       `--since (${from.toISOString()}) must be before --until (${to.toISOString()})`,
     );
   const filters: ReportSpec['filters'] = {};
-  for (const dimension of FILTERS) {
+  for (const dimension of FILTER_DIMENSIONS) {
     const values = query[dimension];
     if (values) filters[dimension] = values.map((v) => (v === UNSET ? null : v));
   }

@@ -55,6 +55,10 @@ export const DIMENSIONS = [
 ] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 export type FilterDimension = Exclude<Dimension, 'day' | 'hour'>;
+/** Every dimension but the time buckets can filter a report. */
+export const FILTER_DIMENSIONS = DIMENSIONS.filter(
+  (d): d is FilterDimension => d !== 'day' && d !== 'hour',
+);
 
 export interface ReportSpec {
   groupBy: Dimension[];
