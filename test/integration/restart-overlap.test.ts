@@ -99,7 +99,9 @@ describe('restart strategy: the new LiteLLM starts while the old one stops', () 
     });
 
   it('slow import, quick stop: one spawn, and readiness is never answered by the old process', async () => {
-    strategy = start({ importS: 1.5, stopS: 0.2 });
+    // The stop is long enough that a Python start slowed by a loaded machine still spawns before
+    // the old process exits, and the import longer still, so the new one binds after it.
+    strategy = start({ importS: 3, stopS: 1.5 });
     await strategy.reload(path.join(dir, 'a.yaml'));
     expect(await serving()).toBe('a.yaml');
     await strategy.reload(path.join(dir, 'b.yaml'));
