@@ -2,13 +2,14 @@ import { PassThrough } from 'node:stream';
 import { serveCommand } from '../../src/cli/serve.js';
 import { freePort } from '../../src/litellm/process.js';
 import { providerEnv, type Keys } from './stack.js';
+import { scaled } from './timing.js';
 
-/** Polls `probe` until it gives a value (errors count as "not yet"). */
+/** Polls `probe` until it gives a value (errors count as "not yet"); the timeout scales with load. */
 export async function until<T>(
   probe: () => Promise<T | undefined>,
   timeoutMs = 90_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;

@@ -4,6 +4,7 @@ import type OpenAI from 'openai';
 import { ingestOnce, type IngestOptions } from '../../src/spend/ingest.js';
 import { countRawRows } from '../../src/store/ledger.js';
 import type { Fakes } from './stack.js';
+import { scaled } from './timing.js';
 
 /** USD per million tokens in the spend scenario: large, so costs are whole cents. */
 export const PRICES = {
@@ -71,7 +72,7 @@ export async function ingestUntil(
   rows: number,
   timeoutMs = 15_000,
 ): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     await ingestOnce(options);
     const count = await countRawRows(options.db);

@@ -11,6 +11,7 @@ import type { FakeUpstream } from '../fakes/core.js';
 import { startOllamaFake } from '../fakes/ollama.js';
 import { startOpenAIFake } from '../fakes/openai.js';
 import { testKey } from './secrets.js';
+import { scaled } from './timing.js';
 
 export interface Fakes {
   ollama: FakeUpstream;
@@ -188,7 +189,7 @@ export async function startStack(
       baseURL: `${litellm.url}/v1`,
       apiKey: keys.master,
       maxRetries: 0,
-      timeout: 60_000,
+      timeout: scaled(60_000),
     });
     return {
       dir,

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Controller } from '../../src/apply/controller.js';
 import { freePort } from '../../src/litellm/process.js';
 import { BlueGreenStrategy } from '../../src/reload/blue-green.js';
@@ -15,6 +15,10 @@ import {
   startFakes,
   type Fakes,
 } from '../helpers/stack.js';
+import { scaled } from '../helpers/timing.js';
+
+// Five applies under traffic, each a LiteLLM start.
+vi.setConfig({ testTimeout: scaled(300_000) });
 
 /** Traffic through the nginx front while `work` runs: every request must succeed. */
 async function underTraffic<T>(
@@ -86,7 +90,7 @@ describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => 
       baseURL: `${strategy.url}/v1`,
       apiKey: keys.master,
       maxRetries: 0,
-      timeout: 20_000,
+      timeout: scaled(20_000),
     });
     const first = await controller.apply();
     expect(first.problems).toEqual([]);
@@ -133,7 +137,7 @@ describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => 
     expect(pids.size).toBe(6);
     const nginxConf = await readFile(path.join(stateDirOf(repo), 'nginx', 'nginx.conf'), 'utf8');
     expect(nginxConf).toContain(`server 127.0.0.1:${strategy.process()!.port};`);
-  }, 300_000);
+  });
 
   it('a config LiteLLM cannot start never takes traffic: no failed request, rolled back, last-known-good kept', async () => {
     const lkg = await controller.state.lastKnownGood();
@@ -150,5 +154,5 @@ describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => 
     expect(await controller.state.lastKnownGood()).toBe(lkg);
     expect(strategy.process()!.pid).toBe(live); // the old instance never stopped serving
     expect(git(repo, 'log', '-1', '--format=%s')).toMatch(/^modelcenter: roll back config to/);
-  }, 120_000);
+  });
 });

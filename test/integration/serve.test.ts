@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { freePort } from '../../src/litellm/process.js';
 import { FIXTURES } from '../helpers/policies.js';
@@ -17,6 +17,10 @@ import {
 } from '../helpers/stack.js';
 import { testKey } from '../helpers/secrets.js';
 import { serveEnv, serveInProcess, until } from '../helpers/serve.js';
+import { scaled } from '../helpers/timing.js';
+
+// Each test starts serve, LiteLLM and applies several times.
+vi.setConfig({ testTimeout: scaled(240_000) });
 
 describe('modelcenter serve (the main job)', () => {
   let repo: string;
@@ -178,7 +182,7 @@ describe('modelcenter serve (the main job)', () => {
       expect(logs).not.toContain(secret);
       expect(service.stderr()).not.toContain(secret);
     }
-  }, 240_000);
+  });
 
   it('SIGTERM during an apply: the apply finishes, git, last-known-good and the journal agree, LiteLLM is stopped', async () => {
     const port = await freePort();
@@ -237,7 +241,7 @@ describe('modelcenter serve (the main job)', () => {
     await expect(readFile(journal, 'utf8')).rejects.toThrow(); // nothing left to recover
     await expect(fetch(`http://127.0.0.1:${port}/health/readiness`)).rejects.toThrow();
     expect(git(repo, 'status', '--porcelain', '--', 'litellm')).toBe('');
-  }, 180_000);
+  });
 
   it('never starts LiteLLM on invalid policies with nothing committed: exit 1 and the problems', async () => {
     let stderr = '';
