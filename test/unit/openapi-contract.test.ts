@@ -5,7 +5,7 @@ import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract
 import { FIXTURES } from '../helpers/policies.js';
 
 /** The checker the admin-api contract test relies on catches what it exists to catch. */
-describe('OpenAPI request checker (fixture: LiteLLM 1.104.0 model routes)', () => {
+describe('OpenAPI request checker (fixture: LiteLLM 1.106.12 model routes)', () => {
   const load = async () =>
     JSON.parse(
       await readFile(path.join(FIXTURES, 'openapi', 'litellm-model-routes.json'), 'utf8'),
@@ -78,7 +78,7 @@ describe('OpenAPI request checker (fixture: LiteLLM 1.104.0 model routes)', () =
 });
 
 /** Query parameters: FastAPI ignores an undeclared one, and rejects a value out of bounds. */
-describe('OpenAPI request checker: query parameters (fixture: LiteLLM 1.104.0 /spend/logs/v2)', () => {
+describe('OpenAPI request checker: query parameters (fixture: LiteLLM 1.106.12 /spend/logs/v2)', () => {
   const load = async () =>
     JSON.parse(
       await readFile(path.join(FIXTURES, 'openapi', 'litellm-spend-logs-route.json'), 'utf8'),
