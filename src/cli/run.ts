@@ -8,15 +8,12 @@ import { PolicyLoadError } from '../policy/load.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
+import type { CliIo } from './io.js';
 import { spendCommand } from './spend.js';
 import { statusCommand } from './status.js';
 import { remoteCommand, serveCommand } from './serve.js';
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  cwd: string;
-}
+export type { CliIo } from './io.js';
 
 const USAGE = `Usage: modelcenter <command> [options]
 

@@ -7,7 +7,7 @@ import { ServiceStartError, startService } from '../main.js';
 import { loadSettings, SettingsError } from '../settings/settings.js';
 import { readIfExists } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import type { CliIo } from './run.js';
+import type { CliIo } from './io.js';
 
 export interface ServeOptions {
   env: NodeJS.ProcessEnv;

@@ -21,7 +21,7 @@ import { openLedger } from '../store/migrate.js';
 import { loadSettings, SettingsError } from '../settings/settings.js';
 import { askService, serviceError } from './serve.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import type { CliIo } from './run.js';
+import type { CliIo } from './io.js';
 
 export const SPEND_USAGE = `Usage: modelcenter spend <report|show|ingest|budgets|backfill> [options]
 

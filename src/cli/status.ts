@@ -4,7 +4,7 @@ import { GitState } from '../gitstate/git-state.js';
 import { LiteLLMClient } from '../litellm/client.js';
 import { verifyInstances, describeVerify } from '../reload/verify.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import type { CliIo } from './run.js';
+import type { CliIo } from './io.js';
 
 export interface StatusOptions {
   policies: string;
