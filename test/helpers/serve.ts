@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { serveCommand } from '../../src/cli/serve.js';
+import { serveCommand } from '../../src/cli/commands/serve.js';
 import { freePort } from '../../src/litellm/process.js';
 import { providerEnv, type Keys } from './stack.js';
 
