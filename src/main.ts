@@ -10,7 +10,7 @@ import type { ReloadStrategy } from './reload/strategy.js';
 import { startScheduler, type JobRun } from './scheduler/subsystem.js';
 import type { Settings } from './settings/settings.js';
 import { stateSecret } from './settings/state-secret.js';
-import { Subsystems } from './shared/subsystem.js';
+import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
 import { startTriggers } from './watch/triggers.js';
@@ -30,6 +30,8 @@ export interface RunningService {
   first: ApplyReport & { recovered: boolean };
   /** The spend ledger (db for spendReport) and its ingestion/budget loop. */
   spend: ControllerSpend;
+  /** Ready when every subsystem is (apply: every instance serves the committed set). */
+  readiness(): Promise<Readiness>;
   /** Graceful: stop taking requests, let a running apply finish, stop jobs and LiteLLM. */
   stop(): Promise<void>;
 }
@@ -129,5 +131,14 @@ export async function startService(
       await running.stop();
       log.info({}, 'stopped');
     })());
-  return { apiUrl: api.url, litellmUrl, controller, strategy, first, spend: spend.ledger, stop };
+  return {
+    apiUrl: api.url,
+    litellmUrl,
+    controller,
+    strategy,
+    first,
+    spend: spend.ledger,
+    readiness: () => running.readiness(),
+    stop,
+  };
 }

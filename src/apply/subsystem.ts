@@ -177,6 +177,10 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
         }
       },
     },
+    readiness: async () => {
+      const { live } = await controller.driftCheck();
+      return live.ok ? { ready: true } : { ready: false, reason: describeVerify(live) };
+    },
     status: async () => {
       const drift = await checkDrift();
       return {

@@ -31,7 +31,7 @@ export function startScheduler(deps: SchedulerDeps): Promise<SchedulerSubsystem>
       const job = deps.jobs[name];
       if (!job) {
         throw new ServiceStartError(
-          `schedule for unknown job "${name}" — known jobs: ${Object.keys(deps.jobs).join(', ')}`,
+          `schedule for unknown job "${name}" — known jobs: ${Object.keys(deps.jobs).sort().join(', ')}`,
           'invalid',
         );
       }
