@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceApi } from '../api/routes.js';
 import { HttpError, type Route } from '../api/server.js';
 import { buildFromDir } from '../compile/build.js';
@@ -11,7 +12,6 @@ import { describeVerify } from '../reload/verify.js';
 import type { JobRun } from '../scheduler/subsystem.js';
 import type { Settings } from '../settings/settings.js';
 import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Controller, type ApplyReport, type DriftReport } from './controller.js';
 import { ApplyBusyError } from './lock.js';
 
