@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { serveCommand } from '../../src/cli/serve.js';
+import { serveCommand } from '../../src/cli/commands/serve.js';
 import { freePort } from '../../src/litellm/process.js';
 import { providerEnv, type Keys } from './stack.js';
 import { scaled } from './timing.js';
@@ -25,7 +25,7 @@ export interface ServingInProcess {
   /** JSON log lines so far. */
   logs: () => string;
   stderr: () => string;
-  /** Resolves once the spend ledger ingests (the last step of start-up). */
+  /** Resolves once start-up has finished ("model center is serving"). */
   started: () => Promise<void>;
 }
 
@@ -48,7 +48,7 @@ export function serveInProcess(repo: string, env: Record<string, string>): Servi
     stderr: () => stderr,
     started: async () => {
       await Promise.race([
-        until(() => Promise.resolve(logText.includes('spend ledger ingesting') || undefined)),
+        until(() => Promise.resolve(logText.includes('model center is serving') || undefined)),
         exit.then((code) => {
           throw new Error(`serve exited with ${code} before it started:\n${stderr}\n${logText}`);
         }),

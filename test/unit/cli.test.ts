@@ -1,9 +1,11 @@
 import { mkdtemp, readFile, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { freePort } from '../../src/litellm/process.js';
+import { FILTER_DIMENSIONS } from '../../src/store/ledger.js';
 import { policyJsonSchema } from '../../src/policy/json-schema.js';
 import { EXAMPLE_POLICIES, FIXTURES } from '../helpers/policies.js';
 
@@ -116,5 +118,102 @@ describe('modelcenter CLI', () => {
         `service at http://127.0.0.1:${port} did not answer \\(.*ECONNREFUSED.*is "modelcenter serve" running`,
       ),
     );
+  });
+});
+
+/** Every verb and subcommand with the flags it has always taken (README, CLI). */
+const VERBS: Record<string, string[]> = {
+  validate: ['--policies', '--format'],
+  render: ['--policies', '--out'],
+  diff: ['--policies', '--config', '--exit-code'],
+  schema: ['--out'],
+  serve: ['--policies', '--config'],
+  up: ['--policies', '--config'],
+  apply: ['--force', '--format'],
+  plan: ['--format'],
+  reload: ['--format'],
+  rollback: ['--to', '--format'],
+  status: ['--policies', '--config', '--format', '--port'],
+  spend: [],
+  'spend report': [
+    '--group-by',
+    '--since',
+    '--until',
+    '--format',
+    '--sort',
+    '--limit',
+    '--policies',
+    ...FILTER_DIMENSIONS.map((d) => `--${d}`),
+  ],
+  'spend show': ['--format'],
+  'spend ingest': ['--config'],
+  'spend budgets': ['--format', '--policies'],
+  'spend backfill': ['--since', '--until', '--url', '--format', '--config'],
+  completion: [],
+};
+
+describe('modelcenter CLI: help, errors, completion', () => {
+  it.each(Object.entries(VERBS))('%s --help: exit 0 and every flag listed', async (verb, flags) => {
+    const result = await cli([...verb.split(' '), '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`Usage: modelcenter ${verb.replace(/^up$/, 'serve')}`);
+    for (const flag of [...flags, '--help']) expect(result.stdout).toContain(flag);
+  });
+
+  it('modelcenter --help and help <verb> list the verbs and exit 0; no verb at all exits 1', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(0);
+    for (const verb of Object.keys(VERBS).filter((v) => !v.includes(' ')))
+      expect(help.stdout).toMatch(new RegExp(`^  ${verb}\\b|\\|${verb}\\b`, 'm'));
+    expect(help.stdout).toContain('Exit codes: 0 ok, 1 invalid input');
+    const helpSpend = await cli(['help', 'spend']);
+    expect(helpSpend.code).toBe(0);
+    expect(helpSpend.stdout).toContain('backfill');
+    expect((await cli([])).code).toBe(1);
+  });
+
+  it('an unknown flag, subcommand or value exits 1 naming it and where the usage is', async () => {
+    const flag = await cli(['validate', '--frobnicate']);
+    expect(flag.code).toBe(1);
+    expect(flag.stderr).toContain('modelcenter validate: unknown option "--frobnicate"');
+    expect(flag.stderr).toContain('(modelcenter validate --help for usage)');
+    const spendFlag = await cli(['spend', 'report', '--colour', 'red']);
+    expect(spendFlag.code).toBe(1);
+    expect(spendFlag.stderr).toContain('unknown option "--colour"');
+    const sub = await cli(['spend', 'frobnicate']);
+    expect(sub.code).toBe(1);
+    expect(sub.stderr).toContain('modelcenter spend: unknown subcommand "frobnicate"');
+    const value = await cli(['validate', '--format', 'xml']);
+    expect(value.code).toBe(1);
+    expect(value.stderr).toContain('"xml" is invalid');
+    const missing = await cli(['render', '--out']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('"--out <file>" argument missing');
+  });
+
+  it.each(['bash', 'zsh'])('completion %s: a script naming every verb', async (shell) => {
+    const result = await cli(['completion', shell]);
+    expect(result.code).toBe(0);
+    for (const verb of Object.keys(VERBS)) expect(result.stdout).toContain(verb.split(' ').at(-1));
+    expect(result.stdout).toContain('complete -F _modelcenter_complete modelcenter');
+    if (shell === 'zsh') expect(result.stdout).toContain('bashcompinit');
+  });
+
+  it('the bash completion completes verbs, subcommands, flags and flag values', async () => {
+    const script = (await cli(['completion'])).stdout;
+    const complete = (...words: string[]): string =>
+      spawnSync(
+        'bash',
+        [
+          '-c',
+          `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _modelcenter_complete; echo "\${COMPREPLY[*]}"`,
+        ],
+        { encoding: 'utf8' },
+      ).stdout.trim();
+    expect(complete('modelcenter', 're')).toBe('render reload');
+    expect(complete('modelcenter', 'spend', '')).toContain('backfill');
+    expect(complete('modelcenter', 'spend', 'report', '--so')).toBe('--sort');
+    expect(complete('modelcenter', 'spend', 'report', '--format', '')).toBe('table json csv');
+    expect(complete('modelcenter', 'up', '--p')).toBe('--policies');
   });
 });

@@ -1,10 +1,57 @@
-import { deploymentIds } from '../apply/controller.js';
-import { parseRendered } from '../compile/render.js';
-import { GitState } from '../gitstate/git-state.js';
-import { LiteLLMClient } from '../litellm/client.js';
-import { verifyInstances, describeVerify } from '../reload/verify.js';
-import { EXIT, type ExitCode } from './exit-codes.js';
-import type { CliIo } from './run.js';
+import { Option, type Command } from 'commander';
+import { deploymentIds } from '../../apply/controller.js';
+import { parseRendered } from '../../compile/render.js';
+import { GitState } from '../../gitstate/git-state.js';
+import { LiteLLMClient } from '../../litellm/client.js';
+import { verifyInstances, describeVerify } from '../../reload/verify.js';
+import {
+  action,
+  configFile,
+  CONFIG_FLAGS,
+  CONFIG_HELP,
+  policiesDir,
+  POLICIES_FLAGS,
+  POLICIES_HELP,
+  type CliContext,
+} from '../context.js';
+import { EXIT, type ExitCode } from '../exit-codes.js';
+import type { CliIo } from '../io.js';
+
+/** `status`: read-only, from git and the LiteLLM instances themselves (no service needed). */
+export function registerStatus(program: Command, context: CliContext): void {
+  program
+    .command('status')
+    .summary('generated commit, last-known-good, drift, and what each LiteLLM instance serves')
+    .description(
+      'Generated commit, last-known-good, drift, and what each LiteLLM instance serves (MODELCENTER_LITELLM_URLS, else 127.0.0.1:--port; asked with LITELLM_MASTER_KEY). Exit 2 on drift or an instance that serves another set.',
+    )
+    .option(POLICIES_FLAGS, POLICIES_HELP)
+    .option(CONFIG_FLAGS, CONFIG_HELP)
+    .addOption(new Option('--format <format>', 'output').choices(['text', 'json']).default('text'))
+    .option('--port <port>', 'the LiteLLM port when MODELCENTER_LITELLM_URLS is not set', '4000')
+    .action(
+      action(
+        context,
+        (options: { policies?: string; config?: string; format: string; port: string }) =>
+          statusCommand(
+            {
+              policies: policiesDir(context, options.policies),
+              configFile: configFile(context, options.config),
+              instances: (
+                context.env.MODELCENTER_LITELLM_URLS ?? `http://127.0.0.1:${options.port}`
+              )
+                .split(',')
+                .map((u) => u.trim())
+                .filter(Boolean),
+              masterKey: context.env.LITELLM_MASTER_KEY,
+              json: options.format === 'json',
+              databaseMode: context.env.MODELCENTER_RELOAD_STRATEGY === 'admin-api',
+            },
+            context.io,
+          ),
+      ),
+    );
+}
 
 export interface StatusOptions {
   policies: string;

@@ -1,61 +1,9 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
-import { createLogger } from '../log/logger.js';
-import { SecretValues } from '../log/redact.js';
-import { ServiceStartError, startService } from '../main.js';
-import { loadSettings, SettingsError } from '../settings/settings.js';
 import { readIfExists } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
-import type { CliIo } from './run.js';
-
-export interface ServeOptions {
-  env: NodeJS.ProcessEnv;
-  /** Resolves when the service should stop (SIGINT/SIGTERM in the real CLI). */
-  until: Promise<void>;
-  /** Where logs go (JSON lines); stdout in the real CLI. */
-  logTo?: NodeJS.WritableStream;
-}
-
-/** `modelcenter serve`: the long-running controller, until `until` resolves. */
-export async function serveCommand(options: ServeOptions, io: CliIo): Promise<ExitCode> {
-  let settings;
-  try {
-    settings = await loadSettings(options.env, io.cwd);
-  } catch (error) {
-    if (error instanceof SettingsError) {
-      io.stderr(`modelcenter: ${error.message}\n`);
-      return EXIT.invalidInput;
-    }
-    throw error;
-  }
-  const secrets = new SecretValues();
-  const log = createLogger({
-    level: settings.logLevel,
-    secrets,
-    ...(options.logTo && { destination: options.logTo, pretty: false }),
-  });
-  let service;
-  try {
-    service = await startService(settings, options.env, log, secrets);
-  } catch (error) {
-    if (error instanceof ServiceStartError) {
-      io.stderr(`modelcenter: ${error.message}\n`);
-      return error.kind === 'invalid' ? EXIT.invalidInput : EXIT.operationalFailure;
-    }
-    throw error;
-  }
-  io.stderr(
-    `modelcenter: LiteLLM at ${service.litellmUrl ?? '(external)'}, API at ${service.apiUrl} (token: ${
-      settings.adminTokens.length > 0
-        ? 'MODELCENTER_ADMIN_TOKENS'
-        : path.join(settings.stateDir, 'api-token')
-    })\n`,
-  );
-  await options.until;
-  await service.stop();
-  return EXIT.ok;
-}
+import type { CliIo } from './io.js';
 
 /** What the running service answered, or the exit code when it could not be asked. */
 export type ServiceAnswer =
@@ -150,44 +98,4 @@ export function serviceError(reply: Exclude<ServiceAnswer, { failed: ExitCode }>
   return reply.status === 401 || reply.status === 403 || reply.status === 400
     ? EXIT.invalidInput
     : EXIT.operationalFailure;
-}
-
-/** `apply`, `rollback`, `plan`, `reload`: ask the running service over its API. */
-export async function remoteCommand(
-  command: 'apply' | 'rollback' | 'plan' | 'reload',
-  body: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-  io: CliIo,
-  json: boolean,
-): Promise<ExitCode> {
-  const reply = await askService(`/v1/${command}`, body, env, io);
-  if ('failed' in reply) return reply.failed;
-  const { answer } = reply;
-  if (json) io.stdout(`${JSON.stringify(answer, null, 2)}\n`);
-  const failed = serviceError(reply, io);
-  if (failed !== undefined) return failed;
-  if (!json) printAnswer(command, answer, io);
-  if (command === 'plan') {
-    if (answer.valid === false) return EXIT.invalidInput;
-    return answer.changed ? EXIT.changesPresent : EXIT.ok;
-  }
-  if (answer.outcome === 'invalid' || answer.outcome === 'drift') return EXIT.invalidInput;
-  return reply.ok ? EXIT.ok : EXIT.operationalFailure;
-}
-
-function printAnswer(command: string, answer: Record<string, unknown>, io: CliIo): void {
-  const problems = (answer.problems as string[] | undefined) ?? [];
-  if (command === 'plan') {
-    for (const p of problems) io.stderr(`error: ${p}\n`);
-    if (answer.valid === false) return;
-    if (!answer.changed) io.stdout('no changes: the committed config matches the policies\n');
-    else io.stdout(String(answer.diff));
-    return;
-  }
-  const commit = typeof answer.commit === 'string' ? ` ${answer.commit.slice(0, 12)}` : '';
-  io.stdout(`${command}: ${String(answer.outcome)}${commit}\n`);
-  for (const p of problems) io.stderr(`  ${p}\n`);
-  if (typeof answer.litellmOutput === 'string' && answer.outcome !== 'applied') {
-    io.stderr(`LiteLLM said:\n${answer.litellmOutput}\n`);
-  }
 }

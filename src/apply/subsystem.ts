@@ -1,0 +1,216 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ServiceApi } from '../api/routes.js';
+import { HttpError, type Route } from '../api/server.js';
+import { buildFromDir } from '../compile/build.js';
+import { GitState } from '../gitstate/git-state.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { formatProblem } from '../policy/problems.js';
+import { litellmUrl, makeStrategy, providerEnv } from '../reload/make-strategy.js';
+import type { ReloadStrategy } from '../reload/strategy.js';
+import { describeVerify } from '../reload/verify.js';
+import type { JobRun } from '../scheduler/subsystem.js';
+import type { Settings } from '../settings/settings.js';
+import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
+import { Controller, type ApplyReport, type DriftReport } from './controller.js';
+import { ApplyBusyError } from './lock.js';
+
+export interface ApplyDeps {
+  settings: Settings;
+  env: NodeJS.ProcessEnv;
+  /** The `apply` child logger. */
+  log: Logger;
+  metrics: Metrics;
+  masterKey: string;
+  /** Where LiteLLM's spool callback writes (the spend subsystem reads it). */
+  spoolDir: string;
+  /** Aborted when shutdown begins: API mutations are refused from then on. */
+  shutdown: AbortSignal;
+}
+
+/** Runs one apply for a trigger: timed, counted, logged, remembered as the last apply. */
+export type RunApply = (trigger: string, work: () => Promise<ApplyReport>) => Promise<ApplyReport>;
+
+export interface ApplySubsystem extends Subsystem<Route, JobRun> {
+  controller: Controller;
+  strategy: ReloadStrategy;
+  /** The first apply at start-up. */
+  first: ApplyReport & { recovered: boolean };
+  /** The policies' provenance read before the first apply, so a commit during it counts. */
+  seenAtStart: string;
+  /** Where clients reach LiteLLM (the supervised process or the nginx front). */
+  litellmUrl(): string | undefined;
+  run: RunApply;
+  /** The API's view of the controller. */
+  api: Pick<ServiceApi, 'plan' | 'apply' | 'reload' | 'rollback' | 'drift'>;
+}
+
+/**
+ * Refuses to start when the policies are invalid and no committed config can stand in:
+ * LiteLLM would have nothing to serve. Run before anything is started.
+ */
+export async function checkServable(settings: Settings): Promise<void> {
+  const build = await buildFromDir(settings.policies);
+  if (build.yaml) return;
+  const fallback = await GitState.open(settings.stateRepo ?? settings.policies, settings.configFile)
+    .then((s) => s.committedConfig())
+    .catch(() => undefined);
+  if (fallback !== undefined) return;
+  throw new ServiceStartError(
+    `LiteLLM was not started: ${build.findings.errors.length} problem(s) in the policies and no committed config to fall back on:\n${build.findings.errors.map((p) => `  ${formatProblem(p)}`).join('\n')}`,
+    'invalid',
+  );
+}
+
+/**
+ * The controller and its reload strategy: the first apply (which starts LiteLLM), API mutations
+ * through one queue, the drift-check job, and the apply part of the status.
+ */
+export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
+  const { settings, log, metrics } = deps;
+  const state = await GitState.open(settings.stateRepo ?? settings.policies, settings.configFile);
+  const strategy = await makeStrategy(
+    settings,
+    deps.masterKey,
+    providerEnv(settings.configFile, deps.env, log),
+    deps.spoolDir,
+  );
+  const controller = new Controller({
+    policiesDir: settings.policies,
+    state,
+    strategy,
+    stateDir: settings.stateDir,
+  });
+
+  const seenAtStart = JSON.stringify(await state.provenance(settings.policies));
+  const firstStarted = performance.now();
+  const first = await controller.start().catch(async (error: unknown) => {
+    await strategy.stop();
+    throw error;
+  });
+  const firstSeconds = (performance.now() - firstStarted) / 1000;
+  logReport(log, 'start', first);
+  if (first.recovered) log.warn({}, 'recovered an apply that was interrupted');
+  if (strategy.instances().length === 0) {
+    await strategy.stop();
+    throw new ServiceStartError(
+      first.outcome === 'invalid' || first.outcome === 'drift'
+        ? `LiteLLM was not started:\n${first.problems.map((p) => `  ${p}`).join('\n')}`
+        : `LiteLLM could not be started:\n${first.problems.map((p) => `  ${p}`).join('\n')}`,
+      first.outcome === 'invalid' || first.outcome === 'drift' ? 'invalid' : 'failed',
+    );
+  }
+  metrics.setStrategy(strategy.name);
+  metrics.recordApply(first.outcome, firstSeconds);
+
+  let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
+  const run: RunApply = async (trigger, work) => {
+    const started = performance.now();
+    const report = await work();
+    metrics.recordApply(report.outcome, (performance.now() - started) / 1000);
+    lastApply = {
+      at: new Date().toISOString(),
+      trigger,
+      outcome: report.outcome,
+      problems: report.problems,
+    };
+    logReport(log, trigger, report);
+    return report;
+  };
+  /** An API mutation: refused once shutdown began (it would outlive the LiteLLM it changes). */
+  const mutate = async (
+    trigger: string,
+    work: () => Promise<ApplyReport>,
+  ): Promise<ApplyReport> => {
+    if (deps.shutdown.aborted)
+      throw new HttpError(
+        503,
+        'shutting_down',
+        'the controller is shutting down; retry against the next one',
+      );
+    try {
+      return await run(trigger, work);
+    } catch (error) {
+      if (error instanceof ApplyBusyError) throw new HttpError(409, 'busy', error.message);
+      throw error;
+    }
+  };
+  const checkDrift = async (): Promise<DriftReport> => {
+    const drift = await controller.driftCheck();
+    metrics.setDrift('config-edited', drift.workingTreeEdited);
+    metrics.setDrift('foreign-commit', drift.foreignCommit !== undefined);
+    if (!drift.applying) metrics.setDrift('live-models', !drift.live.ok);
+    return drift;
+  };
+
+  return {
+    controller,
+    strategy,
+    first,
+    seenAtStart,
+    litellmUrl: () => litellmUrl(strategy),
+    run,
+    api: {
+      plan: () => controller.plan(),
+      apply: ({ force }) => mutate('api', () => controller.apply({ force })),
+      reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
+      rollback: async (to) => {
+        if (to !== undefined && (await state.resolve(to)) === undefined) {
+          throw new HttpError(404, 'not_found', `no commit "${to}" in ${state.repoDir}`);
+        }
+        return mutate('api-rollback', () => controller.rollback(to));
+      },
+      drift: checkDrift,
+    },
+    jobs: {
+      'drift-check': async ({ logger }) => {
+        const drift = await checkDrift();
+        if (drift.drifted) {
+          logger.warn(
+            {
+              workingTreeEdited: drift.workingTreeEdited,
+              foreignCommit: drift.foreignCommit,
+              live: describeVerify(drift.live) || 'as committed',
+            },
+            'drift: the generated config or the live model set differs from what was committed',
+          );
+        }
+      },
+    },
+    readiness: async () => {
+      const { live } = await controller.driftCheck();
+      return live.ok ? { ready: true } : { ready: false, reason: describeVerify(live) };
+    },
+    status: async () => {
+      const drift = await checkDrift();
+      return {
+        strategy: strategy.name,
+        generatedCommit: (await state.generatedCommits(1))[0],
+        lastKnownGood: await state.lastKnownGood(),
+        drift: {
+          workingTreeEdited: drift.workingTreeEdited,
+          foreignCommit: drift.foreignCommit,
+          drifted: drift.drifted,
+        },
+        instances: drift.live.instances,
+        lastApply,
+      };
+    },
+    stop: async () => {
+      // A running apply finishes (its journal makes an abandoned one recoverable anyway).
+      await Promise.race([controller.idle(), sleep(120_000, undefined, { ref: false })]);
+      await strategy.stop();
+    },
+  };
+}
+
+function logReport(log: Logger, trigger: string, report: ApplyReport): void {
+  const details = {
+    trigger,
+    outcome: report.outcome,
+    commit: report.commit,
+    problems: report.problems,
+  };
+  if (report.outcome === 'applied' || report.outcome === 'unchanged') log.info(details, 'apply');
+  else log.error({ ...details, litellmOutput: report.litellmOutput }, 'apply did not go live');
+}

@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import path from 'node:path';
+import { createLogger } from '../../log/logger.js';
+import { SecretValues } from '../../log/redact.js';
+import { ServiceStartError, startService } from '../../main.js';
+import { loadSettings, SettingsError } from '../../settings/settings.js';
+import {
+  action,
+  CONFIG_FLAGS,
+  CONFIG_HELP,
+  POLICIES_FLAGS,
+  POLICIES_HELP,
+  type CliContext,
+} from '../context.js';
+import { EXIT, type ExitCode } from '../exit-codes.js';
+import type { CliIo } from '../io.js';
+
+/** `serve` (alias `up`): the controller in the foreground. */
+export function registerServe(program: Command, context: CliContext): void {
+  program
+    .command('serve')
+    .alias('up')
+    .summary('the controller: serve the policies with LiteLLM, apply every policy commit, HTTP API')
+    .description(
+      'The controller: commit, serve and verify the policies with LiteLLM, apply every policy commit, HTTP API, scheduled jobs (foreground; Ctrl-C or SIGTERM stops it gracefully; settings from the environment, see README).',
+    )
+    .option(POLICIES_FLAGS, POLICIES_HELP)
+    .option(CONFIG_FLAGS, CONFIG_HELP)
+    .action(
+      action(context, (options: { policies?: string; config?: string }) =>
+        serveCommand(
+          {
+            env: {
+              ...context.env,
+              ...(options.policies && { MODELCENTER_POLICIES: options.policies }),
+              ...(options.config && { MODELCENTER_CONFIG: options.config }),
+            },
+            until: stopSignal(),
+          },
+          context.io,
+        ),
+      ),
+    );
+}
+
+export interface ServeOptions {
+  env: NodeJS.ProcessEnv;
+  /** Resolves when the service should stop (SIGINT/SIGTERM in the real CLI). */
+  until: Promise<void>;
+  /** Where logs go (JSON lines); stdout in the real CLI. */
+  logTo?: NodeJS.WritableStream;
+}
+
+/** `modelcenter serve`: the long-running controller, until `until` resolves. */
+export async function serveCommand(options: ServeOptions, io: CliIo): Promise<ExitCode> {
+  let settings;
+  try {
+    settings = await loadSettings(options.env, io.cwd);
+  } catch (error) {
+    if (error instanceof SettingsError) {
+      io.stderr(`modelcenter: ${error.message}\n`);
+      return EXIT.invalidInput;
+    }
+    throw error;
+  }
+  const secrets = new SecretValues();
+  const log = createLogger({
+    level: settings.logLevel,
+    secrets,
+    ...(options.logTo && { destination: options.logTo, pretty: false }),
+  });
+  let service;
+  try {
+    service = await startService(settings, options.env, log, secrets);
+  } catch (error) {
+    if (error instanceof ServiceStartError) {
+      io.stderr(`modelcenter: ${error.message}\n`);
+      return error.kind === 'invalid' ? EXIT.invalidInput : EXIT.operationalFailure;
+    }
+    throw error;
+  }
+  io.stderr(
+    `modelcenter: LiteLLM at ${service.litellmUrl ?? '(external)'}, API at ${service.apiUrl} (token: ${
+      settings.adminTokens.length > 0
+        ? 'MODELCENTER_ADMIN_TOKENS'
+        : path.join(settings.stateDir, 'api-token')
+    })\n`,
+  );
+  await options.until;
+  await service.stop();
+  return EXIT.ok;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function stopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}

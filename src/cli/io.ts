@@ -1,0 +1,6 @@
+/** What every CLI command writes to and where it runs: no process globals, so tests run it in-process. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  cwd: string;
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { MASTER_KEY_ENV } from '../compile/compile.js';
+import { referencedEnv } from '../compile/env-refs.js';
+import { parseRendered } from '../compile/render.js';
+import { ensureLiteLLMInstalled } from '../litellm/install.js';
+import type { Logger } from '../log/logger.js';
+import type { Settings } from '../settings/settings.js';
+import { AdminApiStrategy } from './admin-api.js';
+import { BlueGreenStrategy } from './blue-green.js';
+import { CommandRestartStrategy } from './command.js';
+import { RestartStrategy } from './restart.js';
+import type { ReloadStrategy } from './strategy.js';
+
+/** The reload strategy the settings name, with LiteLLM installed when the strategy starts it. */
+export async function makeStrategy(
+  settings: Settings,
+  masterKey: string,
+  env: () => Record<string, string>,
+  spoolDir: string,
+): Promise<ReloadStrategy> {
+  switch (settings.strategy) {
+    case 'admin-api':
+      return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
+    case 'blue-green':
+      await ensureLiteLLMInstalled();
+      return new BlueGreenStrategy({
+        port: settings.litellmPort,
+        masterKey,
+        env,
+        stateDir: settings.stateDir,
+        spoolDir,
+      });
+    case 'restart':
+      if (settings.restartCommand) {
+        return new CommandRestartStrategy({
+          command: settings.restartCommand,
+          instances: settings.litellmUrls,
+          masterKey,
+        });
+      }
+      await ensureLiteLLMInstalled();
+      return new RestartStrategy({
+        port: settings.litellmPort,
+        masterKey,
+        env,
+        stateDir: settings.stateDir,
+        spoolDir,
+      });
+  }
+}
+
+/** Where clients reach LiteLLM: the nginx front of blue-green, else the first instance. */
+export function litellmUrl(strategy: ReloadStrategy): string | undefined {
+  return strategy instanceof BlueGreenStrategy ? strategy.url : strategy.instances()[0]?.baseUrl;
+}
+
+/**
+ * The environment LiteLLM needs, read from the config it is about to load, at every start, so a
+ * provider added by a later policy commit gets its key too. Missing variables are logged.
+ */
+export function providerEnv(
+  configFile: string,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): () => Record<string, string> {
+  return () => {
+    const config = parseRendered(readFileSync(configFile, 'utf8'));
+    const found: Record<string, string> = {};
+    const missing: string[] = [];
+    for (const name of referencedEnv(config)) {
+      if (name === MASTER_KEY_ENV) continue;
+      const value = env[name];
+      if (value) found[name] = value;
+      else missing.push(name);
+    }
+    if (missing.length > 0) {
+      log.warn(
+        { missing },
+        'environment variables not set: requests to the providers that need them will fail',
+      );
+    }
+    return found;
+  };
+}
