@@ -36,7 +36,9 @@ export async function buildFromDir(dir: string): Promise<Build> {
   // The build is a pure function of the texts: the service asks for it on every status, plan,
   // report and budget check, and the files rarely change in between. One entry is enough.
   const key = createHash('sha256');
-  for (const { name, text } of texts) key.update(`${name}\0${text}\0`);
+  for (const { name, text, problems } of texts) {
+    key.update(`${name}\0${text}\0${JSON.stringify(problems ?? [])}\0`);
+  }
   const digest = key.digest('hex');
   if (lastBuild?.digest !== digest) lastBuild = { digest, build: buildFromTexts(texts) };
   return lastBuild.build;

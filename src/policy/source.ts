@@ -1,6 +1,23 @@
-import { isMap, isSeq, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Scalar,
+  type Alias,
+  type Document,
+  type Node,
+  type ParsedNode,
+  type YAMLMap,
+} from 'yaml';
+import { megabytes, POLICY_LIMITS } from './limits.js';
 import type { Problem } from './problems.js';
 import { pathText } from './problems.js';
+import { maskSecret } from './secrets.js';
 
 export type Path = readonly (string | number)[];
 
@@ -10,49 +27,342 @@ export interface SourceFile {
   name: string;
   doc: Document.Parsed;
   lines: LineCounter;
+  /** Where each alias points: the last node anchored with its name before it. */
+  aliases: Map<Alias, Node>;
 }
+
+/**
+ * `uniqueKeys: false` because the yaml library checks duplicate keys by comparing each key with
+ * every earlier one (a 40,000-key mapping took 22 s); `inspect` below does it with a set.
+ * `merge: true`: `<<: *defaults` merge keys, as YAML 1.1 and most tools read them.
+ */
+const PARSE_OPTIONS = { prettyErrors: false, uniqueKeys: false, merge: true } as const;
 
 export function parseSource(
   name: string,
   text: string,
 ): { source: SourceFile; problems: Problem[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const source = { name, doc, lines };
+  const aliases = new Map<Alias, Node>();
+  if (text.length > POLICY_LIMITS.fileChars) {
+    const source = { name, doc: parseDocument('', PARSE_OPTIONS), lines, aliases };
+    return {
+      source,
+      problems: [
+        fileProblem(
+          name,
+          `the file is ${megabytes(text.length)}, more than the ${megabytes(POLICY_LIMITS.fileChars)} a policy file may hold`,
+          'split it into several files under policies/',
+        ),
+      ],
+    };
+  }
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines });
+  } catch (error) {
+    // The yaml library reports its failures as document errors; this is the last resort.
+    const source = { name, doc: parseDocument('', PARSE_OPTIONS), lines, aliases };
+    return { source, problems: [fileProblem(name, yamlMessage(error), SYNTAX_HINT)] };
+  }
+  const source = { name, doc, lines, aliases };
   const problems = [...doc.errors, ...doc.warnings].map((error): Problem => {
-    const offset = error.pos[0];
-    const { line, col } = lines.linePos(offset);
-    const firstLine = error.message.split('\n')[0] ?? error.message;
+    const { line, col } = lines.linePos(error.pos[0]);
     return {
       severity: doc.errors.includes(error) ? 'error' : 'warning',
       file: name,
       line,
       col,
       path: '',
-      message: `YAML ${firstLine.replace(/ at line \d+, column \d+.*$/, '')}`,
-      hint: 'fix the YAML syntax (indentation, quoting, a missing ":")',
+      message: yamlMessage(error),
+      hint: /too deeply/.test(yamlMessage(error)) ? DEPTH_HINT : SYNTAX_HINT,
     };
   });
+  if (doc.errors.length === 0) problems.push(...inspect(source));
   return { source, problems };
+}
+
+const SYNTAX_HINT = 'fix the YAML syntax (indentation, quoting, a missing ":")';
+const DEPTH_HINT = 'flatten it: policies need only a few levels of nesting';
+
+function yamlMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  if (/Maximum call stack/i.test(text)) {
+    return `YAML nests too deeply to read (far more than the ${POLICY_LIMITS.depth} levels a policy may use)`;
+  }
+  const firstLine = text.split('\n')[0] ?? text;
+  return `YAML ${firstLine.replace(/ at line \d+, column \d+.*$/, '')}`;
+}
+
+function fileProblem(file: string, message: string, hint: string): Problem {
+  return { severity: 'error', file, line: 1, col: 1, path: '', message, hint };
+}
+
+/** What a node costs once every alias in it is expanded. */
+interface Weight {
+  nodes: number;
+  chars: number;
+  /** Levels of nesting below and including the node. */
+  height: number;
+}
+
+const NO_WEIGHT: Weight = { nodes: 0, chars: 0, height: 0 };
+
+interface Frame {
+  node: unknown;
+  path: Path;
+  depth: number;
+  /** Second visit, after the children: add up their weights. */
+  exit: boolean;
+}
+
+/**
+ * Checks the parsed document before it becomes JavaScript values, in one pass over its nodes in
+ * document order (iterative, so hostile nesting cannot overflow the stack):
+ * - aliases resolve to an earlier anchor, never to a node that contains them, and what they expand
+ *   to stays within POLICY_LIMITS (an alias is weighed once per anchor, so an expansion bomb costs
+ *   microseconds to measure, where building it would take gigabytes);
+ * - nesting stays within POLICY_LIMITS.depth, counting what aliases bring in;
+ * - no key appears twice in one mapping, and no key is `__proto__` (JavaScript would drop it);
+ * - merge keys (`<<`) name mappings;
+ * - numbers are finite and integers exact (1e400 would read as Infinity, 2^64 as a rounded value).
+ * Fills `source.aliases` as it goes.
+ */
+function inspect(source: SourceFile): Problem[] {
+  const problems: Problem[] = [];
+  const at = (node: unknown, path: Path, message: string, hint: string): void => {
+    const range = (node as Node | null | undefined)?.range;
+    const { line, col } = source.lines.linePos(range ? range[0] : 0);
+    problems.push({
+      severity: 'error',
+      file: source.name,
+      line,
+      col,
+      path: pathText(path),
+      message,
+      hint,
+    });
+  };
+  const anchors = new Map<string, Node>();
+  const weights = new Map<unknown, Weight>();
+  const weightOf = (node: unknown): Weight => weights.get(node) ?? NO_WEIGHT;
+  let largestAlias: { node: Alias; path: Path; weight: Weight } | undefined;
+  let writtenNodes = 0;
+  let tooDeep = false;
+
+  const stack: Frame[] = [{ node: source.doc.contents, path: [], depth: 1, exit: false }];
+  while (stack.length > 0) {
+    const frame = stack.pop()!;
+    const { node, path, depth } = frame;
+    if (!isNode(node)) continue;
+    if (frame.exit) {
+      const children = isMap(node)
+        ? node.items.flatMap((pair) => [weightOf(pair.key), weightOf(pair.value)])
+        : isSeq(node)
+          ? node.items.map(weightOf)
+          : [];
+      weights.set(node, {
+        nodes: children.reduce((sum, w) => sum + w.nodes, 1),
+        chars: children.reduce((sum, w) => sum + w.chars, 0),
+        height: children.reduce((max, w) => Math.max(max, w.height), 0) + 1,
+      });
+      continue;
+    }
+    if (node.anchor) anchors.set(node.anchor, node);
+    writtenNodes += 1;
+
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (!target) {
+        at(
+          node,
+          path,
+          `alias *${node.source} has no anchor &${node.source} before it`,
+          `define &${node.source} on a node above this line, or remove the alias`,
+        );
+        continue;
+      }
+      source.aliases.set(node, target);
+      const weight = weights.get(target);
+      if (!weight) {
+        at(
+          node,
+          path,
+          `alias *${node.source} refers to a node that contains it (an endless loop)`,
+          'point the alias at a node outside the one it sits in',
+        );
+        continue;
+      }
+      weights.set(node, weight);
+      if (!largestAlias || weight.nodes > largestAlias.weight.nodes) {
+        largestAlias = { node, path, weight };
+      }
+      if (!tooDeep && depth - 1 + weight.height > POLICY_LIMITS.depth) {
+        tooDeep = true;
+        at(
+          node,
+          path,
+          `alias *${node.source} nests this part of the file more than ${POLICY_LIMITS.depth} levels deep`,
+          DEPTH_HINT,
+        );
+      }
+      continue;
+    }
+
+    if (isScalar(node)) {
+      weights.set(node, {
+        nodes: 1,
+        chars: node.range ? node.range[1] - node.range[0] : String(node.value).length,
+        height: 1,
+      });
+      checkNumber(node, path, at);
+      continue;
+    }
+
+    if (!isMap(node) && !isSeq(node)) continue;
+    if (depth > POLICY_LIMITS.depth) {
+      if (!tooDeep) {
+        tooDeep = true;
+        at(node, path, `nested more than ${POLICY_LIMITS.depth} levels deep`, DEPTH_HINT);
+      }
+      continue;
+    }
+    stack.push({ ...frame, exit: true });
+    const children: Frame[] = [];
+    if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        children.push({ node: item, path: [...path, index], depth: depth + 1, exit: false });
+      });
+    } else {
+      const seen = new Map<string, Node>();
+      for (const pair of node.items) {
+        const key = pair.key;
+        const keyText = isScalar(key) ? String(key.value) : undefined;
+        const childPath = [...path, keyText ?? '?'];
+        if (isMergeKey(key)) {
+          checkMerge(pair.value, anchors, (message, hint) => at(key, path, message, hint));
+        } else if (keyText !== undefined) {
+          const earlier = seen.get(keyText);
+          if (keyText === '__proto__') {
+            at(
+              key,
+              childPath,
+              'the key "__proto__" cannot be used: JavaScript reserves it, so it would be dropped',
+              'rename it (names start with a lowercase letter or a digit)',
+            );
+          } else if (earlier) {
+            const first = source.lines.linePos(earlier.range?.[0] ?? 0);
+            at(
+              key,
+              childPath,
+              `key "${shownKey(keyText)}" appears twice in this mapping (first at line ${first.line})`,
+              'keep one of them',
+            );
+          } else if (isNode(key)) {
+            seen.set(keyText, key);
+          }
+        }
+        children.push({ node: key, path: childPath, depth: depth + 1, exit: false });
+        children.push({ node: pair.value, path: childPath, depth: depth + 1, exit: false });
+      }
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+
+  const total = weightOf(source.doc.contents);
+  if (total.nodes > POLICY_LIMITS.expandedNodes || total.chars > POLICY_LIMITS.expandedChars) {
+    const size = `${total.nodes.toExponential(1)} nodes and ${megabytes(total.chars)} of text`;
+    const limit = `${POLICY_LIMITS.expandedNodes.toLocaleString('en')} nodes or ${megabytes(POLICY_LIMITS.expandedChars)}`;
+    if (largestAlias && total.nodes > 2 * writtenNodes) {
+      at(
+        largestAlias.node,
+        largestAlias.path,
+        `aliases expand this file to ${size}, more than the ${limit} allowed (*${largestAlias.node.source} alone is ${largestAlias.weight.nodes.toExponential(1)} nodes; an alias expansion bomb?)`,
+        'use fewer aliases of large nodes, or write the content out',
+      );
+    } else {
+      at(
+        source.doc.contents,
+        [],
+        `the file holds ${size}, more than the ${limit} allowed`,
+        'split it into several files under policies/',
+      );
+    }
+  }
+  return problems;
+}
+
+function isMergeKey(key: unknown): boolean {
+  return (
+    isScalar(key) &&
+    (key.value === '<<' || (typeof key.value === 'symbol' && key.value.description === '<<'))
+  );
+}
+
+/** `<<:` takes a mapping, an alias of one, or a list of those. */
+function checkMerge(
+  value: unknown,
+  anchors: Map<string, Node>,
+  report: (message: string, hint: string) => void,
+): void {
+  const resolve = (node: unknown): unknown => (isAlias(node) ? anchors.get(node.source) : node);
+  const items = isSeq(value) ? value.items : [value];
+  if (items.every((item) => isMap(resolve(item)))) return;
+  report(
+    'a merge key (<<) needs a mapping, an alias of one (*defaults) or a list of those',
+    'write <<: *name where &name is on a mapping',
+  );
+}
+
+type Report = (node: unknown, path: Path, message: string, hint: string) => void;
+
+/** Numbers a double cannot hold as written. */
+function checkNumber(node: Scalar, path: Path, report: Report): void {
+  if (typeof node.value !== 'number' || (node.type && node.type !== Scalar.PLAIN)) return;
+  const written = node.source ?? String(node.value);
+  const shown = written.length > 40 ? `${written.slice(0, 40)}…` : written;
+  if (Number.isNaN(node.value)) {
+    report(node, path, `${shown} is not a number`, 'write a number, or quote it if it is text');
+  } else if (!Number.isFinite(node.value)) {
+    report(
+      node,
+      path,
+      /inf/i.test(written)
+        ? `${shown} is infinite, which no policy field accepts`
+        : `${shown} is too large to be a number (it would read as infinity)`,
+      'write a smaller number, or quote it if it is text',
+    );
+  } else if (Number.isInteger(node.value) && !Number.isSafeInteger(node.value)) {
+    report(
+      node,
+      path,
+      `${shown} is beyond the largest exact integer (${Number.MAX_SAFE_INTEGER}); it would be changed when read`,
+      'write a smaller number, or quote it if it is text',
+    );
+  }
+}
+
+function shownKey(key: string): string {
+  return maskSecret(key) ?? (key.length > 60 ? `${key.slice(0, 60)}…` : key);
 }
 
 /**
  * The position of the deepest node on `path` that exists: the key of a mapping entry (so a message
- * about `models.gpt-4o` points at the `gpt-4o:` line), or the item of a sequence.
+ * about `models.gpt-4o` points at the `gpt-4o:` line), or the item of a sequence. Follows aliases
+ * and merge keys to where the value was written.
  */
 export function locate(source: SourceFile, path: Path): { line: number; col: number } {
   let node: unknown = source.doc.contents;
   let offset = rangeStart(node) ?? 0;
   for (const segment of path) {
+    node = resolved(source, node);
     if (isMap(node)) {
-      const pair = node.items.find(
-        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
-      );
+      const pair = findPair(source, node, String(segment), 0);
       if (!pair) break;
       offset = rangeStart(pair.key) ?? offset;
       node = pair.value;
     } else if (isSeq(node) && typeof segment === 'number') {
-      const item = node.items[segment];
+      const item: unknown = node.items[segment];
       if (item === undefined) break;
       offset = rangeStart(item) ?? offset;
       node = item;
@@ -63,8 +373,36 @@ export function locate(source: SourceFile, path: Path): { line: number; col: num
   return source.lines.linePos(offset);
 }
 
+function resolved(source: SourceFile, node: unknown): unknown {
+  return isAlias(node) ? (source.aliases.get(node) ?? node) : node;
+}
+
+/** The entry for `key` in `map`, or in what its merge keys bring in (the mapping's own entries win). */
+function findPair(
+  source: SourceFile,
+  map: YAMLMap,
+  key: string,
+  depth: number,
+): { key: unknown; value: unknown } | undefined {
+  const own = map.items.find(
+    (item) => isScalar(item.key) && !isMergeKey(item.key) && String(item.key.value) === key,
+  );
+  if (own || depth > POLICY_LIMITS.depth) return own;
+  for (const item of map.items) {
+    if (!isMergeKey(item.key)) continue;
+    const sources = isSeq(item.value) ? item.value.items : [item.value];
+    for (const merged of sources) {
+      const target = resolved(source, merged);
+      const found = isMap(target) ? findPair(source, target, key, depth + 1) : undefined;
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
 function rangeStart(node: unknown): number | undefined {
-  const range = (node as Node | null | undefined)?.range;
+  if (isPair(node)) return rangeStart(node.key);
+  const range = (node as ParsedNode | null | undefined)?.range;
   return range ? range[0] : undefined;
 }
 
