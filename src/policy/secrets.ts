@@ -13,7 +13,7 @@ import { isSecretKey } from '../log/redact.js';
 /** `env:NAME`, or `os.environ/NAME` (LiteLLM's own spelling, resolved anywhere in its config). */
 const ENV_REFERENCE = /^(?:env:|os\.environ\/)(.+)$/;
 /** Any reference form a policy may use instead of a value. */
-const REFERENCE = /^(?:env:[A-Za-z_][A-Za-z0-9_]*|secret:[a-z0-9][a-z0-9._-]*|os\.environ\/\S+)$/;
+const REFERENCE = /^(?:env:[A-Z_][A-Z0-9_]*|secret:[a-z0-9][a-z0-9._-]*|os\.environ\/\S+)$/;
 
 export function isReference(value: string): boolean {
   return REFERENCE.test(value);
@@ -33,7 +33,7 @@ export interface ReservedVariable {
 }
 
 const RESERVED: Record<string, string> = {
-  LITELLM_MASTER_KEY: "LiteLLM's master key (admin access to the proxy)",
+  LITELLM_MASTER_KEY: "LiteLLM's master key, admin access to the proxy",
   LITELLM_SALT_KEY: 'the key LiteLLM encrypts stored credentials with',
   DATABASE_URL: "LiteLLM's database URL, password included",
   MODELCENTER_LEDGER_URL: "the spend ledger's database URL, password included",

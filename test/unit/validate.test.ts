@@ -81,7 +81,7 @@ describe('policy validation', () => {
   it('rejects a literal secret without echoing it, and credentials inside a URL', async () => {
     const errors = await errorsOf('invalid/literal-secret.yaml');
     expect(errors).toEqual([
-      'invalid/literal-secret.yaml:4:5 providers.openai.credential: a literal secret is not allowed here (the value is not shown) — write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store), and put the value there',
+      'invalid/literal-secret.yaml:4:5 providers.openai.credential: a literal secret is not allowed here (…(15 chars)) — write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store), and put the value there',
       'invalid/literal-secret.yaml:7:5 providers.box.base_url: base_url carries credentials (user:password@) — remove them from the URL and use credential: env:NAME',
     ]);
     expect(errors.join('\n')).not.toContain('sk-live');
