@@ -209,7 +209,7 @@ export function decodePolicyFile(name: string, bytes: Uint8Array): LoadedText {
           line,
           col,
           path: '',
-          message: `the file is not valid UTF-8 (byte 0x${byte} at line ${line}, column ${col})`,
+          message: `the file is not valid UTF-8 (byte 0x${byte})`,
           hint: 'save the file as UTF-8: policy files are UTF-8 text',
         },
       ],

@@ -223,7 +223,12 @@ function inspect(source: SourceFile): Problem[] {
     if (depth > POLICY_LIMITS.depth) {
       if (!tooDeep) {
         tooDeep = true;
-        at(node, path, `nested more than ${POLICY_LIMITS.depth} levels deep`, DEPTH_HINT);
+        at(
+          node,
+          path.length > 8 ? [...path.slice(0, 8), '…'] : path,
+          `nested more than ${POLICY_LIMITS.depth} levels deep`,
+          DEPTH_HINT,
+        );
       }
       continue;
     }

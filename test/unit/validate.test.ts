@@ -71,6 +71,86 @@ describe('policy validation', () => {
         'invalid/duplicate-deployment-id.yaml:8:3 models.llama-v2: deployment id "llama" from model "llama-v2" is also produced by model "llama" — rename the model or profile so each deployment id is unique',
       ],
     ],
+    [
+      'invalid/alias-expansion-bomb.yaml',
+      [
+        'invalid/alias-expansion-bomb.yaml:13:13 litellm.litellm_settings.laughs: aliases expand this file to 9.3e+8 nodes and 2355.4 MB of text, more than the 1,000,000 nodes or 16.0 MB allowed (*i alone is 4.4e+8 nodes; an alias expansion bomb?) — use fewer aliases of large nodes, or write the content out',
+      ],
+    ],
+    [
+      'invalid/alias-loop.yaml',
+      [
+        'invalid/alias-loop.yaml:4:14 litellm.litellm_settings.loop.inner: alias *self refers to a node that contains it (an endless loop) — point the alias at a node outside the one it sits in',
+      ],
+    ],
+    [
+      'invalid/merge-key-not-a-mapping.yaml',
+      [
+        'invalid/merge-key-not-a-mapping.yaml:5:5 models.llama: a merge key (<<) needs a mapping, an alias of one (*defaults) or a list of those — write <<: *name where &name is on a mapping',
+      ],
+    ],
+    [
+      'invalid/proto-key.yaml',
+      [
+        'invalid/proto-key.yaml:4:3 models.__proto__: the key "__proto__" cannot be used: JavaScript reserves it, so it would be dropped — rename it (names start with a lowercase letter or a digit)',
+      ],
+    ],
+    [
+      'invalid/duplicate-key.yaml',
+      [
+        'invalid/duplicate-key.yaml:7:3 models.llama: key "llama" appears twice in this mapping (first at line 4) — keep one of them',
+      ],
+    ],
+    [
+      'invalid/number-overflow.yaml',
+      [
+        'invalid/number-overflow.yaml:7:21 models.llama.context_window: 1e400 is too large to be a number (it would read as infinity) — write a smaller number, or quote it if it is text',
+        'invalid/number-overflow.yaml:8:17 models.llama.max_output: 123456789012345678901234567890 is beyond the largest exact integer (9007199254740991); it would be changed when read — write a smaller number, or quote it if it is text',
+        'invalid/number-overflow.yaml:12:20 goals.report.budget.usd: .inf is infinite, which no policy field accepts — write a smaller number, or quote it if it is text',
+      ],
+    ],
+    [
+      'invalid/deep-nesting.yaml',
+      [
+        'invalid/deep-nesting.yaml:3:74 litellm.litellm_settings.nested[0][0][0][0][0].…: nested more than 64 levels deep — flatten it: policies need only a few levels of nesting',
+      ],
+    ],
+    [
+      'invalid/not-utf8.yaml',
+      [
+        'invalid/not-utf8.yaml:6:15 the file is not valid UTF-8 (byte 0xe9) — save the file as UTF-8: policy files are UTF-8 text',
+      ],
+    ],
+    [
+      'invalid/reserved-credential.yaml',
+      [
+        'invalid/reserved-credential.yaml:4:5 providers.openai.credential: env:LITELLM_MASTER_KEY names one of Model Center\'s own secrets (LiteLLM\'s master key, admin access to the proxy): LiteLLM would send it to provider "openai" as its API key — give the provider a key of its own in another variable: credential: env:PROVIDER_API_KEY',
+        'invalid/reserved-credential.yaml:8:5 providers.box.credential: env:MODELCENTER_ADMIN_TOKENS names one of Model Center\'s own secrets (Model Center\'s admin API tokens): LiteLLM would send it to provider "box" as its API key — give the provider a key of its own in another variable: credential: env:PROVIDER_API_KEY',
+        'invalid/reserved-credential.yaml:11:5 providers.vault.credential: env:MODELCENTER_SECRET_OPENAI_PROD names one of Model Center\'s own secrets (the secret store\'s copy of a secret, which policies name as secret:openai-prod): LiteLLM would send it to provider "vault" as its API key — write secret:openai-prod',
+        "invalid/reserved-credential.yaml:20:3 cache.password: env:LITELLM_SALT_KEY names one of Model Center's own secrets (the key LiteLLM encrypts stored credentials with): LiteLLM would send it to the cache server — use a variable that holds only what this setting needs",
+        "invalid/reserved-credential.yaml:23:5 litellm.general_settings.alerting_webhook_url: os.environ/MODELCENTER_LEDGER_URL names one of Model Center's own secrets (the spend ledger's database URL, password included): LiteLLM would hand it to whatever this setting configures — use a variable that holds only what this setting needs",
+      ],
+    ],
+    [
+      'invalid/secret-in-url-query.yaml',
+      [
+        'invalid/secret-in-url-query.yaml:4:5 providers.box.base_url: base_url carries a secret in its query string (api_key=…(50 chars)) — remove it from the URL and use credential: env:NAME',
+      ],
+    ],
+    [
+      'invalid/secret-in-header.yaml',
+      [
+        'invalid/secret-in-header.yaml:8:9 providers.openai.params.extra_headers.Authorization: a literal secret is not allowed in header "Authorization" (Bearer …(57 chars)) — put the value in an environment variable and write env:NAME as the whole value',
+        'invalid/secret-in-header.yaml:9:9 providers.openai.params.extra_headers.x-api-key: a literal secret is not allowed in header "x-api-key" (…(14 chars)) — put the value in an environment variable and write env:NAME as the whole value',
+      ],
+    ],
+    [
+      'invalid/secret-in-passthrough.yaml',
+      [
+        'invalid/secret-in-passthrough.yaml:7:5 litellm.general_settings.database_url: database_url carries credentials (user:password@) — put the value in an environment variable and write os.environ/NAME (LiteLLM reads it at start)',
+        'invalid/secret-in-passthrough.yaml:10:5 litellm.litellm_settings.langfuse_secret_key: a literal secret is not allowed in field "langfuse_secret_key" (sk-…(38 chars)) — put the value in an environment variable and write os.environ/NAME (LiteLLM reads it at start)',
+      ],
+    ],
   ])(
     '%s: reports every problem with file:line:col, field, cause and fix',
     async (name, expected) => {
