@@ -110,10 +110,18 @@ const NO_WEIGHT: Weight = { nodes: 0, chars: 0, height: 0 };
 
 interface Frame {
   node: unknown;
-  path: Path;
+  /** The frame of the enclosing collection, and this node's key or index in it (paths are built only for messages). */
+  parent: Frame | undefined;
+  segment: string | number | undefined;
   depth: number;
   /** Second visit, after the children: add up their weights. */
   exit: boolean;
+}
+
+function framePath(frame: Frame | undefined): (string | number)[] {
+  const path: (string | number)[] = [];
+  for (let f = frame; f; f = f.parent) if (f.segment !== undefined) path.push(f.segment);
+  return path.reverse();
 }
 
 /**
@@ -145,27 +153,36 @@ function inspect(source: SourceFile): Problem[] {
   };
   const anchors = new Map<string, Node>();
   const weights = new Map<unknown, Weight>();
-  const weightOf = (node: unknown): Weight => weights.get(node) ?? NO_WEIGHT;
-  let largestAlias: { node: Alias; path: Path; weight: Weight } | undefined;
+  let largestAlias: { node: Alias; frame: Frame; weight: Weight } | undefined;
   let writtenNodes = 0;
   let tooDeep = false;
 
-  const stack: Frame[] = [{ node: source.doc.contents, path: [], depth: 1, exit: false }];
+  const stack: Frame[] = [
+    { node: source.doc.contents, parent: undefined, segment: undefined, depth: 1, exit: false },
+  ];
   while (stack.length > 0) {
     const frame = stack.pop()!;
-    const { node, path, depth } = frame;
+    const { node, depth } = frame;
     if (!isNode(node)) continue;
     if (frame.exit) {
-      const children = isMap(node)
-        ? node.items.flatMap((pair) => [weightOf(pair.key), weightOf(pair.value)])
-        : isSeq(node)
-          ? node.items.map(weightOf)
-          : [];
-      weights.set(node, {
-        nodes: children.reduce((sum, w) => sum + w.nodes, 1),
-        chars: children.reduce((sum, w) => sum + w.chars, 0),
-        height: children.reduce((max, w) => Math.max(max, w.height), 0) + 1,
-      });
+      const sum: Weight = { nodes: 1, chars: 0, height: 0 };
+      const add = (child: unknown): void => {
+        const w = weights.get(child);
+        if (!w) return;
+        sum.nodes += w.nodes;
+        sum.chars += w.chars;
+        if (w.height > sum.height) sum.height = w.height;
+      };
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          add(pair.key);
+          add(pair.value);
+        }
+      } else if (isSeq(node)) {
+        for (const item of node.items) add(item);
+      }
+      sum.height += 1;
+      weights.set(node, sum);
       continue;
     }
     if (node.anchor) anchors.set(node.anchor, node);
@@ -176,7 +193,7 @@ function inspect(source: SourceFile): Problem[] {
       if (!target) {
         at(
           node,
-          path,
+          framePath(frame),
           `alias *${node.source} has no anchor &${node.source} before it`,
           `define &${node.source} on a node above this line, or remove the alias`,
         );
@@ -187,7 +204,7 @@ function inspect(source: SourceFile): Problem[] {
       if (!weight) {
         at(
           node,
-          path,
+          framePath(frame),
           `alias *${node.source} refers to a node that contains it (an endless loop)`,
           'point the alias at a node outside the one it sits in',
         );
@@ -195,13 +212,13 @@ function inspect(source: SourceFile): Problem[] {
       }
       weights.set(node, weight);
       if (!largestAlias || weight.nodes > largestAlias.weight.nodes) {
-        largestAlias = { node, path, weight };
+        largestAlias = { node, frame, weight };
       }
       if (!tooDeep && depth - 1 + weight.height > POLICY_LIMITS.depth) {
         tooDeep = true;
         at(
           node,
-          path,
+          framePath(frame),
           `alias *${node.source} nests this part of the file more than ${POLICY_LIMITS.depth} levels deep`,
           DEPTH_HINT,
         );
@@ -215,7 +232,7 @@ function inspect(source: SourceFile): Problem[] {
         chars: node.range ? node.range[1] - node.range[0] : String(node.value).length,
         height: 1,
       });
-      checkNumber(node, path, at);
+      if (typeof node.value === 'number') checkNumber(node, () => framePath(frame), at);
       continue;
     }
 
@@ -223,6 +240,7 @@ function inspect(source: SourceFile): Problem[] {
     if (depth > POLICY_LIMITS.depth) {
       if (!tooDeep) {
         tooDeep = true;
+        const path = framePath(frame);
         at(
           node,
           path.length > 8 ? [...path.slice(0, 8), '…'] : path,
@@ -233,55 +251,61 @@ function inspect(source: SourceFile): Problem[] {
       continue;
     }
     stack.push({ ...frame, exit: true });
-    const children: Frame[] = [];
+    const child = (item: unknown, segment: string | number): Frame => ({
+      node: item,
+      parent: frame,
+      segment,
+      depth: depth + 1,
+      exit: false,
+    });
     if (isSeq(node)) {
-      node.items.forEach((item, index) => {
-        children.push({ node: item, path: [...path, index], depth: depth + 1, exit: false });
-      });
-    } else {
-      const seen = new Map<string, Node>();
-      for (const pair of node.items) {
-        const key = pair.key;
-        const keyText = isScalar(key) ? String(key.value) : undefined;
-        const childPath = [...path, keyText ?? '?'];
-        if (isMergeKey(key)) {
-          checkMerge(pair.value, anchors, (message, hint) => at(key, path, message, hint));
-        } else if (keyText !== undefined) {
-          const earlier = seen.get(keyText);
-          if (keyText === '__proto__') {
-            at(
-              key,
-              childPath,
-              'the key "__proto__" cannot be used: JavaScript reserves it, so it would be dropped',
-              'rename it (names start with a lowercase letter or a digit)',
-            );
-          } else if (earlier) {
-            const first = source.lines.linePos(earlier.range?.[0] ?? 0);
-            at(
-              key,
-              childPath,
-              `key "${shownKey(keyText)}" appears twice in this mapping (first at line ${first.line})`,
-              'keep one of them',
-            );
-          } else if (isNode(key)) {
-            seen.set(keyText, key);
-          }
-        }
-        children.push({ node: key, path: childPath, depth: depth + 1, exit: false });
-        children.push({ node: pair.value, path: childPath, depth: depth + 1, exit: false });
-      }
+      for (let i = node.items.length - 1; i >= 0; i--) stack.push(child(node.items[i], i));
+      continue;
     }
-    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+    const seen = new Map<string, Node>();
+    const frames: Frame[] = [];
+    for (const pair of node.items) {
+      const key = pair.key;
+      const keyText = isScalar(key) ? String(key.value) : undefined;
+      const segment = keyText ?? '?';
+      if (isMergeKey(key)) {
+        checkMerge(pair.value, anchors, (message, hint) =>
+          at(key, framePath(frame), message, hint),
+        );
+      } else if (keyText !== undefined) {
+        const earlier = seen.get(keyText);
+        if (keyText === '__proto__') {
+          at(
+            key,
+            [...framePath(frame), segment],
+            'the key "__proto__" cannot be used: JavaScript reserves it, so it would be dropped',
+            'rename it (names start with a lowercase letter or a digit)',
+          );
+        } else if (earlier) {
+          const first = source.lines.linePos(earlier.range?.[0] ?? 0);
+          at(
+            key,
+            [...framePath(frame), segment],
+            `key "${shownKey(keyText)}" appears twice in this mapping (first at line ${first.line})`,
+            'keep one of them',
+          );
+        } else if (isNode(key)) {
+          seen.set(keyText, key);
+        }
+      }
+      frames.push(child(key, segment), child(pair.value, segment));
+    }
+    for (let i = frames.length - 1; i >= 0; i--) stack.push(frames[i]!);
   }
 
-  const total = weightOf(source.doc.contents);
+  const total = weights.get(source.doc.contents) ?? NO_WEIGHT;
   if (total.nodes > POLICY_LIMITS.expandedNodes || total.chars > POLICY_LIMITS.expandedChars) {
     const size = `${total.nodes.toExponential(1)} nodes and ${megabytes(total.chars)} of text`;
     const limit = `${POLICY_LIMITS.expandedNodes.toLocaleString('en')} nodes or ${megabytes(POLICY_LIMITS.expandedChars)}`;
     if (largestAlias && total.nodes > 2 * writtenNodes) {
       at(
         largestAlias.node,
-        largestAlias.path,
+        framePath(largestAlias.frame),
         `aliases expand this file to ${size}, more than the ${limit} allowed (*${largestAlias.node.source} alone is ${largestAlias.weight.nodes.toExponential(1)} nodes; an alias expansion bomb?)`,
         'use fewer aliases of large nodes, or write the content out',
       );
@@ -322,8 +346,11 @@ function checkMerge(
 type Report = (node: unknown, path: Path, message: string, hint: string) => void;
 
 /** Numbers a double cannot hold as written. */
-function checkNumber(node: Scalar, path: Path, report: Report): void {
+function checkNumber(node: Scalar, pathOf: () => Path, report: Report): void {
   if (typeof node.value !== 'number' || (node.type && node.type !== Scalar.PLAIN)) return;
+  const value = node.value;
+  if (Number.isSafeInteger(value) || (Number.isFinite(value) && !Number.isInteger(value))) return;
+  const path = pathOf();
   const written = node.source ?? String(node.value);
   const shown = written.length > 40 ? `${written.slice(0, 40)}…` : written;
   if (Number.isNaN(node.value)) {
