@@ -233,10 +233,27 @@ function inspect(source: SourceFile): Problem[] {
         height: 1,
       });
       if (typeof node.value === 'number') checkNumber(node, () => framePath(frame), at);
+      else if (typeof node.value === 'object' && node.value !== null) {
+        at(
+          node,
+          framePath(frame),
+          `${shortTag(node.tag) ?? 'a timestamp'} value has no place in a policy (binary data and timestamps are not policy values)`,
+          'remove the tag, or quote the value to keep it as text',
+        );
+      }
       continue;
     }
 
     if (!isMap(node) && !isSeq(node)) continue;
+    if (node.tag && /:(set|omap|pairs)$/.test(node.tag)) {
+      at(
+        node,
+        framePath(frame),
+        `${shortTag(node.tag)} collection has no place in a policy`,
+        'remove the tag: write a plain mapping or list',
+      );
+      continue;
+    }
     if (depth > POLICY_LIMITS.depth) {
       if (!tooDeep) {
         tooDeep = true;
@@ -268,7 +285,14 @@ function inspect(source: SourceFile): Problem[] {
       const key = pair.key;
       const keyText = isScalar(key) ? String(key.value) : undefined;
       const segment = keyText ?? '?';
-      if (isMergeKey(key)) {
+      if (isMap(key) || isSeq(key) || isAlias(key)) {
+        at(
+          key,
+          framePath(frame),
+          'a key must be plain text, not a list, a mapping or an alias',
+          'write the key as a name, e.g. gpt-4o:',
+        );
+      } else if (isMergeKey(key)) {
         checkMerge(pair.value, anchors, (message, hint) =>
           at(key, framePath(frame), message, hint),
         );
@@ -319,6 +343,11 @@ function inspect(source: SourceFile): Problem[] {
     }
   }
   return problems;
+}
+
+/** `tag:yaml.org,2002:binary` → `a !!binary`. */
+function shortTag(tag: string | undefined): string | undefined {
+  return tag ? `a ${tag.replace(/^tag:yaml\.org,2002:/, '!!')}` : undefined;
 }
 
 function isMergeKey(key: unknown): boolean {

@@ -231,6 +231,21 @@ describe('policy validation', () => {
       'missing required field "capabilities"',
     ],
     ['a redis cache without a host', 'cache:\n  type: redis\n', 'a redis cache needs a host'],
+    [
+      'a binary key (the yaml library would turn it into "[object Uint8Array]")',
+      '? !!binary aGVsbG8=\n: 1\n',
+      'p.yaml:1:12 hello: a !!binary value has no place in a policy',
+    ],
+    [
+      'a key that is a list',
+      'models:\n  ? [a, b]\n  : { provider: o, capabilities: [chat] }\n',
+      'p.yaml:2:5 models: a key must be plain text, not a list, a mapping or an alias',
+    ],
+    [
+      'a !!set collection',
+      'litellm:\n  litellm_settings: !!set { a, b }\n',
+      'a !!set collection has no place in a policy',
+    ],
   ])('rejects %s', (_label, text, message) => {
     const errors = buildFromTexts([{ name: 'p.yaml', text }]).findings.errors.map(formatProblem);
     expect(errors.join('\n')).toContain(message);
