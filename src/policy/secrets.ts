@@ -67,10 +67,22 @@ function masked(prefix: string, value: string): string {
 const AUTH_SCHEME = /^(Bearer|Basic|Token|Digest|ApiKey)\s+(\S{8,})/i;
 /**
  * Prefixes of well-known API keys: OpenAI and Anthropic and LiteLLM (`sk-`), Stripe, Groq, xAI,
- * Perplexity, Fireworks, Hugging Face, Replicate, GitHub, GitLab, Slack, AWS access keys, Google.
+ * Perplexity, Fireworks, Hugging Face, Replicate, GitHub, GitLab, Slack, AWS access keys, Google;
+ * followed by a random-looking run of 16 or more letters and digits, so that a model id such as
+ * `xai-grok-2-vision-1212` is not taken for a key.
  */
 const KEY_PREFIX =
-  /(?:^|[^A-Za-z0-9])(sk-|sk_live_|sk_test_|rk_live_|gsk_|xai-|pplx-|fw_|hf_|r8_|ghp_|gho_|ghs_|github_pat_|glpat-|xox[abprs]-|AKIA|ASIA|AIza)[A-Za-z0-9._-]{16,}/;
+  /(?:^|[^A-Za-z0-9])(sk-|sk_live_|sk_test_|rk_live_|gsk_|xai-|pplx-|fw_|hf_|r8_|ghp_|gho_|ghs_|github_pat_|glpat-|xox[abprs]-|AKIA|ASIA|AIza)([A-Za-z0-9._-]{16,})/g;
+const RANDOM_RUN = /[A-Za-z0-9]{16}/;
+
+/** The prefix of the first well-known key in `value`. Linear: candidates never overlap. */
+function keyPrefix(value: string): string | undefined {
+  for (const match of value.matchAll(KEY_PREFIX)) {
+    if (RANDOM_RUN.test(match[2]!)) return match[1];
+  }
+  return undefined;
+}
+
 /** Query parameters that carry a credential (compared lower-cased, without `-` and `_`). */
 const SECRET_QUERY = new Set([
   'key',
@@ -132,8 +144,8 @@ export function urlSecret(value: string): UrlSecret | undefined {
 export function maskSecret(value: string): string | undefined {
   const scheme = AUTH_SCHEME.exec(value);
   if (scheme && !isReference(scheme[2]!)) return masked(`${scheme[1]} `, value);
-  const key = KEY_PREFIX.exec(value);
-  if (key) return masked(key[1]!, value);
+  const prefix = keyPrefix(value);
+  if (prefix) return masked(prefix, value);
   const url = urlSecret(value);
   if (url) return url.masked;
   return undefined;
