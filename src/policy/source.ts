@@ -66,20 +66,37 @@ export function parseSource(
     return { source, problems: [fileProblem(name, yamlMessage(error), SYNTAX_HINT)] };
   }
   const source = { name, doc, lines, aliases };
-  const problems = [...doc.errors, ...doc.warnings].map((error): Problem => {
-    const { line, col } = lines.linePos(error.pos[0]);
-    return {
-      severity: doc.errors.includes(error) ? 'error' : 'warning',
-      file: name,
-      line,
-      col,
-      path: '',
-      message: yamlMessage(error),
-      hint: /too deeply/.test(yamlMessage(error)) ? DEPTH_HINT : SYNTAX_HINT,
-    };
-  });
+  const problems = yamlProblems(name, doc, lines);
   if (doc.errors.length === 0) problems.push(...inspect(source));
   return { source, problems };
+}
+
+/** At most this many YAML syntax problems per file: a broken file can yield thousands of one kind. */
+const MAX_SYNTAX_PROBLEMS = 10;
+
+function yamlProblems(name: string, doc: Document.Parsed, lines: LineCounter): Problem[] {
+  const seen = new Set<string>();
+  const all = [...doc.errors, ...doc.warnings].flatMap((error): Problem[] => {
+    const { line, col } = lines.linePos(error.pos[0]);
+    const key = `${line}:${col}:${error.message}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [
+      {
+        severity: doc.errors.includes(error) ? 'error' : 'warning',
+        file: name,
+        line,
+        col,
+        path: '',
+        message: yamlMessage(error),
+        hint: /too deeply/.test(yamlMessage(error)) ? DEPTH_HINT : SYNTAX_HINT,
+      },
+    ];
+  });
+  // Nesting too deep to read explains every error after it.
+  const tooDeep = all.find((p) => p.hint === DEPTH_HINT);
+  if (tooDeep) return [tooDeep];
+  return all.slice(0, MAX_SYNTAX_PROBLEMS);
 }
 
 const SYNTAX_HINT = 'fix the YAML syntax (indentation, quoting, a missing ":")';
@@ -116,6 +133,11 @@ interface Frame {
   depth: number;
   /** Second visit, after the children: add up their weights. */
   exit: boolean;
+}
+
+/** A path cut after 8 segments, for messages about nesting. */
+function shortPath(path: Path): Path {
+  return path.length > 8 ? [...path.slice(0, 8), '…'] : path;
 }
 
 function framePath(frame: Frame | undefined): (string | number)[] {
@@ -218,7 +240,7 @@ function inspect(source: SourceFile): Problem[] {
         tooDeep = true;
         at(
           node,
-          framePath(frame),
+          shortPath(framePath(frame)),
           `alias *${node.source} nests this part of the file more than ${POLICY_LIMITS.depth} levels deep`,
           DEPTH_HINT,
         );
@@ -257,10 +279,9 @@ function inspect(source: SourceFile): Problem[] {
     if (depth > POLICY_LIMITS.depth) {
       if (!tooDeep) {
         tooDeep = true;
-        const path = framePath(frame);
         at(
           node,
-          path.length > 8 ? [...path.slice(0, 8), '…'] : path,
+          shortPath(framePath(frame)),
           `nested more than ${POLICY_LIMITS.depth} levels deep`,
           DEPTH_HINT,
         );

@@ -242,6 +242,16 @@ describe('policy validation', () => {
       'p.yaml:2:5 models: a key must be plain text, not a list, a mapping or an alias',
     ],
     [
+      'nesting too deep for the YAML reader itself (one message, not one per level)',
+      `x: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`,
+      'YAML nests too deeply to read (far more than the 64 levels a policy may use) — flatten it',
+    ],
+    [
+      'nesting made too deep by an alias',
+      `x-a: &a ${'['.repeat(40)}1${']'.repeat(40)}\nx-b: ${'['.repeat(30)}*a${']'.repeat(30)}\n`,
+      'alias *a nests this part of the file more than 64 levels deep',
+    ],
+    [
       'a !!set collection',
       'litellm:\n  litellm_settings: !!set { a, b }\n',
       'a !!set collection has no place in a policy',
