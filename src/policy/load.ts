@@ -105,10 +105,21 @@ async function followLink(
   }
   const inside = target === root || target.startsWith(root + path.sep);
   let isDirectory = false;
+  let isFile = false;
   try {
-    isDirectory = (await stat(target)).isDirectory();
+    const stats = await stat(target);
+    isDirectory = stats.isDirectory();
+    isFile = stats.isFile();
   } catch {
     return 'skip';
+  }
+  if (!isDirectory && !isFile) {
+    return {
+      refused: {
+        message: `is a symbolic link to ${target}, which is not a regular file (a FIFO, socket or device), so it is not read`,
+        hint: 'point the link at a policy file, or remove it',
+      },
+    };
   }
   if (!inside) {
     return {

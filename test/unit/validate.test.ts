@@ -467,11 +467,13 @@ describe('reading the policies directory', () => {
     expect([...build.set.models.keys()]).toEqual(['llama', 'qwen']);
   });
 
-  it('refuses a FIFO named like a policy file instead of blocking on it', async () => {
+  it('refuses a FIFO named like a policy file, or linked to by one, instead of blocking on it', async () => {
     await writeFile(path.join(root, 'providers.yaml'), 'providers:\n  ollama: { kind: ollama }\n');
-    execFileSync('mkfifo', [path.join(root, 'pipe.yaml')]);
+    execFileSync('mkfifo', [path.join(root, 'pipe.yaml'), path.join(root, 'pipe')]);
+    await symlink(path.join(root, 'pipe'), path.join(root, 'link-to-pipe.yaml'));
     const build = await buildFromDir(root);
     expect(build.findings.errors.map(formatProblem)).toEqual([
+      `${path.join(root, 'link-to-pipe.yaml')}:1:1 is a symbolic link to ${path.join(root, 'pipe')}, which is not a regular file (a FIFO, socket or device), so it is not read — point the link at a policy file, or remove it`,
       `${path.join(root, 'pipe.yaml')}:1:1 is not a regular file (a FIFO, socket or device), so it is not read — replace it with a regular file, or rename it so it does not end in .yaml`,
     ]);
   });
