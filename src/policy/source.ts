@@ -76,6 +76,7 @@ const MAX_SYNTAX_PROBLEMS = 10;
 
 function yamlProblems(name: string, doc: Document.Parsed, lines: LineCounter): Problem[] {
   const seen = new Set<string>();
+  const errors = new Set<unknown>(doc.errors);
   const all = [...doc.errors, ...doc.warnings].flatMap((error): Problem[] => {
     const { line, col } = lines.linePos(error.pos[0]);
     const key = `${line}:${col}:${error.message}`;
@@ -83,7 +84,7 @@ function yamlProblems(name: string, doc: Document.Parsed, lines: LineCounter): P
     seen.add(key);
     return [
       {
-        severity: doc.errors.includes(error) ? 'error' : 'warning',
+        severity: errors.has(error) ? 'error' : 'warning',
         file: name,
         line,
         col,
