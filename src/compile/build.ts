@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { parsePolicies, readPolicyDir, type LoadedText } from '../policy/load.js';
-import type { PolicySet } from '../policy/policy-set.js';
+import { MAX_RENDERED_CHARS, megabytes } from '../policy/limits.js';
+import type { Entry, PolicySet } from '../policy/policy-set.js';
 import { splitFindings, type Findings, type Problem } from '../policy/problems.js';
 import { runRules } from '../policy/rules.js';
-import { problemAt } from '../policy/source.js';
+import { problemAt, type Path } from '../policy/source.js';
 import { compile } from './compile.js';
 import type { LiteLLMConfig } from './litellm-config.js';
-import { render } from './render.js';
+import { render, RenderLimitError } from './render.js';
 
 export interface Build {
   findings: Findings;
@@ -28,7 +29,84 @@ export function buildFromTexts(texts: readonly LoadedText[]): Build {
   problems.push(...duplicateDeploymentIds(set, config));
   const findings = splitFindings(problems);
   if (findings.errors.length > 0) return { findings, set };
-  return { findings, set, config, yaml: render(config) };
+  let yaml: string;
+  try {
+    yaml = render(config, MAX_RENDERED_CHARS);
+  } catch (error) {
+    if (!(error instanceof RenderLimitError)) throw error;
+    return { findings: splitFindings([...problems, renderLimitProblem(set, config)]), set };
+  }
+  return { findings, set, config, yaml };
+}
+
+/**
+ * The config would outgrow MAX_RENDERED_CHARS. Blamed on what makes it large: the `litellm:`
+ * passthrough, a provider's `params` (copied into each of its deployments), or else the profile
+ * with the most deployments (each model in a profile is one more deployment).
+ */
+function renderLimitProblem(set: PolicySet, config: LiteLLMConfig): Problem {
+  const size = `the rendered LiteLLM config would be more than ${megabytes(MAX_RENDERED_CHARS)} (${config.model_list.length.toLocaleString('en')} deployments)`;
+  const perProvider = new Map<string, number>();
+  const perProfile = new Map<string, number>();
+  for (const { model_info: info } of config.model_list) {
+    perProvider.set(
+      info.modelcenter_provider,
+      (perProvider.get(info.modelcenter_provider) ?? 0) + 1,
+    );
+    if (info.modelcenter_profile) {
+      perProfile.set(info.modelcenter_profile, (perProfile.get(info.modelcenter_profile) ?? 0) + 1);
+    }
+  }
+  const candidates: { entry: Entry<unknown>; sub: Path; chars: number; hint: string }[] = [];
+  if (set.litellm) {
+    candidates.push({
+      entry: set.litellm,
+      sub: [],
+      chars: JSON.stringify(set.litellm.value).length,
+      hint: 'shorten the litellm: settings',
+    });
+  }
+  for (const [name, count] of perProvider) {
+    const entry = set.providers.get(name);
+    if (!entry?.value.params) continue;
+    candidates.push({
+      entry,
+      sub: ['params'],
+      chars: JSON.stringify(entry.value.params).length * count,
+      hint: `shorten params: they are copied into each of the provider's ${count} deployments`,
+    });
+  }
+  const largest = candidates.sort((a, b) => b.chars - a.chars)[0];
+  if (largest && largest.chars > MAX_RENDERED_CHARS / 2) {
+    return problemAt(
+      largest.entry.source,
+      [...largest.entry.path, ...largest.sub],
+      size,
+      largest.hint,
+    );
+  }
+  const [profile, count] = [...perProfile].sort((a, b) => b[1] - a[1])[0] ?? [];
+  const entry =
+    (profile !== undefined && set.profiles.get(profile)) || set.models.values().next().value;
+  const hint =
+    'serve fewer deployments: limit profiles with max_deployments, models or exclude, set expose: false on models nobody calls by name, or split the catalog across LiteLLM instances';
+  if (!entry) {
+    return {
+      severity: 'error',
+      file: set.files[0] ?? 'policies',
+      line: 1,
+      col: 1,
+      path: '',
+      message: size,
+      hint,
+    };
+  }
+  return problemAt(
+    entry.source,
+    entry.path,
+    profile !== undefined ? `${size}; profile "${profile}" alone has ${count}` : size,
+    hint,
+  );
 }
 
 export async function buildFromDir(dir: string): Promise<Build> {
@@ -36,7 +114,9 @@ export async function buildFromDir(dir: string): Promise<Build> {
   // The build is a pure function of the texts: the service asks for it on every status, plan,
   // report and budget check, and the files rarely change in between. One entry is enough.
   const key = createHash('sha256');
-  for (const { name, text } of texts) key.update(`${name}\0${text}\0`);
+  for (const { name, text, problems } of texts) {
+    key.update(`${name}\0${text}\0${JSON.stringify(problems ?? [])}\0`);
+  }
   const digest = key.digest('hex');
   if (lastBuild?.digest !== digest) lastBuild = { digest, build: buildFromTexts(texts) };
   return lastBuild.build;

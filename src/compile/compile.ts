@@ -1,7 +1,13 @@
 import { durationSeconds } from '../shared/duration.js';
 import { keepsContent, type Entry, type PolicySet } from '../policy/policy-set.js';
 import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
-import type { Cache, Model, Profile, Provider } from '../policy/schema.js';
+import {
+  CREDENTIAL_REFERENCE,
+  type Cache,
+  type Model,
+  type Profile,
+  type Provider,
+} from '../policy/schema.js';
 import { selectModels } from '../policy/select.js';
 import type {
   FallbackList,
@@ -151,30 +157,44 @@ function deployment(
     ...(model.capabilities.includes('reasoning') && { supports_reasoning: true }),
     ...(model.capabilities.includes('json_mode') && { supports_response_schema: true }),
   };
-  return {
-    model_name: group,
-    litellm_params: {
-      ...providerParams(provider, model.upstream ?? entry.name, mode),
-      ...(order !== undefined && { order }),
-      ...passthroughParams(provider),
-      ...(model.pricing && {
-        input_cost_per_token: perToken(model.pricing.input_per_mtok),
-        output_cost_per_token: perToken(model.pricing.output_per_mtok),
-      }),
-      ...profile?.params,
-    },
-    model_info: info,
+  const litellmParams: LiteLLMParams = {
+    ...providerParams(provider, model.upstream ?? entry.name, mode),
+    ...(order !== undefined && { order }),
+    ...passthroughParams(provider),
+    ...(model.pricing && {
+      input_cost_per_token: perToken(model.pricing.input_per_mtok),
+      output_cost_per_token: perToken(model.pricing.output_per_mtok),
+    }),
+    ...profile?.params,
   };
+  // LiteLLM before 1.108.2 sends OPENAI_ADMIN_KEY as the bearer of an openai/ deployment whose
+  // api_key is empty (#50218, litellm-facts §10.1): an openai/ deployment always names its key.
+  if (litellmParams.model.startsWith('openai/') && !litellmParams.api_key) {
+    litellmParams.api_key = KEYLESS_PLACEHOLDER;
+  }
+  return { model_name: group, litellm_params: litellmParams, model_info: info };
 }
 
-/** A provider's extra litellm_params; `env:NAME` values become os.environ references. */
+/**
+ * A provider's extra litellm_params. `env:NAME` and `secret:name` values become os.environ
+ * references at any depth (a header in `extra_headers` too): LiteLLM resolves os.environ/ anywhere
+ * in its config, but only as a whole value.
+ */
 function passthroughParams(provider: Provider): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(provider.params ?? {})) {
-    out[key] =
-      typeof value === 'string' && /^(env|secret):/.test(value) ? credentialEnvRef(value) : value;
+  return withEnvRefs(provider.params ?? {}) as Record<string, unknown>;
+}
+
+function withEnvRefs(value: unknown): unknown {
+  if (typeof value === 'string') {
+    return CREDENTIAL_REFERENCE.test(value) ? credentialEnvRef(value) : value;
   }
-  return out;
+  if (Array.isArray(value)) return value.map(withEnvRefs);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = withEnvRefs(item);
+    return out;
+  }
+  return value;
 }
 
 function providerParams(

@@ -19,10 +19,32 @@ export const GENERATED_HEADER =
  * booleans, so this emitter writes those in exactly the layout `yaml.stringify` produces with
  * RENDER_OPTIONS below; a unit test holds the two byte-identical. See docs/decisions.md.
  */
-export function render(config: LiteLLMConfig): string {
-  const out: string[] = [GENERATED_HEADER];
+export function render(config: LiteLLMConfig, maxChars = Infinity): string {
+  const out = new Output(maxChars);
+  out.push(GENERATED_HEADER);
   emitMap(config as unknown as Record<string, unknown>, '', out);
-  return out.join('');
+  return out.parts.join('');
+}
+
+/** The rendered config would be larger than allowed; rendering stopped there. */
+export class RenderLimitError extends Error {
+  constructor(readonly maxChars: number) {
+    super(`the rendered config would be larger than ${maxChars} characters`);
+    this.name = 'RenderLimitError';
+  }
+}
+
+/** Collects the text and stops as soon as it outgrows its limit, before memory does. */
+class Output {
+  readonly parts: string[] = [];
+  private length = 0;
+  constructor(readonly maxChars: number) {}
+
+  push(...parts: string[]): void {
+    for (const part of parts) this.length += part.length;
+    if (this.length > this.maxChars) throw new RenderLimitError(this.maxChars);
+    this.parts.push(...parts);
+  }
 }
 
 /** YAML text `render` wrote (or LiteLLM reads: YAML 1.1) → the config object. */
@@ -40,7 +62,7 @@ export const RENDER_OPTIONS: DocumentOptions & SchemaOptions & ToStringOptions =
 
 type Value = unknown;
 
-function emitMap(map: Record<string, Value>, indent: string, out: string[]): void {
+function emitMap(map: Record<string, Value>, indent: string, out: Output): void {
   const keys = Object.keys(map)
     .filter((k) => map[k] !== undefined)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -52,7 +74,7 @@ function emitMap(map: Record<string, Value>, indent: string, out: string[]): voi
 }
 
 /** Writes what follows `key:` or `-`: an inline scalar, or a nested block on the next lines. */
-function emitValue(value: Value, indent: string, out: string[]): void {
+function emitValue(value: Value, indent: string, out: Output): void {
   if (Array.isArray(value)) {
     if (value.length === 0) {
       out.push(' []\n');
@@ -74,18 +96,18 @@ function emitValue(value: Value, indent: string, out: string[]): void {
   out.push(' ', scalar(value), '\n');
 }
 
-function emitSeq(items: Value[], indent: string, out: string[]): void {
+function emitSeq(items: Value[], indent: string, out: Output): void {
   for (const item of items) {
     if (isMap(item) && Object.keys(item).some((k) => item[k] !== undefined)) {
       // First key on the dash line, the rest aligned under it.
-      const lines: string[] = [];
+      const lines = new Output(out.maxChars);
       emitMap(item, `${indent}  `, lines);
-      const text = lines.join('');
+      const text = lines.parts.join('');
       out.push(indent, '- ', text.slice(indent.length + 2));
     } else if (Array.isArray(item) && item.length > 0) {
-      const lines: string[] = [];
+      const lines = new Output(out.maxChars);
       emitSeq(item, `${indent}  `, lines);
-      out.push(indent, '- ', lines.join('').slice(indent.length + 2));
+      out.push(indent, '- ', lines.parts.join('').slice(indent.length + 2));
     } else {
       out.push(indent, '-');
       emitValue(item, indent, out);

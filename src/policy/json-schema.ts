@@ -5,6 +5,8 @@ import { policyFileSchema } from './schema.js';
 export function policyJsonSchema(): Record<string, unknown> {
   return {
     ...z.toJSONSchema(policyFileSchema, { io: 'input', unrepresentable: 'any' }),
+    // Top-level x- keys are dropped by the loader: a place for anchors (`x-defaults: &defaults`).
+    patternProperties: { '^x-': {} },
     title: 'Model Center policy file',
     description:
       'Providers, models, profiles, callers, goals and budgets. Sections merge across files under policies/.',

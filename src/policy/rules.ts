@@ -3,6 +3,15 @@ import type { Problem } from './problems.js';
 import { PROVIDER_KIND_INFO } from './provider-kinds.js';
 import type { Entry, PolicySet } from './policy-set.js';
 import { CREDENTIAL_REFERENCE } from './schema.js';
+import {
+  isReference,
+  isSecretField,
+  maskLiteral,
+  maskSecret,
+  referencedVariable,
+  reservedVariable,
+  urlSecret,
+} from './secrets.js';
 import { isLocalModel, selectModels } from './select.js';
 import { problemAt, type Path } from './source.js';
 import { closest } from './zod-issues.js';
@@ -48,7 +57,7 @@ export function credentialProblem(
       entry,
       sub,
       looksSecret
-        ? 'a literal secret is not allowed here (the value is not shown)'
+        ? `a literal secret is not allowed here (${maskLiteral(value)})`
         : 'malformed credential reference',
       'write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store), and put the value there',
     ),
@@ -72,16 +81,6 @@ export const providerRules: Rule = (set) =>
     }
     if (provider.base_url) {
       const url = new URL(provider.base_url);
-      if (url.username || url.password) {
-        problems.push(
-          at(
-            entry,
-            ['base_url'],
-            'base_url carries credentials (user:password@)',
-            'remove them from the URL and use credential: env:NAME',
-          ),
-        );
-      }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
         problems.push(
           at(
@@ -338,12 +337,10 @@ export const MANAGED_SETTINGS: Record<string, Record<string, string>> = {
   },
 };
 
-const SECRET_NAME = /(key|secret|token|password|credential)/i;
-
 export const passthroughRules: Rule = (set) => {
   const problems: Problem[] = [];
   for (const entry of set.providers.values()) {
-    for (const [key, value] of Object.entries(entry.value.params ?? {})) {
+    for (const key of Object.keys(entry.value.params ?? {})) {
       if (MANAGED_PARAMS.has(key)) {
         problems.push(
           at(
@@ -353,8 +350,6 @@ export const passthroughRules: Rule = (set) => {
             'use the provider or model fields (base_url, credential, limits, timeout, pricing) instead',
           ),
         );
-      } else if (SECRET_NAME.test(key) && typeof value === 'string') {
-        problems.push(...credentialProblem(entry, ['params', key], value));
       }
     }
   }
@@ -364,7 +359,7 @@ export const passthroughRules: Rule = (set) => {
     const values =
       (litellm.value as Record<string, Record<string, unknown> | undefined>)[section] ?? {};
     for (const key of Object.keys(values)) {
-      const owner = managed[key];
+      const owner = Object.hasOwn(managed, key) ? managed[key] : undefined;
       if (owner) {
         problems.push(
           at(
@@ -380,7 +375,186 @@ export const passthroughRules: Rule = (set) => {
   return problems;
 };
 
+/** Where a string sits, for the secret checks. */
+interface Place {
+  /** The name of the field (for list items: the list's field). */
+  field: string | undefined;
+  /** The field is an HTTP header (inside `headers` / `extra_headers`). */
+  inHeaders: boolean;
+}
+
+/** `general_settings.database_url: os.environ/DATABASE_URL` is LiteLLM reading its own database. */
+function allowedReservedReference(entry: Entry<unknown>, sub: Path, variable: string): boolean {
+  return (
+    entry.path[0] === 'litellm' &&
+    sub.join('.') === 'general_settings.database_url' &&
+    variable.toUpperCase() === 'DATABASE_URL'
+  );
+}
+
+/** Fields whose literal values credentialProblem reports (with its own message). */
+function isCredentialField(entry: Entry<unknown>, sub: Path): boolean {
+  return (
+    sub.length === 1 &&
+    ((entry.path[0] === 'providers' && sub[0] === 'credential') ||
+      (entry.path[0] === 'cache' && sub[0] === 'password'))
+  );
+}
+
+function secretHint(entry: Entry<unknown>, sub: Path): string {
+  if (entry.path[0] === 'litellm') {
+    return 'put the value in an environment variable and write os.environ/NAME (LiteLLM reads it at start)';
+  }
+  if (entry.path[0] === 'providers' && sub[0] === 'params') {
+    return 'put the value in an environment variable and write env:NAME as the whole value';
+  }
+  return 'remove it: a secret goes in an environment variable, named by credential: env:NAME';
+}
+
+/** What a reference to one of the controller's own secrets would do, by where it sits. */
+function reservedProblem(
+  entry: Entry<unknown>,
+  sub: Path,
+  value: string,
+  variable: string,
+): Problem | undefined {
+  const reserved = reservedVariable(variable);
+  if (!reserved || allowedReservedReference(entry, sub, variable)) return undefined;
+  const isCredential = isCredentialField(entry, sub);
+  const receiver =
+    entry.path[0] === 'providers'
+      ? `LiteLLM would send it to provider "${entry.name}"${isCredential ? ' as its API key' : ''}`
+      : entry.path[0] === 'cache'
+        ? 'LiteLLM would send it to the cache server'
+        : 'LiteLLM would hand it to whatever this setting configures';
+  const hint = reserved.instead
+    ? `write ${reserved.instead}`
+    : isCredential && entry.path[0] === 'providers'
+      ? 'give the provider a key of its own in another variable: credential: env:PROVIDER_API_KEY'
+      : 'use a variable that holds only what this setting needs';
+  return at(
+    entry,
+    sub,
+    `${value} names one of Model Center's own secrets (${reserved.holds}): ${receiver}`,
+    hint,
+  );
+}
+
+/** The problem with one string of a policy, if it is or names a secret it should not. */
+function stringSecretProblem(
+  entry: Entry<unknown>,
+  sub: Path,
+  value: string,
+  place: Place,
+): Problem | undefined {
+  const variable = referencedVariable(value);
+  const reserved = variable !== undefined && reservedProblem(entry, sub, value, variable);
+  if (reserved) return reserved;
+  if (isCredentialField(entry, sub)) return undefined;
+  if (/^(env|secret):/.test(value) && !CREDENTIAL_REFERENCE.test(value)) {
+    return at(
+      entry,
+      sub,
+      'malformed reference',
+      'write env:VARIABLE_NAME (an upper-case environment variable) or secret:name (the secret store)',
+    );
+  }
+  if (isReference(value) || value === '') return undefined;
+  const field = place.field ?? String(entry.path.at(-1));
+  const url = urlSecret(value);
+  if (url?.kind === 'user-info') {
+    return at(
+      entry,
+      sub,
+      `${field} carries credentials (user:password@)`,
+      entry.path[0] === 'providers' && sub[0] === 'base_url'
+        ? 'remove them from the URL and use credential: env:NAME'
+        : secretHint(entry, sub),
+    );
+  }
+  if (url) {
+    return at(
+      entry,
+      sub,
+      `${field} carries a secret in its query string (${url.masked})`,
+      entry.path[0] === 'providers' && sub[0] === 'base_url'
+        ? 'remove it from the URL and use credential: env:NAME'
+        : secretHint(entry, sub),
+    );
+  }
+  if (place.field !== undefined && isSecretField(place.field, place.inHeaders)) {
+    return at(
+      entry,
+      sub,
+      `a literal secret is not allowed in ${place.inHeaders ? 'header' : 'field'} "${place.field}" (${maskLiteral(value)})`,
+      secretHint(entry, sub),
+    );
+  }
+  const masked = maskSecret(value);
+  if (masked) {
+    return at(
+      entry,
+      sub,
+      `this looks like a literal secret (${masked}), which must not be in a policy file`,
+      secretHint(entry, sub),
+    );
+  }
+  return undefined;
+}
+
+const HEADER_FIELDS = new Set(['headers', 'extra_headers']);
+
+/**
+ * Secret boundaries, over every string of every section: no literal secret anywhere (URL user-info
+ * and query parameters, header values, fields named like keys, values shaped like keys), and no
+ * reference to the controller's own secrets. Values are shown masked, never as written.
+ */
+export const secretRules: Rule = (set) => {
+  const problems: Problem[] = [];
+  const walk = (
+    entry: Entry<unknown>,
+    value: unknown,
+    sub: Path,
+    place: Place,
+    depth: number,
+  ): void => {
+    if (depth > 64) return;
+    if (typeof value === 'string') {
+      const problem = stringSecretProblem(entry, sub, value, place);
+      if (problem) problems.push(problem);
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => walk(entry, item, [...sub, index], place, depth + 1));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        walk(
+          entry,
+          item,
+          [...sub, key],
+          {
+            field: key,
+            inHeaders: HEADER_FIELDS.has(place.field?.toLowerCase() ?? '') && !Array.isArray(item),
+          },
+          depth + 1,
+        );
+      }
+    }
+  };
+  const entries: Entry<unknown>[] = [
+    ...set.providers.values(),
+    ...set.models.values(),
+    ...set.profiles.values(),
+    ...set.callers.values(),
+    ...set.goals.values(),
+    ...set.budgets,
+    ...[set.cache, set.routing, set.spend, set.litellm].filter((e) => e !== undefined),
+  ];
+  for (const entry of entries)
+    walk(entry, entry.value, [], { field: undefined, inHeaders: false }, 0);
+  return problems;
+};
+
 export const RULES: readonly Rule[] = [
+  secretRules,
   passthroughRules,
   providerRules,
   modelRules,

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { policyFileSchema } from './schema.js';
+import { isSecretField, maskLiteral, maskSecret } from './secrets.js';
 import type { Path } from './source.js';
 
 export interface IssueText {
@@ -41,7 +42,7 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown): IssueTex
       return [
         {
           path,
-          message: `expected ${article(issue.expected)}, got ${describeValue(valueAt(input, path))}`,
+          message: `expected ${article(issue.expected)}, got ${describeValue(valueAt(input, path), path)}`,
           hint: `write ${article(issue.expected)} here`,
         },
       ];
@@ -50,7 +51,7 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown): IssueTex
       return [
         {
           path,
-          message: `"${String(valueAt(input, path))}" is not allowed`,
+          message: `${shown(valueAt(input, path), path)} is not allowed`,
           hint: `use one of: ${issue.values.map(String).join(', ')}`,
         },
       ];
@@ -58,7 +59,7 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown): IssueTex
       return [
         {
           path,
-          message: `invalid name "${String(path.at(-1))}"`,
+          message: `invalid name "${shownText(String(path.at(-1)))}"`,
           hint: issue.issues[0]?.message ?? 'rename it',
         },
       ];
@@ -73,7 +74,7 @@ export function describeIssue(issue: z.core.$ZodIssue, input: unknown): IssueTex
       ];
     case 'invalid_format':
       return [
-        { path, message: `"${String(valueAt(input, path))}" is not valid`, hint: issue.message },
+        { path, message: `${shown(valueAt(input, path), path)} is not valid`, hint: issue.message },
       ];
     default:
       return [
@@ -86,17 +87,33 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
-function describeValue(value: unknown): string {
+function describeValue(value: unknown, path: Path): string {
   if (value === null) return 'null (an empty value)';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  return `${typeof value} ${shown(value, path)}`;
+}
+
+/**
+ * A value as a message may show it: quoted, cut at 60 characters, and masked when it looks like a
+ * secret or sits in a field named like one (a mistyped credential must not reach a terminal or CI log).
+ */
+function shown(value: unknown, path: Path): string {
+  const text = typeof value === 'string' ? value : String(value);
+  const field = path.at(-1);
+  if (typeof field === 'string' && isSecretField(field, false)) return maskLiteral(text);
+  return typeof value === 'string' ? `"${shownText(value)}"` : shownText(text);
+}
+
+function shownText(text: string): string {
+  return maskSecret(text) ?? (text.length > 60 ? `${text.slice(0, 60)}…` : text);
 }
 
 function valueAt(input: unknown, path: Path): unknown {
   let current = input;
   for (const segment of path) {
     if (current === null || typeof current !== 'object') return undefined;
+    if (!Object.hasOwn(current, segment)) return undefined;
     current = (current as Record<string | number, unknown>)[segment];
   }
   return current;
@@ -135,7 +152,9 @@ function child(schema: z.core.$ZodType, segment: string | number): z.core.$ZodTy
     valueType?: z.core.$ZodType;
     element?: z.core.$ZodType;
   };
-  if (def.type === 'object') return def.shape?.[String(segment)];
+  if (def.type === 'object') {
+    return def.shape && Object.hasOwn(def.shape, segment) ? def.shape[String(segment)] : undefined;
+  }
   if (def.type === 'record') return def.valueType;
   if (def.type === 'array') return def.element;
   return undefined;

@@ -131,6 +131,43 @@ describe('compile', () => {
     }
   });
 
+  it('never renders an openai/ deployment without an api_key, whatever the kind (LiteLLM #50218 sent OPENAI_ADMIN_KEY instead)', () => {
+    let openaiDeployments = 0;
+    for (const kind of PROVIDER_KINDS) {
+      const info = PROVIDER_KIND_INFO[kind];
+      for (const credential of info.needsCredential ? ['env:KEY'] : ['env:KEY', undefined]) {
+        const provider = [
+          `kind: ${kind}`,
+          credential ? `credential: ${credential}` : '',
+          info.needsBaseUrl ? 'base_url: http://box.internal:8000/v1' : '',
+          kind === 'azure' ? 'api_version: "2024-10-21"' : '',
+        ]
+          .filter(Boolean)
+          .join(', ');
+        const config = compileText(
+          `providers:\n  p: { ${provider} }\nmodels:\n  m: { provider: p, capabilities: [chat], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }\n  e: { provider: p, capabilities: [embedding], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }\nprofiles:\n  any: { requires: [chat] }\n`,
+        );
+        for (const { litellm_params: params } of config.model_list) {
+          if (!params.model.startsWith('openai/')) continue;
+          openaiDeployments += 1;
+          expect(params.api_key, `${kind} ${credential ?? 'without credential'}`).toMatch(/^\S+$/);
+        }
+      }
+    }
+    // openai, llamacpp and openai_compatible, with and without a credential where it is optional.
+    expect(openaiDeployments).toBe(15);
+  });
+
+  it('renders env references inside provider params (a header value) as os.environ references', () => {
+    const config = compileText(
+      'providers:\n  p: { kind: openai, credential: env:KEY, params: { extra_headers: { x-gateway-key: env:GATEWAY_KEY, x-team: research }, tags: [env:TAG, plain] } }\nmodels:\n  m: { provider: p, capabilities: [chat], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }\n',
+    );
+    expect(config.model_list[0]!.litellm_params).toMatchObject({
+      extra_headers: { 'x-gateway-key': 'os.environ/GATEWAY_KEY', 'x-team': 'research' },
+      tags: ['os.environ/TAG', 'plain'],
+    });
+  });
+
   it('writes floats and strings so that PyYAML (LiteLLM) reads them back as the same values', () => {
     const yaml = render({
       model_list: [],
