@@ -3,6 +3,7 @@ import { MASTER_KEY_ENV } from '../compile/compile.js';
 import { referencedEnv } from '../compile/env-refs.js';
 import { parseRendered } from '../compile/render.js';
 import { ensureLiteLLMInstalled } from '../litellm/install.js';
+import { reservedVariable } from '../policy/secrets.js';
 import type { Logger } from '../log/logger.js';
 import type { Settings } from '../settings/settings.js';
 import { AdminApiStrategy } from './admin-api.js';
@@ -67,11 +68,24 @@ export function providerEnv(
     const config = parseRendered(readFileSync(configFile, 'utf8'));
     const found: Record<string, string> = {};
     const missing: string[] = [];
+    const withheld: string[] = [];
     for (const name of referencedEnv(config)) {
       if (name === MASTER_KEY_ENV) continue;
+      // Validation refuses these in policies; a config from elsewhere (an old commit, a hand
+      // edit) still never hands the controller's own secrets to a provider.
+      if (name !== 'DATABASE_URL' && reservedVariable(name)) {
+        withheld.push(name);
+        continue;
+      }
       const value = env[name];
       if (value) found[name] = value;
       else missing.push(name);
+    }
+    if (withheld.length > 0) {
+      log.error(
+        { withheld },
+        "the config references Model Center's own secrets: they are not passed to LiteLLM",
+      );
     }
     if (missing.length > 0) {
       log.warn(
