@@ -209,7 +209,8 @@ export async function startService(
 
   // Triggers: new policy commits (polled), and in dev mode the file watcher.
   const triggers = new Triggers(controller, settings, log.child({ subsystem: 'watch' }), run);
-  await guard(triggers.start(seenAtStart));
+  // Git refused the first commit (a lock left behind): the next poll applies the policies again.
+  await guard(triggers.start(first.commitFailed ? '' : seenAtStart));
   started.push(() => triggers.stop());
 
   // Spend ledger: LiteLLM's spool into the ledger, budgets and alerts (src/spend).
@@ -295,12 +296,8 @@ export async function startService(
     plan: () => controller.plan(),
     apply: ({ force }) => mutate('api', () => controller.apply({ force })),
     reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
-    rollback: async (to) => {
-      if (to !== undefined && (await state.resolve(to)) === undefined) {
-        throw new HttpError(404, 'not_found', `no commit "${to}" in ${state.repoDir}`);
-      }
-      return mutate('api-rollback', () => controller.rollback(to));
-    },
+    // The controller refuses a target that is not one generated commit (RevisionError → 400/404).
+    rollback: (to) => mutate('api-rollback', () => controller.rollback(to)),
     drift: checkDrift,
     jobs: () => scheduler.status(),
     runJob: (name) => scheduler.runNow(name),
