@@ -394,6 +394,12 @@ export function openApiDocument(routes: readonly Route[], version: string): obje
       summary: route.summary,
       ...(route.scope !== 'public' && { security: [{ bearer: [] }], 'x-scope': route.scope }),
       ...(parameters.length > 0 && { parameters }),
+      ...(route.rawBody && {
+        requestBody: {
+          required: false,
+          content: { 'text/plain': { schema: { type: 'string', description: 'read as text' } } },
+        },
+      }),
       ...(route.body && {
         requestBody: {
           required: false,
@@ -415,7 +421,7 @@ export function openApiDocument(routes: readonly Route[], version: string): obje
             },
           }),
         },
-        ...(route.body && {
+        ...((route.body ?? route.rawBody) && {
           '400': errorResponse('invalid body'),
           '413': errorResponse('body too large'),
         }),
