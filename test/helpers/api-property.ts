@@ -117,17 +117,31 @@ function namedValues(schema: unknown): string[] {
   return [...found];
 }
 
-/** A string for one parameter or field: named values, tricky values, lists of them, anything. */
+/** Characters that broke handlers: NUL and other controls, a lone surrogate. */
+const POISON = ['\u0000', '\u0001', '\n', '\u001b', '\u007f', '\u009f', '\uD800'];
+
+/**
+ * A string for one parameter or field: values the schema names, tricky values, either with a
+ * poison character slipped in, lists of them, anything.
+ */
 function valueArbitrary(schema: unknown, known: readonly string[]): fc.Arbitrary<string> {
   const named = [...namedValues(schema), ...known];
-  const pick = fc.constantFrom(...named, ...TRICKY_VALUES);
+  const tricky = fc.constantFrom(...TRICKY_VALUES);
+  const pick = named.length > 0 ? fc.oneof(fc.constantFrom(...named), tricky) : tricky;
+  const poisoned = fc
+    .tuple(pick, fc.constantFrom(...POISON), fc.nat())
+    .map(([value, poison, at]) => {
+      const i = at % (value.length + 1);
+      return `${value.slice(0, i)}${poison}${value.slice(i)}`;
+    });
   return fc.oneof(
-    { weight: 4, arbitrary: pick },
+    { weight: 6, arbitrary: pick },
+    { weight: 2, arbitrary: poisoned },
     {
       weight: 2,
       arbitrary: fc.array(pick, { minLength: 2, maxLength: 3 }).map((v) => v.join(',')),
     },
-    { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
+    { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
   );
 }
 
@@ -197,6 +211,9 @@ export function apiRequests(
   const perOperation = Object.entries(doc.paths).flatMap(([template, methods]) =>
     Object.entries(methods).map(([method, operation]) => {
       const parameters = operation.parameters ?? [];
+      const bodySchema = operation.requestBody?.content['application/json']?.schema as
+        { properties?: object } | undefined;
+      const bodyFields = Object.keys(bodySchema?.properties ?? {}).length;
       const pathParameter = fc.oneof(
         { weight: 5, arbitrary: valueArbitrary(undefined, known).map(encode) },
         { weight: 1, arbitrary: fc.constantFrom(...RAW_FRAGMENTS) },
@@ -208,14 +225,20 @@ export function apiRequests(
           return template.replace(/\{\w+\}/g, () => values[i++] ?? 'x');
         });
       const queryNames = parameters.filter((p) => p.in === 'query');
+      const unknownName = fc.constant<Parameter>({ name: 'unknown', in: 'query' });
+      const queryName =
+        queryNames.length > 0
+          ? fc.oneof(
+              { weight: 6, arbitrary: fc.constantFrom(...queryNames) },
+              { weight: 1, arbitrary: unknownName },
+            )
+          : unknownName;
       const query = fc
         .tuple(
           fc.array(
-            fc
-              .constantFrom(...queryNames, { name: 'unknown', in: 'query' as const })
-              .chain((p) =>
-                valueArbitrary(p.schema, known).map((v) => `${encode(p.name)}=${encode(v)}`),
-              ),
+            queryName.chain((p: Parameter) =>
+              valueArbitrary(p.schema, known).map((v) => `${encode(p.name)}=${encode(v)}`),
+            ),
             { maxLength: queryNames.length > 0 ? 4 : 1 },
           ),
           fc.option(fc.constantFrom(...RAW_FRAGMENTS), { freq: 8 }),
@@ -227,7 +250,9 @@ export function apiRequests(
         { weight: verb === 'GET' ? 3 : 1, arbitrary: fc.constant('HEAD') },
         { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH') },
       );
-      return fc
+      // A route with more inputs gets more of the runs.
+      const weight = 1 + parameters.length + bodyFields;
+      const requests = fc
         .record({
           method: methodArbitrary,
           path,
@@ -245,6 +270,7 @@ export function apiRequests(
           ...(m !== 'GET' && m !== 'HEAD' && body !== undefined && { body }),
           token,
         }));
+      return { weight, arbitrary: requests };
     }),
   );
   return fc.oneof(...perOperation);

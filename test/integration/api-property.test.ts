@@ -118,7 +118,7 @@ describe('the API never answers 5xx to client input (real serve)', () => {
     const known = ['drift-check', git(repo, 'rev-parse', 'HEAD'), 'goal', 'day'];
     await fc.assert(
       fc.asyncProperty(apiRequests(doc, known), (request) => checkAnswer(api, request, tokens)),
-      { numRuns: 400 },
+      { numRuns: 600 },
     );
   }, 240_000);
 });
