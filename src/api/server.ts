@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { allows, authorize, type Scope, type Tokens } from './auth.js';
@@ -95,7 +96,7 @@ const BODY_CONTROL = /(?![\t\n\r])\p{Cc}/u;
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const compiled = options.routes.map(compileRoute);
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     const started = performance.now();
     const requestId = requestIdOf(request);
     let template = 'unmatched';
@@ -254,6 +255,30 @@ export function createApiServer(options: ApiServerOptions): Server {
       );
     });
   });
+  // A request node:http cannot parse (a NUL or control character in the request line or a
+  // header, a header block over the limit) is answered here, still in the one error shape.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const requestId = randomUUID();
+    const body = JSON.stringify({
+      error: {
+        code: 'bad_request',
+        message:
+          status === 431
+            ? 'the request headers are too large'
+            : 'the request is not valid HTTP (a control character in the path or a header?)',
+        requestId,
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  return server;
 }
 
 /** Where an InputError's bare field name lives in the request: `query.since`, `body.to`, `path.callId`. */
