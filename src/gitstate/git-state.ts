@@ -165,7 +165,14 @@ export class GitState {
   }
 
   async setLastKnownGood(commit: string): Promise<void> {
-    await this.git.raw(['update-ref', LAST_KNOWN_GOOD_REF, commit]);
+    try {
+      await this.git.raw(['update-ref', LAST_KNOWN_GOOD_REF, commit]);
+    } catch (error) {
+      throw new GitStateError(
+        `could not record ${commit.slice(0, 12)} as last-known-good: ${gitMessage(error)} — ${commitHint(error)}`,
+        { cause: error },
+      );
+    }
   }
 
   /** Commits that changed the generated file, newest first. */
