@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ApplyReport, DriftReport, Plan } from '../apply/controller.js';
+import { GitStateError } from '../gitstate/git-state.js';
 import { HttpError, openApiDocument, type Reply, type Route } from './server.js';
 
 /** What the API needs from the running service; `src/main.ts` provides it. */
@@ -72,6 +73,20 @@ export function applyReply(report: ApplyReport): Reply {
   return { status, body: report };
 }
 
+/**
+ * An apply, reload or rollback as a reply. Git refusing the commit (a lock left behind) is the
+ * repository's state, not the request's: 503 with git's message, and the next attempt retries.
+ * A rollback target that is not one generated commit arrives as RevisionError (400/404).
+ */
+async function mutation(work: () => Promise<ApplyReport>): Promise<Reply> {
+  try {
+    return applyReply(await work());
+  } catch (error) {
+    if (error instanceof GitStateError) throw new HttpError(503, 'git_failed', error.message);
+    throw error;
+  }
+}
+
 export function apiRoutes(service: ServiceApi, version: string): Route[] {
   const routes: Route[] = [
     {
@@ -114,8 +129,7 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       summary: 'validate → compile → commit → reload → verify, or roll back to last-known-good',
       body: applyBodySchema,
       response: applyReportSchema,
-      handle: async ({ body }) =>
-        applyReply(await service.apply(body as z.infer<typeof applyBodySchema>)),
+      handle: ({ body }) => mutation(() => service.apply(body as z.infer<typeof applyBodySchema>)),
     },
     {
       method: 'POST',
@@ -124,7 +138,7 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       summary: 'Reload and verify the current config on every instance, even if unchanged',
       body: emptyBodySchema,
       response: applyReportSchema,
-      handle: async () => applyReply(await service.reload()),
+      handle: () => mutation(() => service.reload()),
     },
     {
       method: 'POST',
@@ -133,8 +147,8 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       summary: 'Return to last-known-good or an earlier generated commit, verified',
       body: rollbackBodySchema,
       response: applyReportSchema,
-      handle: async ({ body }) =>
-        applyReply(await service.rollback((body as z.infer<typeof rollbackBodySchema>).to)),
+      handle: ({ body }) =>
+        mutation(() => service.rollback((body as z.infer<typeof rollbackBodySchema>).to)),
     },
     {
       method: 'GET',

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { z } from 'zod';
-import { describeError, ModelCenterError } from '../shared/errors.js';
+import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { allows, authorize, type Scope, type Tokens } from './auth.js';
 
 /** The slice of a logger the API uses (pino's Logger fits). */
@@ -80,16 +81,27 @@ interface CompiledRoute {
   names: string[];
 }
 
+/** Control characters: refused in every path and query parameter (no value we keep has them). */
+const CONTROL = /\p{Cc}/u;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** In body strings tab, newline and carriage return are text; every other control character is refused. */
+const BODY_CONTROL = /(?![\t\n\r])\p{Cc}/u;
+
 /**
  * A small JSON HTTP API on node:http: bearer auth with read/admin scopes, body size limit, zod
  * validation of every body and query, one error shape, no stack traces, a request id per request.
+ * Client input never causes a 5xx: control characters in any parameter, bad encodings and
+ * InputError from a handler are answered 4xx naming the parameter; HEAD is served by every GET
+ * route without a body.
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const compiled = options.routes.map(compileRoute);
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     const started = performance.now();
     const requestId = requestIdOf(request);
     let template = 'unmatched';
+    const head = request.method === 'HEAD';
+    const method = head ? 'GET' : request.method;
     const send = (status: number, body: unknown, contentType?: string): void => {
       const raw = contentType ? String(body) : JSON.stringify(body);
       const text = options.mask ? options.mask(raw) : raw;
@@ -99,7 +111,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         'x-request-id': requestId,
         ...(status === 401 && { 'www-authenticate': 'Bearer' }),
       });
-      response.end(text);
+      response.end(head ? undefined : text);
       const seconds = (performance.now() - started) / 1000;
       options.onRequest?.(request.method ?? 'GET', template, status, seconds);
       const details = {
@@ -116,17 +128,27 @@ export function createApiServer(options: ApiServerOptions): Server {
       send(status, { error: { code, message, requestId, ...(field && { field }) } });
 
     void (async () => {
-      const url = new URL(request.url ?? '/', 'http://localhost');
+      let url: URL;
+      try {
+        url = new URL(request.url ?? '/', 'http://localhost');
+      } catch {
+        return fail(400, 'invalid_request', 'the request target is not a valid URL path');
+      }
       const matches = compiled
         .map((c) => ({ c, m: c.pattern.exec(url.pathname) }))
         .filter((x) => x.m !== null);
-      if (matches.length === 0) return fail(404, 'not_found', `no route ${url.pathname}`);
-      const hit = matches.find((x) => x.c.route.method === request.method);
+      if (matches.length === 0)
+        return fail(404, 'not_found', `no route ${printable(url.pathname)}`);
+      const hit = matches.find((x) => x.c.route.method === method);
       if (!hit) {
+        const allowed = matches.flatMap((x) =>
+          x.c.route.method === 'GET' ? ['GET', 'HEAD'] : [x.c.route.method],
+        );
+        response.setHeader('allow', allowed.join(', '));
         return fail(
           405,
           'method_not_allowed',
-          `${url.pathname} accepts ${matches.map((x) => x.c.route.method).join(', ')}`,
+          `${printable(url.pathname)} accepts ${allowed.join(', ')}`,
         );
       }
       const { route } = hit.c;
@@ -144,7 +166,7 @@ export function createApiServer(options: ApiServerOptions): Server {
           return fail(
             403,
             'forbidden',
-            `${request.method} ${route.path} needs an admin token; this token has read scope`,
+            `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
       }
@@ -157,8 +179,28 @@ export function createApiServer(options: ApiServerOptions): Server {
         return fail(
           400,
           'invalid_request',
-          `${url.pathname}: a path segment is not valid URL encoding`,
+          `${printable(url.pathname)}: a path segment is not valid URL encoding`,
         );
+      }
+      for (const [name, value] of Object.entries(params)) {
+        if (CONTROL.test(value))
+          return fail(
+            400,
+            'invalid_request',
+            `path.${name}: must not contain control characters (NUL, newline, …)`,
+            `path.${name}`,
+          );
+      }
+      for (const [name, value] of url.searchParams) {
+        if (CONTROL.test(name) || CONTROL.test(value)) {
+          const field = `query.${printable(name)}`;
+          return fail(
+            400,
+            'invalid_request',
+            `${field}: must not contain control characters (NUL, newline, …)`,
+            field,
+          );
+        }
       }
       const query = parseWith(route.query, Object.fromEntries(url.searchParams), 'query');
       if (!query.ok) return fail(400, 'invalid_request', query.message, query.field);
@@ -178,6 +220,8 @@ export function createApiServer(options: ApiServerOptions): Server {
           } catch (error) {
             return fail(400, 'invalid_json', `the body is not valid JSON: ${describeError(error)}`);
           }
+          const bad = badText(json);
+          if (bad) return fail(400, 'invalid_request', `${bad.field}: ${bad.problem}`, bad.field);
         }
         const parsed = route.rawBody
           ? { ok: true as const, value: json }
@@ -195,6 +239,13 @@ export function createApiServer(options: ApiServerOptions): Server {
     })().catch((error: unknown) => {
       if (response.headersSent) return;
       if (error instanceof HttpError) return fail(error.status, error.code, error.message);
+      if (error instanceof InputError)
+        return fail(
+          error.status,
+          error.code,
+          error.message,
+          fieldOf(error.field, template, compiled),
+        );
       options.log.error({ requestId, err: describeError(error) }, 'handler failed');
       const known = error instanceof ModelCenterError;
       fail(
@@ -204,6 +255,83 @@ export function createApiServer(options: ApiServerOptions): Server {
       );
     });
   });
+  // A request node:http cannot parse (a NUL or control character in the request line or a
+  // header, a header block over the limit) is answered here, still in the one error shape.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const requestId = randomUUID();
+    const body = JSON.stringify({
+      error: {
+        code: 'bad_request',
+        message:
+          status === 431
+            ? 'the request headers are too large'
+            : 'the request is not valid HTTP (a control character in the path or a header?)',
+        requestId,
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  return server;
+}
+
+/** Where an InputError's bare field name lives in the request: `query.since`, `body.to`, `path.callId`. */
+function fieldOf(
+  field: string | undefined,
+  template: string,
+  compiled: readonly CompiledRoute[],
+): string | undefined {
+  if (!field || field.includes('.')) return field;
+  const found = compiled.find((c) => c.route.path === template);
+  if (!found) return field;
+  if (found.names.includes(field)) return `path.${field}`;
+  if (found.route.query?.shape && field in found.route.query.shape) return `query.${field}`;
+  return found.route.body ? `body.${field}` : field;
+}
+
+/**
+ * The first string in a parsed JSON body (a key or a value) with a control character other than
+ * tab and newlines, or that is not well-formed Unicode (a lone surrogate). Iterative: a deeply
+ * nested body cannot overflow the stack.
+ */
+function badText(json: unknown): { field: string; problem: string } | undefined {
+  const stack: { value: unknown; path: string }[] = [{ value: json, path: 'body' }];
+  const check = (text: string, path: string) => {
+    if (BODY_CONTROL.test(text))
+      return { field: path, problem: 'must not contain control characters (NUL, …)' };
+    if (LONE_SURROGATE.test(text))
+      return { field: path, problem: 'must be well-formed Unicode (a lone surrogate)' };
+    return undefined;
+  };
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === 'string') {
+      const bad = check(value, path);
+      if (bad) return bad;
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push({ value: item, path: `${path}.${i}` }));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        const keyPath = `${path}.${printable(key)}`;
+        const bad = check(key, keyPath);
+        if (bad) return bad;
+        stack.push({ value: item, path: keyPath });
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Client text in a message or field: control characters escaped, long text cut. */
+function printable(text: string): string {
+  const cut = text.length > 100 ? `${text.slice(0, 100)}…` : text;
+  return JSON.stringify(cut).slice(1, -1);
 }
 
 function compileRoute(route: Route): CompiledRoute {
@@ -291,6 +419,12 @@ export function openApiDocument(routes: readonly Route[], version: string): obje
       summary: route.summary,
       ...(route.scope !== 'public' && { security: [{ bearer: [] }], 'x-scope': route.scope }),
       ...(parameters.length > 0 && { parameters }),
+      ...(route.rawBody && {
+        requestBody: {
+          required: false,
+          content: { 'text/plain': { schema: { type: 'string', description: 'read as text' } } },
+        },
+      }),
       ...(route.body && {
         requestBody: {
           required: false,
@@ -312,7 +446,7 @@ export function openApiDocument(routes: readonly Route[], version: string): obje
             },
           }),
         },
-        ...(route.body && {
+        ...((route.body ?? route.rawBody) && {
           '400': errorResponse('invalid body'),
           '413': errorResponse('body too large'),
         }),

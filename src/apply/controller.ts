@@ -2,9 +2,8 @@ import path from 'node:path';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import { parseRendered } from '../compile/render.js';
-import type { Drift, GitState } from '../gitstate/git-state.js';
 import { createTwoFilesPatch } from 'diff';
-import { sha256 } from '../gitstate/git-state.js';
+import { GitStateError, sha256, type Drift, type GitState } from '../gitstate/git-state.js';
 import { applyCommitMessage, rollbackCommitMessage } from '../gitstate/messages.js';
 import { formatProblem } from '../policy/problems.js';
 import { describeVerify, verifyInstances, type VerifyReport } from '../reload/verify.js';
@@ -134,28 +133,90 @@ export class Controller {
     };
   }
 
-  rollback(to?: string): Promise<ApplyReport> {
-    return this.lock.run(() => this.rollbackLocked(to));
+  /**
+   * Returns to `to` (a generated commit) or to last-known-good. A target that is not one generated
+   * commit is refused with RevisionError before anything is locked or recorded: it is a wrong
+   * request, not a failed rollback.
+   */
+  async rollback(to?: string): Promise<ApplyReport> {
+    const target = to === undefined ? undefined : await this.options.state.generatedCommit(to);
+    return this.lock.run(() => this.rollbackLocked(target));
   }
 
   /**
    * Start-up, and recovery after a crash mid-apply (the journal says so): nothing may be live,
    * or the live instances may not match HEAD. Apply the current policies and reload whatever the
-   * outcome of the commit step; if the policies are invalid, serve the committed config.
+   * outcome of the commit step; if the policies are invalid, or git refuses the commit (a lock
+   * left behind), serve the committed config. `commitFailed`: the policies wait for the next
+   * trigger to be applied.
    */
-  start(): Promise<ApplyReport & { recovered: boolean }> {
+  start(): Promise<ApplyReport & { recovered: boolean; commitFailed: boolean }> {
     return this.lock.run(async () => {
-      const recovered = (await this.journal.read()) !== undefined;
-      const report = await this.applyLocked({ reload: true });
-      // Drift: a hand edit on disk is never served nor overwritten silently; the report says so.
-      if (report.outcome !== 'invalid') return { ...report, recovered };
+      const entry = await this.journal.read();
+      const recovered = entry !== undefined;
+      if (entry?.phase === 'committing') await this.undoInterruptedWrite(entry.configSha256);
       const { state } = this.options;
-      const head = await state.head();
+      let report: ApplyReport;
+      let commitFailed = false;
+      try {
+        report = await this.applyLocked({ reload: true });
+      } catch (error) {
+        if (!(error instanceof GitStateError)) throw error;
+        commitFailed = true;
+        report = {
+          outcome: 'failed',
+          problems: [error.message],
+          lastKnownGood: await state.lastKnownGood(),
+        };
+      }
+      // Drift: a hand edit on disk is never served nor overwritten silently; the report says so.
+      if (report.outcome !== 'invalid' && !commitFailed)
+        return { ...report, recovered, commitFailed };
+      // The commit that made the committed config, not HEAD (a later policy commit did not).
+      const commit = (await state.lastConfigCommit()) ?? (await state.head());
       const text = await state.committedConfig();
-      if (!head || text === undefined) return { ...report, recovered };
-      const served = await this.reloadAndVerify(head, text, 'serving the committed config');
-      return { ...served, problems: [...report.problems, ...served.problems], recovered };
+      if (!commit || text === undefined) return { ...report, recovered, commitFailed };
+      const served = await this.reloadAndVerify(commit, text, 'serving the committed config');
+      return {
+        ...served,
+        problems: [...report.problems, ...served.problems],
+        recovered,
+        commitFailed,
+      };
     });
+  }
+
+  /** A crash between writing the generated file and committing it: put the committed one back. */
+  private async undoInterruptedWrite(writtenSha256: string | undefined): Promise<void> {
+    const { state } = this.options;
+    const working = await state.workingConfig();
+    const committed = await state.committedConfig();
+    if (!writtenSha256 || working === undefined || working === committed) return;
+    if (sha256(working) === writtenSha256) await state.restoreConfig(committed);
+  }
+
+  /**
+   * The commit step, journalled. When git refuses it the file is already back as it was: nothing
+   * changed, so the journal is cleared and GitStateError (git's message) goes to the caller.
+   */
+  private async commitStep(
+    kind: 'apply' | 'rollback',
+    text: string,
+    message: string,
+  ): Promise<{ commit: string; changed: boolean }> {
+    await this.journal.write({
+      phase: 'committing',
+      kind,
+      configSha256: sha256(text),
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+    });
+    try {
+      return await this.options.state.commitConfig(text, message);
+    } catch (error) {
+      await this.journal.clear();
+      throw error;
+    }
   }
 
   private async applyLocked(opts: { force?: boolean; reload?: boolean }): Promise<ApplyReport> {
@@ -183,13 +244,8 @@ export class Controller {
     const previous = idsOf(await state.committedConfig());
     const provenance = await state.provenance(policiesDir);
     const hash = sha256(build.yaml);
-    await this.journal.write({
-      phase: 'committing',
-      kind: 'apply',
-      startedAt: new Date().toISOString(),
-      pid: process.pid,
-    });
-    const { commit, changed } = await state.commitConfig(
+    const { commit, changed } = await this.commitStep(
+      'apply',
       build.yaml,
       applyCommitMessage({
         policyCommit: provenance.commit,
@@ -207,17 +263,14 @@ export class Controller {
     return this.reloadAndVerify(commit, build.yaml, 'apply');
   }
 
+  /** `to`: a generated commit checked by `rollback`; undefined for last-known-good. */
   private async rollbackLocked(to?: string): Promise<ApplyReport> {
     const { state } = this.options;
-    const target = to ? await state.resolve(to) : await state.lastKnownGood();
+    const target = to ?? (await state.lastKnownGood());
     if (!target) {
       return {
         outcome: 'failed',
-        problems: [
-          to
-            ? `no commit "${to}" in ${state.repoDir}`
-            : 'there is no last-known-good commit yet: apply successfully once first',
-        ],
+        problems: ['there is no last-known-good commit yet: apply successfully once first'],
       };
     }
     const text = await state.committedConfig(target);
@@ -229,13 +282,8 @@ export class Controller {
         ],
       };
     }
-    await this.journal.write({
-      phase: 'committing',
-      kind: 'rollback',
-      startedAt: new Date().toISOString(),
-      pid: process.pid,
-    });
-    const { commit } = await state.commitConfig(
+    const { commit } = await this.commitStep(
+      'rollback',
       text,
       rollbackCommitMessage({ target, reason: 'Requested rollback.', configSha256: sha256(text) }),
     );
@@ -305,10 +353,24 @@ export class Controller {
         litellmOutput: output,
       };
     }
-    const { commit } = await state.commitConfig(
-      lkgText,
-      rollbackCommitMessage({ target: lkg, reason: cause, configSha256: sha256(lkgText) }),
-    );
+    let commit: string;
+    try {
+      ({ commit } = await state.commitConfig(
+        lkgText,
+        rollbackCommitMessage({ target: lkg, reason: cause, configSha256: sha256(lkgText) }),
+      ));
+    } catch (error) {
+      if (!(error instanceof GitStateError)) throw error;
+      await this.journal.clear();
+      return {
+        outcome: 'failed',
+        commit: failed,
+        lastKnownGood: lkg,
+        problems: [cause, `returning to last-known-good failed: ${error.message}`],
+        verify,
+        litellmOutput: output,
+      };
+    }
     const problems = [cause];
     try {
       const lkgIds = idsOf(lkgText);

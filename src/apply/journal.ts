@@ -7,6 +7,11 @@ export interface JournalEntry {
   kind: 'apply' | 'rollback';
   /** The generated commit being made live (set from the reloading phase on). */
   commit?: string;
+  /**
+   * sha256 of the config being written (committing phase): a file on disk with this hash after a
+   * crash was written by the interrupted apply, not by hand, and is put back before drift is judged.
+   */
+  configSha256?: string;
   startedAt: string;
   pid: number;
 }

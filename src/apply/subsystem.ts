@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceApi } from '../api/routes.js';
 import { HttpError, type Route } from '../api/server.js';
 import { buildFromDir } from '../compile/build.js';
-import { GitState } from '../gitstate/git-state.js';
+import { GitState, GitStateError } from '../gitstate/git-state.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatProblem } from '../policy/problems.js';
@@ -106,14 +106,26 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
   const run: RunApply = async (trigger, work) => {
     const started = performance.now();
-    const report = await work();
-    metrics.recordApply(report.outcome, (performance.now() - started) / 1000);
-    lastApply = {
-      at: new Date().toISOString(),
-      trigger,
-      outcome: report.outcome,
-      problems: report.problems,
+    const record = (outcome: ApplyReport['outcome'], problems: string[]): void => {
+      metrics.recordApply(outcome, (performance.now() - started) / 1000);
+      lastApply = { at: new Date().toISOString(), trigger, outcome, problems };
     };
+    let report: ApplyReport;
+    try {
+      report = await work();
+    } catch (error) {
+      // Git refused the commit: the apply failed (status and metrics say so) and is retried.
+      // A busy lock or a refused rollback target is not an apply and is not counted.
+      if (error instanceof GitStateError) {
+        record('failed', [error.message]);
+        log.error(
+          { trigger, outcome: 'failed', problems: [error.message] },
+          'apply did not go live',
+        );
+      }
+      throw error;
+    }
+    record(report.outcome, report.problems);
     logReport(log, trigger, report);
     return report;
   };
@@ -147,19 +159,16 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     controller,
     strategy,
     first,
-    seenAtStart,
+    // Git refused the first commit (a lock left behind): the next poll applies the policies again.
+    seenAtStart: first.commitFailed ? '' : seenAtStart,
     litellmUrl: () => litellmUrl(strategy),
     run,
     api: {
       plan: () => controller.plan(),
       apply: ({ force }) => mutate('api', () => controller.apply({ force })),
       reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
-      rollback: async (to) => {
-        if (to !== undefined && (await state.resolve(to)) === undefined) {
-          throw new HttpError(404, 'not_found', `no commit "${to}" in ${state.repoDir}`);
-        }
-        return mutate('api-rollback', () => controller.rollback(to));
-      },
+      // The controller refuses a target that is not one generated commit (RevisionError → 400/404).
+      rollback: (to) => mutate('api-rollback', () => controller.rollback(to)),
       drift: checkDrift,
     },
     jobs: {

@@ -1,11 +1,35 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
-import { ModelCenterError, describeError } from '../shared/errors.js';
+import { rm } from 'node:fs/promises';
+import { InputError, ModelCenterError, describeError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { GENERATED_TRAILER } from './messages.js';
 
+/** Git refused an operation; `message` carries git's own words and what to check. */
 export class GitStateError extends ModelCenterError {}
+
+/**
+ * A revision given as a rollback target that is not one generated commit: malformed, a range, not
+ * in the repository, or a commit Model Center did not make. Input to refuse, not a failed apply.
+ */
+export class RevisionError extends InputError {
+  constructor(
+    message: string,
+    readonly kind: 'malformed' | 'range' | 'unknown' | 'not-generated',
+  ) {
+    super(message, {
+      status: kind === 'unknown' ? 404 : 400,
+      code:
+        kind === 'unknown'
+          ? 'not_found'
+          : kind === 'not-generated'
+            ? 'not_generated'
+            : 'invalid_request',
+      field: 'to',
+    });
+  }
+}
 
 const LAST_KNOWN_GOOD_REF = 'refs/modelcenter/last-known-good';
 const IDENTITY = ['user.name=Model Center', 'user.email=modelcenter@localhost'];
@@ -95,7 +119,11 @@ export class GitState {
     return readIfExists(this.configFile);
   }
 
-  /** Writes and commits the generated config; no commit when the content is already committed. */
+  /**
+   * Writes and commits the generated config as one step; no commit when the content is already
+   * committed. When git refuses the commit, the file (and the index) are put back as they were, so
+   * a git hiccup leaves no hand edit behind, and GitStateError carries git's message.
+   */
   async commitConfig(text: string, message: string): Promise<{ commit: string; changed: boolean }> {
     const committed = await this.committedConfig();
     if (committed === text) {
@@ -103,16 +131,27 @@ export class GitState {
       // The commit that made this content, not HEAD: later policy commits did not change it.
       return { commit: (await this.lastConfigCommit()) ?? (await this.head())!, changed: false };
     }
+    const before = await this.workingConfig();
     await writeFileAtomically(this.configFile, text);
     try {
       await this.git.add([this.configPath]);
       await this.git.commit(message, [this.configPath]);
     } catch (error) {
+      await this.restoreConfig(before);
       throw new GitStateError(
-        `could not commit ${this.configPath}: ${describeError(error)} — check the repository's state (a rebase or merge in progress?)`,
+        `could not commit ${this.configPath}: ${gitMessage(error)} — ${commitHint(error)}; ${this.configPath} is as it was and the next apply retries`,
+        { cause: error },
       );
     }
     return { commit: (await this.head())!, changed: true };
+  }
+
+  /** Puts the generated file back to `text` (undefined: it did not exist) and unstages it. */
+  async restoreConfig(text: string | undefined): Promise<void> {
+    if (text === undefined) await rm(this.configFile, { force: true });
+    else await writeFileAtomically(this.configFile, text);
+    // Staged by a `git add` that worked before the commit failed; best effort (the index may be locked).
+    await this.git.raw(['reset', '-q', '--', this.configPath]).catch(() => undefined);
   }
 
   async lastKnownGood(): Promise<string | undefined> {
@@ -126,7 +165,14 @@ export class GitState {
   }
 
   async setLastKnownGood(commit: string): Promise<void> {
-    await this.git.raw(['update-ref', LAST_KNOWN_GOOD_REF, commit]);
+    try {
+      await this.git.raw(['update-ref', LAST_KNOWN_GOOD_REF, commit]);
+    } catch (error) {
+      throw new GitStateError(
+        `could not record ${commit.slice(0, 12)} as last-known-good: ${gitMessage(error)} — ${commitHint(error)}`,
+        { cause: error },
+      );
+    }
   }
 
   /** Commits that changed the generated file, newest first. */
@@ -147,18 +193,91 @@ export class GitState {
   async resolve(rev: string): Promise<string | undefined> {
     try {
       return (
-        (await this.git.revparse(['--verify', '--quiet', `${rev}^{commit}`])).trim() || undefined
+        (
+          await this.git.revparse(['--verify', '--quiet', '--end-of-options', `${rev}^{commit}`])
+        ).trim() || undefined
       );
     } catch {
       return undefined;
     }
   }
 
-  /** A hand edit of the generated file, on disk or in a commit not made by Model Center. */
+  /**
+   * The single generated commit `rev` names, or RevisionError saying why it is not one: a range or
+   * other expression of several commits, something that is no revision at all, a commit not in
+   * the repository, or one Model Center did not make.
+   */
+  async generatedCommit(rev: string): Promise<string> {
+    if (rev.trim() === '' || rev.startsWith('-') || /[\s\p{Cc}]/u.test(rev)) {
+      throw new RevisionError(
+        `"${printable(rev)}" is not a revision: give a generated commit's id (modelcenter status lists them)`,
+        'malformed',
+      );
+    }
+    if (/\.\.|\^[-!@]/.test(rev)) {
+      throw new RevisionError(
+        `"${printable(rev)}" names a range or an expression, not one commit: rollback takes a single generated commit's id (modelcenter status lists them)`,
+        'range',
+      );
+    }
+    const commit = await this.resolve(rev);
+    if (!commit) throw new RevisionError(`no commit "${rev}" in ${this.repoDir}`, 'unknown');
+    const body = await this.git.raw(['log', '-1', '--format=%B', commit, '--']).catch(() => '');
+    if (!body.includes(GENERATED_TRAILER) || (await this.committedConfig(commit)) === undefined) {
+      const subject = body.split('\n')[0]?.trim() ?? '';
+      throw new RevisionError(
+        `commit ${commit.slice(0, 12)}${subject ? ` ("${subject}")` : ''} is not a generated commit: Model Center rolls back only to configs it committed (modelcenter status lists them)`,
+        'not-generated',
+      );
+    }
+    return commit;
+  }
+
+  /** The generated file on disk holds what it held in some commit Model Center made. */
+  async isGeneratedContent(): Promise<boolean> {
+    const blob = (
+      await this.git.raw(['hash-object', '--', this.configPath]).catch(() => '')
+    ).trim();
+    if (!/^[0-9a-f]{40,64}$/.test(blob)) return false;
+    const candidates = (
+      await this.git
+        .raw([
+          'log',
+          '--format=%H',
+          `--find-object=${blob}`,
+          '--fixed-strings',
+          `--grep=${GENERATED_TRAILER}`,
+          '--',
+          this.configPath,
+        ])
+        .catch(() => '')
+    )
+      .split('\n')
+      .filter(Boolean)
+      .slice(0, 20);
+    for (const commit of candidates) {
+      // --find-object also lists the commit that replaced the blob: keep those that hold it.
+      const held = await this.git
+        .raw(['rev-parse', '--verify', '--quiet', `${commit}:${this.configPath}`])
+        .catch(() => '');
+      if (held.trim() === blob) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A hand edit of the generated file, on disk or in a commit not made by Model Center. A file
+   * that holds a config Model Center committed (an earlier generated commit's) is not a hand edit.
+   */
   async drift(): Promise<Drift> {
     const committed = await this.committedConfig();
     const working = await this.workingConfig();
-    const drift: Drift = { workingTreeEdited: committed !== undefined && working !== committed };
+    const drift: Drift = {
+      workingTreeEdited:
+        committed !== undefined &&
+        working !== committed &&
+        (working === undefined || !(await this.isGeneratedContent())),
+    };
     const last = (
       await this.git.raw(['log', '-1', '--format=%H%x09%B', '--', this.configPath]).catch(() => '')
     ).trim();
@@ -169,4 +288,27 @@ export class GitState {
     }
     return drift;
   }
+}
+
+/** Git's own words: the first line of what it printed, without simple-git's decoration. */
+function gitMessage(error: unknown): string {
+  const lines = describeError(error)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.find((l) => /^(fatal|error):/.test(l)) ?? lines[0] ?? 'git failed';
+}
+
+function commitHint(error: unknown): string {
+  const text = describeError(error);
+  if (text.includes('index.lock'))
+    return 'another git process is running in this repository, or one crashed and left .git/index.lock behind (remove it when no git runs)';
+  if (/permission denied|read-only/i.test(text))
+    return 'the repository is not writable by this user';
+  return "check the repository's state (a rebase or merge in progress?)";
+}
+
+/** A user's text in a message, control characters escaped. */
+function printable(text: string): string {
+  return JSON.stringify(text.slice(0, 200)).slice(1, -1);
 }

@@ -1,6 +1,6 @@
 import type { PolicySet } from '../policy/policy-set.js';
-import { durationSeconds } from '../shared/duration.js';
-import { ModelCenterError } from '../shared/errors.js';
+import { parsePointInTime } from '../shared/duration.js';
+import { InputError } from '../shared/errors.js';
 import type { Queryable } from '../store/db.js';
 import { histogramQuantile } from '../store/histogram.js';
 import {
@@ -14,7 +14,11 @@ import {
 import { reportQuerySchema, type ParsedReportQuery, type ReportQuery } from './schema.js';
 
 /** A report request that cannot be answered as written (exit code 1 in the CLI, 400 in the API). */
-export class ReportQueryError extends ModelCenterError {}
+export class ReportQueryError extends InputError {
+  constructor(message: string, field?: string) {
+    super(message, { status: 400, ...(field && { field }) });
+  }
+}
 
 export interface Measures {
   requests: number;
@@ -66,7 +70,8 @@ export function reportSpec(query: ParsedReportQuery, now: Date): ReportSpec {
   const to = query.until ? pointInTime(query.until, now, 'until') : now;
   if (from.getTime() >= to.getTime())
     throw new ReportQueryError(
-      `--since (${from.toISOString()}) must be before --until (${to.toISOString()})`,
+      `since (${from.toISOString()}) must be before until (${to.toISOString()})`,
+      'since',
     );
   const filters: ReportSpec['filters'] = {};
   for (const dimension of FILTER_DIMENSIONS) {
@@ -76,16 +81,11 @@ export function reportSpec(query: ParsedReportQuery, now: Date): ReportSpec {
   return { groupBy: [...new Set(query.groupBy)], from, to, filters };
 }
 
-/** `7d` (that long before now) or a date / ISO time → a Date; ReportQueryError naming the flag. */
+/** `7d` (that long before now) or a date / UTC time → a Date; ReportQueryError naming the parameter. */
 export function pointInTime(text: string, now: Date, flag: string): Date {
-  const seconds = durationSeconds(text);
-  if (seconds !== undefined) return new Date(now.getTime() - seconds * 1000);
-  const date = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
-  if (Number.isNaN(date.getTime()))
-    throw new ReportQueryError(
-      `--${flag} "${text}" is neither a duration (7d) nor a date (2026-11-01)`,
-    );
-  return date;
+  const parsed = parsePointInTime(text, now);
+  if (!parsed.ok) throw new ReportQueryError(`${flag}: ${parsed.reason}`, flag);
+  return parsed.date;
 }
 
 export interface ReportOptions {
@@ -106,8 +106,10 @@ export async function spendReport(
   const parsed = reportQuerySchema.safeParse(query);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || undefined;
     throw new ReportQueryError(
-      `invalid report query: ${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}`,
+      `invalid report query: ${field ?? 'query'}: ${issue?.message ?? 'invalid'}`,
+      field,
     );
   }
   const spec = reportSpec(parsed.data, options.now ?? new Date());

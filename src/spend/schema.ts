@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parsePointInTime } from '../shared/duration.js';
 import { DIMENSIONS } from '../store/ledger.js';
 
 /**
@@ -47,11 +48,18 @@ export const standardLoggingPayloadSchema = z.object({
 export type StandardLoggingPayload = z.infer<typeof standardLoggingPayloadSchema>;
 
 const dimension = z.enum(DIMENSIONS);
+/** No ledger value holds control characters (the database refuses NUL): such a filter is a mistake. */
+const CONTROL = /\p{Cc}/u;
 const csv = z
   .union([z.string(), z.array(z.string())])
+  .refine((v) => !(Array.isArray(v) ? v : [v]).some((s) => CONTROL.test(s)), {
+    message: 'must not contain control characters (NUL, newline, …)',
+  })
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean));
-const when = z.string().regex(/^(\d+[hdw]|\d{4}-\d{2}-\d{2}(T[\d:.]+Z?)?)$/, {
-  message: 'a relative duration (24h, 7d, 2w) or a date (2026-11-01, 2026-11-01T12:00:00Z)',
+/** A relative duration or a date/UTC time that exists (no February 30th) within 1970–9999. */
+const when = z.string().superRefine((text, context) => {
+  const parsed = parsePointInTime(text, new Date());
+  if (!parsed.ok) context.addIssue({ code: 'custom', message: parsed.reason });
 });
 
 /**

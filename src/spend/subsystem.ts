@@ -101,8 +101,12 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           return { status: 200, body: result };
         } catch (error) {
           if (error instanceof BackfillBusyError) throw new HttpError(409, 'busy', error.message);
+          // LiteLLM answered and refused (without a database it keeps no spend logs): this
+          // set-up cannot backfill, a 409; only LiteLLM down or failing is a 502.
           if (error instanceof LiteLLMApiError)
-            throw new HttpError(502, 'litellm_failed', error.message);
+            throw error.status !== undefined && error.status < 500
+              ? new HttpError(409, 'backfill_unavailable', error.message)
+              : new HttpError(502, 'litellm_failed', error.message);
           if (error instanceof BackfillRequestError || error instanceof ReportQueryError)
             throw new HttpError(400, 'invalid_request', error.message);
           throw error;

@@ -61,10 +61,13 @@ export class PolicyWatcher {
       return;
     }
     if (build.yaml === this.lastYaml) return;
+    const previous = this.lastYaml;
     this.lastYaml = build.yaml;
     try {
       await this.options.onChange(build.yaml);
     } catch (error) {
+      // Not acted on (git refused the commit, another apply held the lock): the next save retries.
+      this.lastYaml = previous;
       this.options.onInvalid([`applying the edited policies failed: ${describeError(error)}`]);
     }
   }

@@ -2,6 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Controller } from '../../src/apply/controller.js';
+import { GitStateError } from '../../src/gitstate/git-state.js';
 import { freePort } from '../../src/litellm/process.js';
 import type { RestartStrategy } from '../../src/reload/restart.js';
 import { repoController } from '../helpers/controller.js';
@@ -126,6 +127,43 @@ describe('apply with the restart strategy (real git, real LiteLLM)', () => {
     expect(report.problems[0]).toMatch(/edited by hand.*--force/);
     expect(await readFile(file, 'utf8')).toContain('num_retries: 5');
     await writeFile(file, text);
+  });
+
+  it(".git/index.lock during an apply: it fails with git's message, the working tree stays clean and is no drift, and the next apply after the lock is gone succeeds", async () => {
+    const lkg = await controller.state.lastKnownGood();
+    const servedBefore = await served();
+    const policyCommit = await commitPolicies(
+      repo,
+      base.replace('  retries: 0\n', '  retries: 1\n'),
+      'policies: one retry',
+    );
+    const lock = path.join(repo, '.git', 'index.lock');
+    await writeFile(lock, ''); // another git process, or one that crashed
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const failed = await controller.apply().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // Every attempt: git's own words, never "edited by hand".
+      expect(failed).toBeInstanceOf(GitStateError);
+      expect((failed as Error).message).toMatch(
+        /could not commit litellm\/config\.yaml: fatal: Unable to create '.*index\.lock': File exists\./,
+      );
+    }
+    expect(git(repo, 'status', '--porcelain')).toBe('');
+    expect(git(repo, 'rev-parse', 'HEAD')).toBe(policyCommit);
+    expect((await controller.driftCheck()).drifted).toBe(false);
+    expect(await controller.state.lastKnownGood()).toBe(lkg);
+    expect(await served()).toEqual(servedBefore);
+
+    await rm(lock);
+    const report = await controller.apply();
+    expect(report.outcome).toBe('applied');
+    expect(git(repo, 'log', '-1', '--format=%B')).toContain(`Policy-Commit: ${policyCommit}`);
+    expect(await readFile(path.join(repo, 'litellm', 'config.yaml'), 'utf8')).toContain(
+      'num_retries: 1',
+    );
+    expect(await controller.state.lastKnownGood()).toBe(report.commit);
   });
 
   it('two concurrent applies never interleave: each sees a consistent state', async () => {

@@ -15,6 +15,7 @@ describe('dev watcher (chokidar): debounced, keeps the last good set, acts only 
   let watcher: PolicyWatcher;
   const changes: string[] = [];
   const invalid: string[][] = [];
+  let failing = false;
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'mc-watch-'));
@@ -22,11 +23,13 @@ describe('dev watcher (chokidar): debounced, keeps the last good set, acts only 
     await writeFile(file, BASE);
     changes.length = 0;
     invalid.length = 0;
+    failing = false;
     watcher = new PolicyWatcher({
       policiesDir: dir,
       debounceMs: 150,
       onChange: (yaml) => {
         changes.push(yaml);
+        if (failing) return Promise.reject(new Error('could not commit: index.lock exists'));
         return Promise.resolve();
       },
       onInvalid: (problems) => invalid.push(problems),
@@ -55,6 +58,22 @@ describe('dev watcher (chokidar): debounced, keeps the last good set, acts only 
     await settle();
     await watcher.idle();
     expect(changes).toHaveLength(1);
+  });
+
+  it('an apply that threw (git refused the commit) is tried again on the next save, even of the same policies', async () => {
+    const edited = BASE.replace('retries: 0', 'retries: 2');
+    failing = true;
+    await writeFile(file, edited);
+    await settle();
+    await watcher.idle();
+    expect(changes).toHaveLength(1);
+    expect(invalid.flat().join('\n')).toMatch(/applying the edited policies failed: .*index\.lock/);
+    failing = false;
+    await writeFile(file, `${edited}\n# saved again\n`);
+    await settle();
+    await watcher.idle();
+    expect(changes).toHaveLength(2);
+    expect(changes[1]).toBe(changes[0]);
   });
 
   it('an invalid edit is reported with where and why, and nothing is applied until it is fixed', async () => {
