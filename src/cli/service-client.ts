@@ -95,7 +95,9 @@ export function serviceError(reply: Exclude<ServiceAnswer, { failed: ExitCode }>
   const error = reply.answer.error as { message?: string } | undefined;
   if (!error) return undefined;
   io.stderr(`modelcenter: ${error.message ?? reply.statusText}\n`);
-  return reply.status === 401 || reply.status === 403 || reply.status === 400
+  // What the caller asked for is wrong (a bad flag value, an unknown commit or call id, a bad
+  // token): invalid input. Busy (409), shutting down and every 5xx: operational.
+  return [400, 401, 403, 404, 413, 422].includes(reply.status)
     ? EXIT.invalidInput
     : EXIT.operationalFailure;
 }
