@@ -28,6 +28,8 @@ import { AdminApiStrategy } from './reload/admin-api.js';
 import { BlueGreenStrategy } from './reload/blue-green.js';
 import { CommandRestartStrategy } from './reload/command.js';
 import { RestartStrategy } from './reload/restart.js';
+import { reportSupervision, type SupervisionAlert } from './reload/supervision-report.js';
+import { webhookSink } from './spend/webhook.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import type { Settings } from './settings/settings.js';
 import { BackfillBusyError, BackfillRequestError } from './spend/backfill.js';
@@ -115,9 +117,18 @@ export async function startService(
     }
     return found;
   };
-  const spool = spendSettings(env, settings.stateDir).spoolDir;
+  const { spoolDir: spool, webhook } = spendSettings(env, settings.stateDir);
   const state = await GitState.open(stateRepo, settings.configFile);
   const strategy = await makeStrategy(settings, masterKey, providerEnv, spool);
+  const metrics = new Metrics({ defaultMetrics: true });
+  // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).
+  reportSupervision(strategy, {
+    log: log.child({ subsystem: 'supervisor' }),
+    recordRestart: (process, cause) => metrics.recordRestart(process, cause),
+    setGivenUp: (process, given) => metrics.setSupervisionGivenUp(process, given),
+    ...(webhook && { alert: webhookSink<SupervisionAlert>(webhook) }),
+    mask: (text) => secrets.mask(text),
+  });
   const controller = new Controller({
     policiesDir: settings.policies,
     state,
@@ -163,7 +174,6 @@ export async function startService(
         : [await stateSecret(settings.stateDir, 'api-token', 'mc-', log)],
   };
   for (const token of [...tokens.read, ...tokens.admin]) secrets.add(token);
-  const metrics = new Metrics({ defaultMetrics: true });
   metrics.setStrategy(strategy.name);
   metrics.recordApply(first.outcome, firstSeconds);
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
@@ -280,6 +290,8 @@ export async function startService(
       return {
         version: VERSION,
         strategy: strategy.name,
+        strategyReason: settings.strategyReason,
+        supervision: strategy.readiness?.(),
         generatedCommit: (await state.generatedCommits(1))[0],
         lastKnownGood: await state.lastKnownGood(),
         drift: {
@@ -292,6 +304,7 @@ export async function startService(
         jobs: scheduler.status(),
       };
     },
+    readiness: () => controller.readiness(),
     plan: () => controller.plan(),
     apply: ({ force }) => mutate('api', () => controller.apply({ force })),
     reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
@@ -414,7 +427,10 @@ export async function startService(
   const apiUrl = `http://${settings.apiHost}:${address.port}`;
   const litellmUrl =
     strategy instanceof BlueGreenStrategy ? strategy.url : strategy.instances()[0]?.baseUrl;
-  log.info({ apiUrl, litellmUrl, strategy: strategy.name }, 'model center is serving');
+  log.info(
+    { apiUrl, litellmUrl, strategy: strategy.name, strategyReason: settings.strategyReason },
+    'model center is serving',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
