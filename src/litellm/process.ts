@@ -53,6 +53,8 @@ export interface RunningLiteLLM {
   stop(): Promise<void>;
   /** stop() was called: an exit now is expected. */
   readonly stopping: boolean;
+  /** Its cold start: spawn to readiness, in ms. */
+  readyAfterMs: number;
 }
 
 /**
@@ -115,6 +117,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     '--num_workers',
     '1',
   ]);
+  const spawnedAt = performance.now();
   const child: ChildProcess = spawn(launch.command, launch.args, {
     cwd: path.dirname(options.configPath),
     env: {
@@ -191,6 +194,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     );
   }
   return {
+    readyAfterMs: Math.round(performance.now() - spawnedAt),
     url,
     port,
     pid: child.pid ?? -1,

@@ -144,7 +144,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
    * The supervisor's restart: a LiteLLM that died or stopped answering is replaced by a new one on
    * the config it served (on a spare port, verified, then switched to); a dead front is restarted.
    */
-  private async recover(): Promise<string> {
+  private async recover(): Promise<{ url: string; coldStartMs?: number }> {
     const active = this.active;
     if (!active) throw new ReloadError('no config was served yet: nothing to restart');
     const alive = await active.litellm.client.readiness().then(
@@ -154,10 +154,10 @@ export class BlueGreenStrategy implements ReloadStrategy {
     if (!alive) {
       const file = await writeSnapshot(this.options.stateDir, active.live);
       await this.takeOver(file, active.live, 'the restarted LiteLLM instance');
-    } else if (!this.front.running) {
-      await this.front.start(active.litellm.port);
+      return { url: this.front.url, coldStartMs: this.active?.litellm.readyAfterMs ?? 0 };
     }
-    return this.front.url;
+    if (!this.front.running) await this.front.start(active.litellm.port);
+    return { url: this.front.url };
   }
 
   readiness(): InstanceHealth {

@@ -161,7 +161,7 @@ export class RestartStrategy implements ReloadStrategy {
   }
 
   /** The supervisor's restart: the config the process served, on the same port, verified. */
-  private async recover(): Promise<string> {
+  private async recover(): Promise<{ url: string; coldStartMs?: number }> {
     const live = this.live;
     if (!live) throw new ReloadError('no config was served yet: nothing to restart');
     const old = this.running;
@@ -174,7 +174,10 @@ export class RestartStrategy implements ReloadStrategy {
     const check = await verifyInstances(this.instances(), live.intended);
     if (!check.ok)
       throw new ReloadError(`restarted LiteLLM did not verify: ${describeVerify(check)}`);
-    return this.running?.url ?? '';
+    return {
+      url: this.running?.url ?? '',
+      ...(this.running && { coldStartMs: this.running.readyAfterMs }),
+    };
   }
 
   private start(

@@ -93,7 +93,10 @@ export class Supervisor {
     options: SupervisionOptions | undefined,
     private readonly hooks: {
       /** Bring every process back on the config it served; throws when it could not. */
-      recover: (incident: { process: SupervisedProcess; cause: DownCause }) => Promise<string>;
+      recover: (incident: {
+        process: SupervisedProcess;
+        cause: DownCause;
+      }) => Promise<{ url: string; coldStartMs?: number }>;
       /** Throws when the processes do not answer readiness. */
       probe: () => Promise<void>;
     },
@@ -227,7 +230,7 @@ export class Supervisor {
   private async attempt(incident: Incident, attempt: number): Promise<void> {
     if (this.stopped || this.incident !== incident) return; // a reload fixed it meanwhile
     try {
-      const url = await this.hooks.recover(incident);
+      const { url, coldStartMs } = await this.hooks.recover(incident);
       if (this.incident !== incident) return;
       this.incident = undefined;
       this.failedProbes = 0;
@@ -237,6 +240,7 @@ export class Supervisor {
         attempt,
         downForMs: Date.now() - incident.since,
         url,
+        ...(coldStartMs !== undefined && { coldStartMs }),
       });
     } catch (error) {
       if (this.stopped || this.incident !== incident) return;

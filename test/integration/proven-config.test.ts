@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Controller } from '../../src/apply/controller.js';
 import { freePort } from '../../src/litellm/process.js';

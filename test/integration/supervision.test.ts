@@ -87,14 +87,25 @@ describe.each(['restart', 'blue-green'] as const)(
           /exited unexpectedly|not ready|does not serve|did not answer/,
         );
 
-        const budgetMs = coldStartMs + 2000;
         const back = await until(
           () => Promise.resolve(traffic.firstSuccessSince(killedAt)),
-          budgetMs * 3, // fail with the figure below rather than a bare timeout
+          coldStartMs * 4 + 30_000, // fail with the figures below rather than a bare timeout
         );
         const recoveredMs = back.endedAt - killedAt;
+        // The yardstick: the cold start of the very LiteLLM that replaced the killed one (the
+        // machine's load varies by the minute); the one measured before the test is printed beside.
+        const restarted = await until(() =>
+          Promise.resolve(
+            serving!
+              .logs()
+              .split('\n')
+              .filter((l) => l.includes('supervised process is serving again'))
+              .map((l) => JSON.parse(l) as { coldStartMs: number; downForMs: number })[0],
+          ),
+        );
+        const budgetMs = restarted.coldStartMs + 2000;
         console.log(
-          `${strategy}: cold start ${coldStartMs} ms; served again ${recoveredMs} ms after kill -9; ${
+          `${strategy}: cold start measured before ${coldStartMs} ms, of the restarted LiteLLM ${restarted.coldStartMs} ms; served again ${recoveredMs} ms after kill -9; ${
             traffic.outcomes.filter((o) => !o.ok && o.sentAt >= killedAt).length
           } failed requests`,
         );

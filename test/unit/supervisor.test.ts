@@ -13,7 +13,7 @@ function supervisor(failures: number, options = {}) {
       recover: () => {
         if (left-- > 0) return Promise.reject(new Error('port still taken'));
         recovered++;
-        return Promise.resolve('http://127.0.0.1:4000');
+        return Promise.resolve({ url: 'http://127.0.0.1:4000' });
       },
       probe: () => Promise.resolve(),
     },
@@ -67,7 +67,7 @@ describe('supervisor: backoff, intensity limit, readiness', () => {
       {
         recover: () => {
           answering = true;
-          return Promise.resolve('http://127.0.0.1:4000');
+          return Promise.resolve({ url: 'http://127.0.0.1:4000' });
         },
         probe: () => (answering ? Promise.resolve() : Promise.reject(new Error('timeout'))),
       },
