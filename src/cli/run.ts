@@ -10,6 +10,7 @@ import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import { spendCommand } from './spend.js';
 import { statusCommand } from './status.js';
+import { chooseStrategy, findNginx, type StrategyName } from '../reload/default-strategy.js';
 import { remoteCommand, serveCommand } from './serve.js';
 
 export interface CliIo {
@@ -145,6 +146,7 @@ export async function runCli(
             masterKey: env.LITELLM_MASTER_KEY,
             json: values.format === 'json',
             databaseMode: env.MODELCENTER_RELOAD_STRATEGY === 'admin-api',
+            strategy: strategyOf(env),
           },
           io,
         );
@@ -267,4 +269,17 @@ function stopSignal(): Promise<void> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
+}
+
+/** The strategy `serve` would run with this environment, and why (for `status`). */
+function strategyOf(env: NodeJS.ProcessEnv): { name: string; reason: string } {
+  const explicit = env.MODELCENTER_RELOAD_STRATEGY;
+  const chosen = chooseStrategy({
+    ...(explicit && {
+      explicit: { strategy: explicit as StrategyName, from: 'MODELCENTER_RELOAD_STRATEGY' },
+    }),
+    ...(env.MODELCENTER_RESTART_COMMAND && { restartCommand: env.MODELCENTER_RESTART_COMMAND }),
+    nginx: findNginx(env),
+  });
+  return { name: chosen.strategy, reason: chosen.reason };
 }

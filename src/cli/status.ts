@@ -15,6 +15,8 @@ export interface StatusOptions {
   json: boolean;
   /** admin-api: instances also serve their own config.yaml models, which are not ours to check. */
   databaseMode?: boolean;
+  /** Which reload strategy `serve` runs with these settings, and why. */
+  strategy?: { name: string; reason: string };
 }
 
 /** Current generated commit, last-known-good, drift, and what each instance serves. Read-only. */
@@ -43,6 +45,10 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
     drift,
     deployments: intended.length,
     instances: verify?.instances ?? [],
+    ...(options.strategy && {
+      strategy: options.strategy.name,
+      strategyReason: options.strategy.reason,
+    }),
   };
   if (options.json) {
     io.stdout(`${JSON.stringify(status, null, 2)}\n`);
@@ -56,6 +62,9 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
     io.stdout(
       `drift:            ${drift.workingTreeEdited ? `${state.configPath} edited by hand` : drift.foreignCommit ? `commit ${drift.foreignCommit.slice(0, 12)} not made by Model Center` : 'none'}\n`,
     );
+    if (options.strategy) {
+      io.stdout(`strategy:         ${options.strategy.name} (${options.strategy.reason})\n`);
+    }
     if (!options.masterKey) io.stdout('instances:        not checked (set LITELLM_MASTER_KEY)\n');
     for (const instance of verify?.instances ?? []) {
       const ok =

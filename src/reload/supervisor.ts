@@ -22,6 +22,8 @@ export type SupervisionEvent =
       attempt: number;
       downForMs: number;
       url: string;
+      /** The cold start of the process that replaced it (spawn to readiness), when one started. */
+      coldStartMs?: number;
     }
   | { kind: 'restart-failed'; process: SupervisedProcess; attempt: number; error: string }
   | {
