@@ -48,8 +48,9 @@ export interface SupervisionOptions {
 }
 
 export const DEFAULT_SUPERVISION: Required<SupervisionOptions> = {
-  probeIntervalMs: 2000,
-  readinessFailures: 3,
+  // Tolerant: a LiteLLM busy on a loaded machine answers slowly; only ~15 s of silence is a crash.
+  probeIntervalMs: 3000,
+  readinessFailures: 5,
   backoffInitialMs: 250,
   backoffMaxMs: 30_000,
   intensity: { restarts: 5, windowMs: 300_000 },
