@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, killRecorded, recordedChildren, type ChildEntry } from '../helpers/children.js';
 import { measureColdStart } from '../helpers/cold-start.js';
@@ -19,7 +20,13 @@ const ROOT = path.join(import.meta.dirname, '..', '..');
 function serveProcess(repo: string, env: Record<string, string>): ChildProcess {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'index.ts'), 'serve'],
+    [
+      // tsx's loader by path: the policy repo (the cwd) has no node_modules to resolve it from.
+      '--import',
+      pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href,
+      path.join(ROOT, 'src', 'cli', 'index.ts'),
+      'serve',
+    ],
     {
       cwd: repo,
       env: { ...process.env, ...env },
