@@ -89,9 +89,9 @@ describe('kill -9 of the controller (blue-green: LiteLLM and nginx children)', (
     for (const child of children) expect(await alive(child)).toBe(true);
 
     const exited = new Promise((resolve) => first.once('exit', resolve));
+    const killedAt = Date.now();
     first.kill('SIGKILL');
     await exited;
-    const killedAt = Date.now();
     await until(async () => {
       const left = [];
       for (const child of children) if (await alive(child)) left.push(child);
