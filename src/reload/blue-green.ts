@@ -74,6 +74,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
       ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
       onSpawn: (pid) => this.children.record(pid, prefix),
       onUnexpectedExit: (code, pid) => {
+        void this.children.forget(pid).catch(() => undefined);
         if (this.stopped) return;
         this.supervisor.down(
           'nginx',

@@ -159,5 +159,47 @@ describe.each(['restart', 'blue-green'] as const)(
       expect(report.outcome).toBe('applied');
       expect((await api('/readyz')).status).toBe(200);
     }, 600_000);
+
+    it.runIf(strategy === 'blue-green')(
+      'kill -9 of the nginx front: restarted on the same port, served again, counted as nginx',
+      async () => {
+        const [front] = (await recordedChildren(stateDirOf(repo!))).filter((c) =>
+          c.marker.endsWith('nginx'),
+        );
+        expect(front).toBeDefined();
+        const client = trafficClient(`http://127.0.0.1:${port}`, keys.master);
+        const traffic = steadyTraffic(client);
+        try {
+          await until(() => Promise.resolve(traffic.outcomes.some((o) => o.ok) || undefined));
+          const killedAt = Date.now();
+          process.kill(front!.pid, 'SIGKILL');
+          // Its workers outlive a master killed with -9; supervision stops them and starts a new front.
+          await until(async () => {
+            for (const entry of await recordedChildren(stateDirOf(repo!))) {
+              if (!entry.marker.endsWith('nginx') || entry.pid === front!.pid) continue;
+              if (await alive(entry)) return true;
+            }
+            return undefined;
+          }, 30_000);
+          const restartedAt = Date.now();
+          const back = await until(
+            () => Promise.resolve(traffic.firstSuccessSince(restartedAt)),
+            30_000,
+          );
+          console.log(
+            `nginx killed: served again ${back.endedAt - killedAt} ms later; ${traffic.failures().length} failed requests`,
+          );
+        } finally {
+          await traffic.stop();
+        }
+        expect(traffic.outcomes.slice(-5).every((o) => o.ok)).toBe(true);
+        await until(async () => ((await api('/readyz')).status === 200 ? true : undefined), 30_000);
+        const metrics = await (await api('/metrics', admin)).text();
+        expect(metrics).toMatch(
+          /modelcenter_litellm_restarts_total\{process="nginx",cause="exit"\} 1\n/,
+        );
+      },
+      600_000,
+    );
   },
 );
