@@ -53,6 +53,8 @@ export interface RunningLiteLLM {
   stop(): Promise<void>;
   /** stop() was called: an exit now is expected. */
   readonly stopping: boolean;
+  /** SIGKILL, for a process that stopped answering (an exit then is expected too). */
+  kill(): Promise<void>;
   /** Its cold start: spawn to readiness, in ms. */
   readyAfterMs: number;
 }
@@ -202,6 +204,11 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     output,
     exited,
     stop,
+    kill: async () => {
+      stopping = true;
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    },
     get stopping() {
       return stopping;
     },

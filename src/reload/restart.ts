@@ -166,7 +166,8 @@ export class RestartStrategy implements ReloadStrategy {
     if (!live) throw new ReloadError('no config was served yet: nothing to restart');
     const old = this.running;
     if (old) {
-      await old.stop().catch(() => undefined);
+      // It exited, or stopped answering: nothing in flight is worth a graceful stop's wait.
+      await old.kill().catch(() => undefined);
       await this.children?.forget(old.pid).catch(() => undefined);
     }
     const file = await writeSnapshot(this.options.stateDir, live);
