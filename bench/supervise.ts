@@ -43,8 +43,9 @@ const withModel = (name: string) =>
   );
 const rows: string[][] = [];
 try {
+  const cold = await measureColdStart(base, keys);
   console.log(
-    `LiteLLM cold start on this machine now: ${seconds(await measureColdStart(base, keys))}`,
+    `LiteLLM cold start on this machine now: ${seconds(cold.readyMs)} to readiness, then ${seconds(cold.firstAnswerMs)} to its first answer`,
   );
   for (const name of wanted) {
     const repo = await policyRepo(base);

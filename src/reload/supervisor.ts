@@ -39,7 +39,7 @@ export interface SupervisionOptions {
   probeIntervalMs?: number;
   /** This many failed readiness probes in a row count as a crash. */
   readinessFailures?: number;
-  /** The first restart waits this long; each further one in the window twice as long … */
+  /** The second restart in the window waits this long (the first is immediate); each further one twice as long … */
   backoffInitialMs?: number;
   /** … up to this. */
   backoffMaxMs?: number;
@@ -210,10 +210,13 @@ export class Supervisor {
       });
       return;
     }
-    const delayMs = Math.min(
-      this.options.backoffMaxMs,
-      this.options.backoffInitialMs * 2 ** this.attempts.length,
-    );
+    // The first restart in the window is immediate (as in OTP); each further one waits twice as
+    // long as the one before, from backoffInitialMs up to backoffMaxMs.
+    const n = this.attempts.length;
+    const delayMs =
+      n === 0
+        ? 0
+        : Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** (n - 1));
     this.attempts.push(now);
     const attempt = this.attempts.length;
     this.emit({

@@ -3,14 +3,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildFromTexts } from '../../src/compile/build.js';
 import { startLiteLLM } from '../../src/litellm/process.js';
+import { trafficClient } from './traffic.js';
 import { providerEnv, type Keys } from './stack.js';
 
 /**
- * How long a LiteLLM cold start (spawn → readiness) takes on this machine right now, on the
- * policies given: the yardstick for every wait in the supervision tests, instead of a fixed
- * timeout that a loaded machine overruns.
+ * How long a LiteLLM cold start takes on this machine right now, on the policies given (they must
+ * have a `fast` profile): spawn → readiness (`readyMs`), and then its first chat answer
+ * (`firstAnswerMs`, which a fresh LiteLLM spends seconds on under load). The yardstick for every
+ * wait in the supervision tests, instead of a fixed timeout that a loaded machine overruns.
  */
-export async function measureColdStart(policies: string, keys: Keys): Promise<number> {
+export async function measureColdStart(
+  policies: string,
+  keys: Keys,
+): Promise<{ readyMs: number; firstAnswerMs: number; ms: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mc-cold-start-'));
   try {
     const build = buildFromTexts([{ name: 'policies/scenario.yaml', text: policies }]);
@@ -25,9 +30,15 @@ export async function measureColdStart(policies: string, keys: Keys): Promise<nu
       spoolDir: path.join(dir, 'spool'),
       readinessTimeoutMs: 300_000,
     });
-    const ms = Date.now() - started;
+    const readyMs = Date.now() - started;
+    const asked = Date.now();
+    await trafficClient(litellm.url, keys.master).chat.completions.create({
+      model: 'fast',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    const firstAnswerMs = Date.now() - asked;
     await litellm.stop();
-    return ms;
+    return { readyMs, firstAnswerMs, ms: readyMs + firstAnswerMs };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -64,7 +64,7 @@ describe('kill -9 of the controller (blue-green: LiteLLM and nginx children)', (
   beforeAll(async () => {
     fakes = await startFakes(keys);
     const policies = scenarioPolicies(fakes);
-    coldStartMs = await measureColdStart(policies, keys);
+    coldStartMs = (await measureColdStart(policies, keys)).ms;
     repo = await policyRepo(policies);
     ({ env, apiPort } = await serveEnv(
       keys,

@@ -25,6 +25,7 @@ describe.each(['restart', 'blue-green'] as const)(
     let alerts: Awaited<ReturnType<typeof alertReceiver>> | undefined;
     let serving: ServingInProcess | undefined;
     let coldStartMs = 0;
+    let firstAnswerMs = 0;
     let port = 0;
     let apiPort = 0;
 
@@ -37,7 +38,7 @@ describe.each(['restart', 'blue-green'] as const)(
     beforeAll(async () => {
       fakes = await startFakes(keys);
       const policies = scenarioPolicies(fakes);
-      coldStartMs = await measureColdStart(policies, keys);
+      ({ ms: coldStartMs, firstAnswerMs } = await measureColdStart(policies, keys));
       repo = await policyRepo(policies);
       alerts = await alertReceiver();
       let env: Record<string, string>;
@@ -93,7 +94,7 @@ describe.each(['restart', 'blue-green'] as const)(
         );
         const recoveredMs = back.endedAt - killedAt;
         // The yardstick: the cold start of the very LiteLLM that replaced the killed one (the
-        // machine's load varies by the minute); the one measured before the test is printed beside.
+        // machine's load varies by the minute); the one measured before is printed beside.
         const restarted = await until(() =>
           Promise.resolve(
             serving!
@@ -103,9 +104,11 @@ describe.each(['restart', 'blue-green'] as const)(
               .map((l) => JSON.parse(l) as { coldStartMs: number; downForMs: number })[0],
           ),
         );
-        const budgetMs = restarted.coldStartMs + 2000;
+        // Cold start = spawn → readiness of the replacing LiteLLM + a fresh LiteLLM's first answer
+        // (measured before: seconds under load, whichever way it is restarted).
+        const budgetMs = restarted.coldStartMs + firstAnswerMs + 2000;
         console.log(
-          `${strategy}: cold start measured before ${coldStartMs} ms, of the restarted LiteLLM ${restarted.coldStartMs} ms; served again ${recoveredMs} ms after kill -9; ${
+          `${strategy}: cold start measured before ${coldStartMs} ms (first answer ${firstAnswerMs} ms), of the restarted LiteLLM ${restarted.coldStartMs} ms; served again ${recoveredMs} ms after kill -9 (budget ${budgetMs} ms); ${
             traffic.outcomes.filter((o) => !o.ok && o.sentAt >= killedAt).length
           } failed requests`,
         );

@@ -49,7 +49,7 @@ describe('supervisor: backoff, intensity limit, readiness', () => {
     s.down('litellm', 'exit', 'crashed');
     await settle(events, 'gave-up');
     const delays = events.flatMap((e) => (e.kind === 'restarting' ? [e.delayMs] : []));
-    expect(delays).toEqual([10, 20, 40, 40]);
+    expect(delays).toEqual([0, 10, 20, 40]);
     expect(events.at(-1)).toMatchObject({ kind: 'gave-up', restarts: 4 });
     expect(s.health().ready).toBe(false);
     expect(s.health().reason).toMatch(/gave up after 4 restarts/);
