@@ -9,6 +9,7 @@ import { NginxFront } from './nginx.js';
 import { spoolOption } from './restart.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 import {
+  PROBE_TIMEOUT_MS,
   Supervisor,
   type InstanceHealth,
   type SupervisionListener,
@@ -61,7 +62,9 @@ export class BlueGreenStrategy implements ReloadStrategy {
     this.supervisor = new Supervisor(options.supervision, {
       recover: () => this.recover(),
       probe: async () => {
-        await this.active?.litellm.client.readiness();
+        const url = this.active?.litellm.url;
+        // A generous timeout: a LiteLLM busy on a loaded machine is slow, not dead.
+        if (url) await new LiteLLMClient(url, options.masterKey, PROBE_TIMEOUT_MS).readiness();
       },
     });
     const prefix = path.join(options.stateDir, 'nginx');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { LiteLLMStartError } from '../litellm/errors.js';
-import type { LiteLLMClient } from '../litellm/client.js';
+import { LiteLLMClient } from '../litellm/client.js';
 import { freePort, startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
 import { spoolDirIn } from '../shared/paths.js';
@@ -8,6 +8,7 @@ import { ChildRegistry } from './children.js';
 import { readLiveConfig, writeSnapshot, type LiveConfig } from './live-config.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 import {
+  PROBE_TIMEOUT_MS,
   Supervisor,
   type InstanceHealth,
   type SupervisionListener,
@@ -62,7 +63,9 @@ export class RestartStrategy implements ReloadStrategy {
     this.supervisor = new Supervisor(options.supervision, {
       recover: () => this.recover(),
       probe: async () => {
-        await this.running?.client.readiness();
+        const url = this.running?.url;
+        // A generous timeout: a LiteLLM busy on a loaded machine is slow, not dead.
+        if (url) await new LiteLLMClient(url, options.masterKey, PROBE_TIMEOUT_MS).readiness();
       },
     });
   }

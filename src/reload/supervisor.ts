@@ -47,6 +47,9 @@ export interface SupervisionOptions {
   intensity?: { restarts: number; windowMs: number };
 }
 
+/** How long one readiness probe may take before it counts as failed. */
+export const PROBE_TIMEOUT_MS = 5000;
+
 export const DEFAULT_SUPERVISION: Required<SupervisionOptions> = {
   // Tolerant: a LiteLLM busy on a loaded machine answers slowly; only ~15 s of silence is a crash.
   probeIntervalMs: 3000,
