@@ -81,6 +81,7 @@ export async function startService(
       masterKey,
       spoolDir: spend.spoolDir,
       shutdown: shutdown.signal,
+      mask: (text) => secrets.mask(text),
     }),
   );
   const { controller, strategy, first } = apply;
@@ -115,6 +116,7 @@ export async function startService(
         ...apply.api,
         ...scheduler.api,
         status: async () => ({ version: VERSION, ...(await running.status()) }),
+        readiness: () => running.readiness(),
         metrics: async () => ({ text: await metrics.render(), contentType: metrics.contentType }),
         extraRoutes: [...(extensions.routes ?? []), ...running.routes()],
       },
@@ -122,7 +124,15 @@ export async function startService(
   );
 
   const litellmUrl = apply.litellmUrl();
-  log.info({ apiUrl: api.url, litellmUrl, strategy: strategy.name }, 'model center is serving');
+  log.info(
+    {
+      apiUrl: api.url,
+      litellmUrl,
+      strategy: strategy.name,
+      strategyReason: settings.strategyReason,
+    },
+    'model center is serving',
+  );
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {

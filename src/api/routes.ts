@@ -6,6 +6,8 @@ import { HttpError, openApiDocument, type Reply, type Route } from './server.js'
 /** What the API needs from the running service; `src/main.ts` provides it. */
 export interface ServiceApi {
   status(): Promise<unknown>;
+  /** Every instance up and serving the committed deployment set, else why not. */
+  readiness(): Promise<{ ready: boolean; reason?: string }>;
   plan(): Promise<Plan>;
   apply(options: { force: boolean }): Promise<ApplyReport>;
   reload(): Promise<ApplyReport>;
@@ -95,6 +97,19 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       scope: 'public',
       summary: 'The controller itself is up (no token needed)',
       handle: () => Promise.resolve({ status: 200, body: { ok: true } }),
+    },
+    {
+      method: 'GET',
+      path: '/readyz',
+      scope: 'public',
+      summary:
+        'Every LiteLLM instance is up and serves the committed deployment set: 200, else 503 with the reason (no token needed)',
+      handle: async () => {
+        const { ready, reason } = await service.readiness();
+        return ready
+          ? { status: 200, body: { ready: true } }
+          : { status: 503, body: { ready: false, reason } };
+      },
     },
     {
       method: 'GET',

@@ -134,6 +134,31 @@ export class Controller {
   }
 
   /**
+   * `/readyz`: every process is up and every instance serves the committed deployment set (while
+   * an apply runs, the last-known-good set counts too: the switch is under way).
+   */
+  async readiness(): Promise<{ ready: boolean; reason?: string; live?: VerifyReport }> {
+    const { state, strategy } = this.options;
+    const health = strategy.readiness?.() ?? { ready: true };
+    if (!health.ready) return { ready: false, reason: health.reason ?? 'not ready' };
+    if (strategy.instances().length === 0) {
+      return { ready: false, reason: 'no LiteLLM instance is running' };
+    }
+    const live = await this.verify(idsOf(await state.committedConfig()));
+    if (live.ok) return { ready: true, live };
+    if (this.lock.busy) {
+      const lkg = await state.lastKnownGood();
+      const before = await this.verify(idsOf(lkg ? await state.committedConfig(lkg) : undefined));
+      if (before.ok) return { ready: true, live: before };
+    }
+    return {
+      ready: false,
+      reason: `the live instances do not serve the committed deployment set: ${describeVerify(live)}`,
+      live,
+    };
+  }
+
+  /**
    * Returns to `to` (a generated commit) or to last-known-good. A target that is not one generated
    * commit is refused with RevisionError before anything is locked or recorded: it is a wrong
    * request, not a failed rollback.
@@ -255,7 +280,10 @@ export class Controller {
       }),
     );
     await this.options.onStep?.('committed');
-    const live = this.options.strategy.instances().length > 0;
+    // An instance that is down (supervision restarting it, or given up) is reloaded, not `unchanged`.
+    const live =
+      this.options.strategy.instances().length > 0 &&
+      (this.options.strategy.readiness?.().ready ?? true);
     if (!changed && live && !opts.reload && (await state.lastKnownGood()) === commit) {
       await this.journal.clear();
       return { outcome: 'unchanged', commit, lastKnownGood: commit, problems: [] };

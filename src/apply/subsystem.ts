@@ -7,6 +7,9 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatProblem } from '../policy/problems.js';
 import { litellmUrl, makeStrategy, providerEnv } from '../reload/make-strategy.js';
+import { reportSupervision, type SupervisionAlert } from '../reload/supervision-report.js';
+import { spendSettings } from '../spend/config.js';
+import { webhookSink } from '../spend/webhook.js';
 import type { ReloadStrategy } from '../reload/strategy.js';
 import { describeVerify } from '../reload/verify.js';
 import type { JobRun } from '../scheduler/subsystem.js';
@@ -26,6 +29,8 @@ export interface ApplyDeps {
   spoolDir: string;
   /** Aborted when shutdown begins: API mutations are refused from then on. */
   shutdown: AbortSignal;
+  /** Masks secret values (supervision alerts carry LiteLLM's output). */
+  mask: (text: string) => string;
 }
 
 /** Runs one apply for a trigger: timed, counted, logged, remembered as the last apply. */
@@ -75,6 +80,15 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     providerEnv(settings.configFile, deps.env, log),
     deps.spoolDir,
   );
+  // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).
+  const { webhook } = spendSettings(deps.env, settings.stateDir);
+  reportSupervision(strategy, {
+    log: log.child({ component: 'supervisor' }),
+    recordRestart: (process, cause) => metrics.recordRestart(process, cause),
+    setGivenUp: (process, given) => metrics.setSupervisionGivenUp(process, given),
+    ...(webhook && { alert: webhookSink<SupervisionAlert>(webhook) }),
+    mask: deps.mask,
+  });
   const controller = new Controller({
     policiesDir: settings.policies,
     state,
@@ -186,14 +200,17 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
         }
       },
     },
+    // /readyz: every process up and serving the committed deployment set.
     readiness: async () => {
-      const { live } = await controller.driftCheck();
-      return live.ok ? { ready: true } : { ready: false, reason: describeVerify(live) };
+      const { ready, reason } = await controller.readiness();
+      return ready ? { ready } : { ready, reason: reason ?? 'not ready' };
     },
     status: async () => {
       const drift = await checkDrift();
       return {
         strategy: strategy.name,
+        strategyReason: settings.strategyReason,
+        supervision: strategy.readiness?.(),
         generatedCommit: (await state.generatedCommits(1))[0],
         lastKnownGood: await state.lastKnownGood(),
         drift: {

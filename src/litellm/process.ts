@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { LiteLLMClient } from './client.js';
 import { LiteLLMStartError } from './errors.js';
-import { litellmBinary } from './install.js';
+import { litellmBinary, litellmVenv } from './install.js';
 import { projectRoot, spoolDirIn } from '../shared/paths.js';
 
 /** Environment that keeps LiteLLM from reaching the internet at start (litellm-facts §6). */
@@ -47,7 +49,35 @@ export interface RunningLiteLLM {
   output(): string;
   /** Resolves with the exit code once the process has ended. */
   exited: Promise<number | null>;
+  /** Graceful: SIGTERM, SIGKILL after 10 s. An exit after this was asked for is not a crash. */
   stop(): Promise<void>;
+  /** stop() was called: an exit now is expected. */
+  readonly stopping: boolean;
+  /** SIGKILL, for a process that stopped answering (an exit then is expected too). */
+  kill(): Promise<void>;
+  /** Its cold start: spawn to readiness, in ms. */
+  readyAfterMs: number;
+}
+
+/**
+ * `program args` run through litellm/modelcenter_launch.py, which makes the kernel stop the
+ * process when this controller dies, even by kill -9 (PR_SET_PDEATHSIG, kept across exec), so no
+ * orphan holds a port. Add `watchdogEnv()` to its environment.
+ */
+export function underWatchdog(
+  program: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
+  const venvPython = path.join(litellmVenv(), 'bin', 'python');
+  return {
+    command: existsSync(venvPython) ? venvPython : 'python3',
+    args: [path.join(projectRoot(), 'litellm', 'modelcenter_launch.py'), program, ...args],
+  };
+}
+
+/** What the watchdog launcher needs: this controller's pid, to notice it died before it started. */
+export function watchdogEnv(): Record<string, string> {
+  return { MODELCENTER_PARENT_PID: String(process.pid) };
 }
 
 /** A free TCP port on the loopback interface. */
@@ -79,23 +109,31 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const mask = (text: string): string =>
     secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
 
-  const child: ChildProcess = spawn(
-    options.binary ?? litellmBinary(),
-    ['--config', options.configPath, '--host', host, '--port', String(port), '--num_workers', '1'],
-    {
-      cwd: path.dirname(options.configPath),
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? '/tmp',
-        LANG: process.env.LANG ?? 'C.UTF-8',
-        ...OFFLINE_ENV,
-        ...spoolEnv(options.spoolDir),
-        ...options.env,
-        LITELLM_MASTER_KEY: options.masterKey,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const launch = underWatchdog(options.binary ?? litellmBinary(), [
+    '--config',
+    options.configPath,
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--num_workers',
+    '1',
+  ]);
+  const spawnedAt = performance.now();
+  const child: ChildProcess = spawn(launch.command, launch.args, {
+    cwd: path.dirname(options.configPath),
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      LANG: process.env.LANG ?? 'C.UTF-8',
+      ...OFFLINE_ENV,
+      ...spoolEnv(options.spoolDir),
+      ...options.env,
+      ...watchdogEnv(),
+      LITELLM_MASTER_KEY: options.masterKey,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   const append = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-200_000);
@@ -103,7 +141,9 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   child.stdout?.on('data', append);
   child.stderr?.on('data', append);
   const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+    child.on('exit', (code, signal) =>
+      resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null)),
+    );
     child.on('error', () => resolve(127));
   });
   let done = false;
@@ -121,7 +161,9 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
 
   const url = `http://${host}:${port}`;
   const client = new LiteLLMClient(url, options.masterKey, 2000);
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     if (done) return;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -153,7 +195,24 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
       tail(output()),
     );
   }
-  return { url, port, pid: child.pid ?? -1, client, output, exited, stop };
+  return {
+    readyAfterMs: Math.round(performance.now() - spawnedAt),
+    url,
+    port,
+    pid: child.pid ?? -1,
+    client,
+    output,
+    exited,
+    stop,
+    kill: async () => {
+      stopping = true;
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    },
+    get stopping() {
+      return stopping;
+    },
+  };
 }
 
 /** The spool callback module (litellm/modelcenter_spool.py) on the path, and its directory. */

@@ -49,6 +49,8 @@ export class Metrics {
   private readonly jobDuration: Histogram<'job'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
+  private readonly restarts: Counter<'process' | 'cause'>;
+  private readonly givenUp: Gauge<'process'>;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -105,6 +107,20 @@ export class Metrics {
       buckets: HTTP_BUCKETS,
       registers,
     });
+    this.restarts = new Counter({
+      name: 'modelcenter_litellm_restarts_total',
+      help: 'Supervised restarts of a process the controller runs (litellm, nginx) by cause: exit (it died) or unready (readiness failed N times in a row)',
+      labelNames: ['process', 'cause'],
+      registers,
+    });
+    for (const process of ['litellm', 'nginx'])
+      for (const cause of ['exit', 'unready']) this.restarts.inc({ process, cause }, 0);
+    this.givenUp = new Gauge({
+      name: 'modelcenter_supervision_given_up',
+      help: '1 while supervision has stopped restarting a process (intensity limit reached), else 0',
+      labelNames: ['process'],
+      registers,
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -133,6 +149,16 @@ export class Metrics {
   /** What the last drift check found for one kind: a count, or true/false. */
   setDrift(kind: DriftKind, value: number | boolean): void {
     this.drift.set({ kind }, typeof value === 'boolean' ? Number(value) : value);
+  }
+
+  /** One supervised restart attempt. */
+  recordRestart(process: 'litellm' | 'nginx', cause: 'exit' | 'unready'): void {
+    this.restarts.inc({ process, cause });
+  }
+
+  /** Supervision stopped trying (true) or runs again after a reload (false). */
+  setSupervisionGivenUp(process: 'litellm' | 'nginx', given: boolean): void {
+    this.givenUp.set({ process }, Number(given));
   }
 
   setStrategy(strategy: StrategyName): void {

@@ -1,14 +1,20 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LiteLLMClient } from '../litellm/client.js';
 import { LiteLLMStartError } from '../litellm/errors.js';
 import { startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
 import { ChildRegistry } from './children.js';
+import { readLiveConfig, writeSnapshot, type LiveConfig } from './live-config.js';
 import { NginxFront } from './nginx.js';
 import { spoolOption } from './restart.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
+import {
+  PROBE_TIMEOUT_MS,
+  Supervisor,
+  type InstanceHealth,
+  type SupervisionListener,
+  type SupervisionOptions,
+} from './supervisor.js';
 import { describeVerify, verifyInstances } from './verify.js';
 
 export interface BlueGreenOptions {
@@ -27,11 +33,13 @@ export interface BlueGreenOptions {
   nginxBinary?: string;
   /** Where LiteLLM's spool callback writes (default: `<stateDir>/spool`). */
   spoolDir?: string;
+  /** Backoff, intensity limit and readiness probing of LiteLLM and nginx. */
+  supervision?: SupervisionOptions;
 }
 
 interface Active {
   litellm: RunningLiteLLM;
-  sha256: string;
+  live: LiveConfig;
 }
 
 /**
@@ -46,9 +54,19 @@ export class BlueGreenStrategy implements ReloadStrategy {
   private readonly front: NginxFront;
   private readonly frontClient: LiteLLMClient;
   private readonly children: ChildRegistry;
+  private readonly supervisor: Supervisor;
   private reaped = false;
+  private stopped = false;
 
   constructor(private readonly options: BlueGreenOptions) {
+    this.supervisor = new Supervisor(options.supervision, {
+      recover: () => this.recover(),
+      probe: async () => {
+        const url = this.active?.litellm.url;
+        // A generous timeout: a LiteLLM busy on a loaded machine is slow, not dead.
+        if (url) await new LiteLLMClient(url, options.masterKey, PROBE_TIMEOUT_MS).readiness();
+      },
+    });
     const prefix = path.join(options.stateDir, 'nginx');
     this.children = new ChildRegistry(path.join(options.stateDir, 'children.json'));
     this.front = new NginxFront({
@@ -58,39 +76,104 @@ export class BlueGreenStrategy implements ReloadStrategy {
       ...(options.nginxBinary && { binary: options.nginxBinary }),
       ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
       onSpawn: (pid) => this.children.record(pid, prefix),
+      onUnexpectedExit: (code, pid) => {
+        void this.children.forget(pid).catch(() => undefined);
+        if (this.stopped) return;
+        this.supervisor.down(
+          'nginx',
+          'exit',
+          `the nginx front (pid ${pid}) exited unexpectedly with code ${code}`,
+        );
+      },
     });
     this.frontClient = new LiteLLMClient(this.front.url, options.masterKey, 5000);
   }
 
-  async reload(configFile: string, intended: readonly string[]): Promise<void> {
-    const sha256 = createHash('sha256')
-      .update(await readFile(configFile))
-      .digest('hex');
-    // Restoring the config that is already live (after a rejected change) costs nothing.
-    if (this.active?.sha256 === sha256 && this.front.upstream === this.active.litellm.port) return;
-    if (!this.reaped) {
-      await this.children.reapOrphans();
-      this.reaped = true;
-    }
+  reload(configFile: string, intended: readonly string[] = []): Promise<void> {
+    return this.supervisor.exclusive(async () => {
+      this.stopped = false;
+      const live = await readLiveConfig(configFile, intended);
+      // Restoring the config that is already live and healthy (after a rejected change) costs nothing.
+      if (this.active?.live.sha256 === live.sha256 && this.readiness().ready) return;
+      if (!this.reaped) {
+        await this.children.reapOrphans();
+        this.reaped = true;
+      }
+      await this.takeOver(configFile, live, 'the new LiteLLM instance');
+      this.supervisor.resolved();
+    });
+  }
+
+  /**
+   * Starts `configFile` on a spare port, verifies it directly, then points the front at it (or
+   * starts the front) and retires the old instance. Until the switch the old one serves.
+   */
+  private async takeOver(configFile: string, live: LiveConfig, what: string): Promise<void> {
     const next = await this.startInstance(configFile);
-    const check = await verifyInstances([next.client], intended);
+    const check = await verifyInstances([next.client], live.intended);
     if (!check.ok) {
       await this.retire(next);
       throw new ReloadError(
-        `the new LiteLLM instance did not verify, so it never took traffic: ${describeVerify(check)}`,
+        `${what} did not verify, so it never took traffic: ${describeVerify(check)}`,
         next.output(),
       );
     }
     try {
-      if (this.front.upstream === undefined) await this.front.start(next.port);
+      if (!this.front.running) await this.front.start(next.port);
       else await this.front.switchTo(next.port);
     } catch (error) {
       await this.retire(next);
       throw error;
     }
     const old = this.active;
-    this.active = { litellm: next, sha256 };
+    this.active = { litellm: next, live };
+    this.watch(next);
     if (old) await this.retire(old.litellm);
+  }
+
+  /** An exit nobody asked for is a crash: the supervisor replaces the instance. */
+  private watch(instance: RunningLiteLLM): void {
+    void instance.exited.then((code) => {
+      if (this.stopped || instance.stopping || this.active?.litellm !== instance) return;
+      this.supervisor.down(
+        'litellm',
+        'exit',
+        `LiteLLM on port ${instance.port} (pid ${instance.pid}) behind the front exited unexpectedly with code ${code}`,
+      );
+    });
+    this.supervisor.watch();
+  }
+
+  /**
+   * The supervisor's restart: a LiteLLM that died or stopped answering is replaced by a new one on
+   * the config it served (on a spare port, verified, then switched to); a dead front is restarted.
+   */
+  private async recover(): Promise<{ url: string; coldStartMs?: number }> {
+    const active = this.active;
+    if (!active) throw new ReloadError('no config was served yet: nothing to restart');
+    const alive = await active.litellm.client.readiness().then(
+      () => true,
+      () => false,
+    );
+    if (!alive) {
+      const file = await writeSnapshot(this.options.stateDir, active.live);
+      await this.takeOver(file, active.live, 'the restarted LiteLLM instance');
+      return { url: this.front.url, coldStartMs: this.active?.litellm.readyAfterMs ?? 0 };
+    }
+    if (!this.front.running) await this.front.start(active.litellm.port);
+    return { url: this.front.url };
+  }
+
+  readiness(): InstanceHealth {
+    if (!this.active) return { ready: false, reason: 'no LiteLLM instance is running' };
+    if (!this.front.running) {
+      return { ready: false, reason: 'the nginx front is not running' };
+    }
+    return this.supervisor.health();
+  }
+
+  onSupervision(listener: SupervisionListener): void {
+    this.supervisor.on(listener);
   }
 
   /** Verification goes through the front: what clients reach is what must be right. */
@@ -108,9 +191,12 @@ export class BlueGreenStrategy implements ReloadStrategy {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.supervisor.stop();
     await this.front.stop();
-    if (this.active) await this.retire(this.active.litellm);
+    const active = this.active;
     this.active = undefined;
+    if (active) await this.retire(active.litellm);
   }
 
   private async startInstance(configFile: string): Promise<RunningLiteLLM> {

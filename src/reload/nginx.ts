@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { underWatchdog, watchdogEnv } from '../litellm/process.js';
 import { writeFileAtomically } from '../shared/fs.js';
 import { ReloadError } from './strategy.js';
 
@@ -82,6 +83,8 @@ export interface NginxFrontOptions {
   drainTimeoutMs?: number;
   /** Called with the master's pid as soon as it is spawned (for orphan clean-up after a crash). */
   onSpawn?: (pid: number) => void | Promise<void>;
+  /** The master exited without being asked to (killed, crashed): supervision restarts it. */
+  onUnexpectedExit?: (code: number | null, pid: number) => void;
 }
 
 /**
@@ -93,8 +96,16 @@ export class NginxFront {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> | undefined;
   private upstreamPort: number | undefined;
+  private stopping = false;
+  /** Workers seen last: a master killed with -9 leaves them holding the listen socket. */
+  private lastWorkers: number[] = [];
 
   constructor(private readonly options: NginxFrontOptions) {}
+
+  /** The master process is alive. */
+  get running(): boolean {
+    return this.child !== undefined;
+  }
 
   get url(): string {
     return `http://${this.options.listenHost ?? '127.0.0.1'}:${this.options.listenPort}`;
@@ -106,13 +117,21 @@ export class NginxFront {
 
   async start(upstreamPort: number): Promise<void> {
     await this.writeConfig(upstreamPort);
-    const child = spawn(
-      this.binary(),
-      ['-p', this.options.prefix, '-c', this.configFile(), '-e', this.errorLog()],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    await this.stopOrphanWorkers();
+    this.stopping = false;
+    // Through the watchdog launcher: nginx stops when the controller dies, even by kill -9.
+    const launch = underWatchdog(this.binary(), [
+      '-p',
+      this.options.prefix,
+      '-c',
+      this.configFile(),
+      '-e',
+      this.errorLog(),
+    ]);
+    const child = spawn(launch.command, launch.args, {
+      env: { ...process.env, ...watchdogEnv() },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-10_000);
@@ -122,6 +141,14 @@ export class NginxFront {
       child.on('error', () => resolve(127));
     });
     this.child = child;
+    let started = false;
+    void this.exited.then((code) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.upstreamPort = undefined;
+      // An exit during start is start's failure to report, not a crash.
+      if (!this.stopping && started) this.options.onUnexpectedExit?.(code, child.pid ?? -1);
+    });
     if (child.pid) await this.options.onSpawn?.(child.pid);
     const deadline = Date.now() + 10_000;
     while ((await this.workers()).length === 0) {
@@ -140,6 +167,8 @@ export class NginxFront {
       }
     }
     this.upstreamPort = upstreamPort;
+    this.lastWorkers = await this.workers();
+    started = true;
   }
 
   /** Points the front at another LiteLLM port without dropping a request. */
@@ -165,16 +194,32 @@ export class NginxFront {
       await sleep(25);
     }
     this.upstreamPort = upstreamPort;
+    this.lastWorkers = await this.workers();
   }
 
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || !this.exited) return;
+    this.stopping = true;
     child.kill('SIGQUIT'); // graceful: finish requests in flight
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
     this.child = undefined;
+  }
+
+  /** Workers of a master that was killed with -9 keep the listen socket: stop them first. */
+  private async stopOrphanWorkers(): Promise<void> {
+    for (const pid of this.lastWorkers) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (!cmdline.includes('nginx: worker')) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    this.lastWorkers = [];
   }
 
   private binary(): string {

@@ -1,5 +1,6 @@
 import type { DeploymentRef, LiteLLMClient } from '../litellm/client.js';
 import { ModelCenterError } from '../shared/errors.js';
+import type { InstanceHealth, SupervisionListener } from './supervisor.js';
 
 export class ReloadError extends ModelCenterError {
   constructor(
@@ -26,5 +27,12 @@ export interface ReloadStrategy {
    * instance's own config.yaml models). Without it, every served deployment must be intended.
    */
   ownedElsewhere?(deployment: DeploymentRef): boolean;
+  /**
+   * Strategies that run processes supervise them: whether every process is up now (an apply
+   * while one is down reloads instead of answering `unchanged`; `/readyz` says why).
+   */
+  readiness?(): InstanceHealth;
+  /** Restarts, give-ups and the like, for logs, metrics and alerts. */
+  onSupervision?(listener: SupervisionListener): void;
   stop(): Promise<void>;
 }

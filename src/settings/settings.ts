@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ModelCenterError } from '../shared/errors.js';
 import { readIfExists } from '../shared/fs.js';
 import { cronProblem } from '../scheduler/scheduler.js';
+import { chooseStrategy, findNginx } from '../reload/default-strategy.js';
 
 /** A bad setting: every problem at once, each naming the variable or file key and what to do. */
 export class SettingsError extends ModelCenterError {
@@ -56,7 +57,10 @@ export const settingsSchema = z
     }),
   })
   .strict();
-export type Settings = z.infer<typeof settingsSchema>;
+export type Settings = z.infer<typeof settingsSchema> & {
+  /** Why `strategy` was chosen (a setting, or the default for this machine), for the banner and status. */
+  strategyReason?: string;
+};
 
 /** Environment variable → settings key. The README's table lists the same. */
 export const SETTINGS_ENV: Readonly<Record<string, keyof Settings>> = {
@@ -191,8 +195,15 @@ export async function loadSettings(env: NodeJS.ProcessEnv, cwd: string): Promise
   if (problems.length > 0 || !parsed.success) throw new SettingsError(problems);
   const settings = parsed.data;
   const resolve = (p: string): string => path.resolve(cwd, p);
+  const chosen = chooseStrategy({
+    ...(origin.strategy && { explicit: { strategy: settings.strategy, from: origin.strategy } }),
+    ...(settings.restartCommand && { restartCommand: settings.restartCommand }),
+    nginx: findNginx(env),
+  });
   return {
     ...settings,
+    strategy: chosen.strategy,
+    strategyReason: chosen.reason,
     policies: resolve(settings.policies),
     configFile: resolve(settings.configFile),
     stateDir: resolve(settings.stateDir),

@@ -1,6 +1,6 @@
 import { redactUrl } from '../shared/redact-url.js';
 import { ModelCenterError } from '../shared/errors.js';
-import type { Alert, AlertSink } from './budgets.js';
+import type { Alert } from './budgets.js';
 
 export class WebhookError extends ModelCenterError {}
 
@@ -11,9 +11,12 @@ export interface WebhookOptions {
   timeoutMs?: number;
 }
 
-/** POSTs each alert as JSON `{ source: "modelcenter", alert }`; a non-2xx answer is a failure. */
-export function webhookSink(options: WebhookOptions): AlertSink {
-  return async (alert: Alert) => {
+/**
+ * POSTs each alert as JSON `{ source: "modelcenter", alert }`; a non-2xx answer is a failure.
+ * Budget alerts by default; supervision sends its own kind through the same receiver.
+ */
+export function webhookSink<T = Alert>(options: WebhookOptions): (alert: T) => Promise<void> {
+  return async (alert: T) => {
     let response: Response;
     try {
       response = await fetch(options.url, {

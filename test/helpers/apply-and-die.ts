@@ -1,7 +1,7 @@
 /**
  * A controller process that is killed with SIGKILL right after one apply step: `committed` (before
- * any reload) or `reloaded` (LiteLLM runs on the new config, nothing verified, and the killed
- * controller leaves that LiteLLM behind holding the port). Used by the recovery test.
+ * any reload) or `reloaded` (LiteLLM runs on the new config, nothing verified; that LiteLLM exits
+ * with the controller through the watchdog launcher). Used by the recovery test.
  * argv: <repo> <port> <step>; keys come from the environment.
  */
 import { repoController, stateDirOf } from './controller.js';

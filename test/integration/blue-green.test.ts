@@ -16,54 +16,10 @@ import {
   type Fakes,
 } from '../helpers/stack.js';
 import { scaled } from '../helpers/timing.js';
+import { underTraffic } from '../helpers/traffic.js';
 
 // Five applies under traffic, each a LiteLLM start.
 vi.setConfig({ testTimeout: scaled(300_000) });
-
-/** Traffic through the nginx front while `work` runs: every request must succeed. */
-async function underTraffic<T>(
-  client: OpenAI,
-  work: () => Promise<T>,
-): Promise<{ result: T; sent: number; failures: string[] }> {
-  let running = true;
-  let sent = 0;
-  const failures: string[] = [];
-  const loop = async (): Promise<void> => {
-    // Bounded: at most 5,000 requests per loop, loopback only.
-    while (running && sent < 5_000) {
-      sent++;
-      try {
-        const answer = await client.chat.completions.create({
-          model: 'fast',
-          messages: [{ role: 'user', content: 'hi' }],
-        });
-        if (!answer.choices[0]?.message.content?.includes('reply from')) {
-          failures.push(`unexpected answer ${JSON.stringify(answer.choices[0])}`);
-        }
-      } catch (error) {
-        failures.push(causeChain(error));
-      }
-    }
-  };
-  const loops = [loop(), loop()];
-  try {
-    const result = await work();
-    return { result, sent, failures };
-  } finally {
-    running = false;
-    await Promise.all(loops);
-  }
-}
-
-/** "Connection error. ← fetch failed ← other side closed": what really went wrong. */
-function causeChain(error: unknown): string {
-  const parts: string[] = [];
-  for (let e = error; e && parts.length < 5; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: string }).code;
-    parts.push(`${e instanceof Error ? e.message : JSON.stringify(e)}${code ? ` [${code}]` : ''}`);
-  }
-  return parts.join(' ← ');
-}
 
 describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => {
   const keys = newKeys();

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,11 +62,16 @@ describe('a controller killed with SIGKILL between commit and verify', () => {
       expect(() =>
         git(repo, 'rev-parse', '--verify', '--quiet', 'refs/modelcenter/last-known-good'),
       ).toThrow();
-      const orphan = await fetch(`http://127.0.0.1:${port}/health/readiness`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      expect(orphan).toBe(step === 'reloaded'); // the dead controller's LiteLLM still holds the port
+      // The dead controller's LiteLLM (started after "committed") exits with it: the watchdog
+      // launcher's PR_SET_PDEATHSIG. Nothing holds the port within 10 s.
+      const answering = () =>
+        fetch(`http://127.0.0.1:${port}/health/readiness`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      const deadline = Date.now() + 10_000;
+      while ((await answering()) && Date.now() < deadline) await sleep(200);
+      expect(await answering()).toBe(false);
 
       const made = await repoController(repo, {
         port,

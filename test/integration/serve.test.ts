@@ -146,7 +146,7 @@ describe('modelcenter serve (the main job)', () => {
     expect(metrics).toMatch(
       /modelcenter_http_requests_total\{method="POST",route="\/v1\/apply",status="403"\} 1/,
     );
-    expect(metrics).toContain('modelcenter_reload_strategy_info{strategy="restart"} 1');
+    expect(metrics).toContain('modelcenter_reload_strategy_info{strategy="blue-green"} 1');
     const jobs = (await (
       await fetch(`${api}/v1/jobs`, { headers: { authorization: `Bearer ${readToken}` } })
     ).json()) as { jobs: { name: string }[] };

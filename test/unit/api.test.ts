@@ -23,12 +23,18 @@ const ADMIN = 'mc-admin-token-for-tests-0123456789';
 const READ = 'mc-read-token-for-tests-0123456789';
 
 /** A service that records what the API asked of it; the real one is tested in serve.test.ts. */
-function recordingService(): ServiceApi & { calls: string[] } {
+function recordingService(): ServiceApi & {
+  calls: string[];
+  readyState: { ready: boolean; reason?: string };
+} {
   const calls: string[] = [];
+  const readyState: { ready: boolean; reason?: string } = { ready: true };
   const report = (outcome: ApplyReport['outcome']): ApplyReport => ({ outcome, problems: [] });
   return {
     calls,
+    readyState,
     status: () => Promise.resolve({ ok: true }),
+    readiness: () => Promise.resolve({ ...readyState }),
     plan: () =>
       Promise.resolve({
         valid: true,
@@ -103,6 +109,26 @@ describe('HTTP API: auth, validation, errors (in-process)', () => {
       path: r.path.replace('{name}', 'drift-check'),
       scope: r.scope,
     }));
+
+  it('/readyz needs no token: 200 when every instance serves the committed set, else 503 with the reason', async () => {
+    const ready = await call('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true });
+    service.readyState.ready = false;
+    service.readyState.reason = 'LiteLLM on port 4000 exited unexpectedly with code 137';
+    try {
+      const down = await call('GET', '/readyz');
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({
+        ready: false,
+        reason: 'LiteLLM on port 4000 exited unexpectedly with code 137',
+      });
+      expect((await call('GET', '/healthz')).status).toBe(200); // liveness is the controller's own
+    } finally {
+      service.readyState.ready = true;
+      delete service.readyState.reason;
+    }
+  });
 
   it('every route but /healthz answers 401 without a token, and the same for a wrong one', async () => {
     for (const route of everyRoute()) {

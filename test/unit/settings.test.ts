@@ -23,7 +23,7 @@ describe('settings: defaults, settings file, environment; every bad value named'
   };
 
   it('defaults resolve against the working directory', async () => {
-    const settings = await loadSettings({}, dir);
+    const settings = await loadSettings({ MODELCENTER_NGINX: path.join(dir, 'no-nginx') }, dir);
     expect(settings).toMatchObject({
       policies: path.join(dir, 'policies'),
       configFile: path.join(dir, 'litellm', 'config.yaml'),
@@ -32,6 +32,25 @@ describe('settings: defaults, settings file, environment; every bad value named'
       apiHost: '127.0.0.1',
       apiPort: 4100,
       schedules: { 'drift-check': '*/5 * * * *' },
+    });
+  });
+
+  it('blue-green is the default wherever nginx is present, else restart; the reason says which and why', async () => {
+    const nginx = path.join(dir, 'nginx');
+    await writeFile(nginx, '#!/bin/sh\n', { mode: 0o755 });
+    const withNginx = await loadSettings({ MODELCENTER_NGINX: nginx }, dir);
+    expect(withNginx.strategy).toBe('blue-green');
+    expect(withNginx.strategyReason).toContain(nginx);
+    const without = await loadSettings({ MODELCENTER_NGINX: path.join(dir, 'no-nginx') }, dir);
+    expect(without.strategy).toBe('restart');
+    expect(without.strategyReason).toMatch(/nginx was not found/);
+    const chosen = await loadSettings(
+      { MODELCENTER_NGINX: nginx, MODELCENTER_RELOAD_STRATEGY: 'restart' },
+      dir,
+    );
+    expect(chosen).toMatchObject({
+      strategy: 'restart',
+      strategyReason: 'set by MODELCENTER_RELOAD_STRATEGY',
     });
   });
 

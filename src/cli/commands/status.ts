@@ -1,3 +1,4 @@
+import { chooseStrategy, findNginx, type StrategyName } from '../../reload/default-strategy.js';
 import { Option, type Command } from 'commander';
 import { deploymentIds } from '../../apply/controller.js';
 import { parseRendered } from '../../compile/render.js';
@@ -46,6 +47,7 @@ export function registerStatus(program: Command, context: CliContext): void {
               masterKey: context.env.LITELLM_MASTER_KEY,
               json: options.format === 'json',
               databaseMode: context.env.MODELCENTER_RELOAD_STRATEGY === 'admin-api',
+              strategy: strategyOf(context.env),
             },
             context.io,
           ),
@@ -62,6 +64,8 @@ export interface StatusOptions {
   json: boolean;
   /** admin-api: instances also serve their own config.yaml models, which are not ours to check. */
   databaseMode?: boolean;
+  /** Which reload strategy `serve` runs with these settings, and why. */
+  strategy?: { name: string; reason: string };
 }
 
 /** Current generated commit, last-known-good, drift, and what each instance serves. Read-only. */
@@ -90,6 +94,10 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
     drift,
     deployments: intended.length,
     instances: verify?.instances ?? [],
+    ...(options.strategy && {
+      strategy: options.strategy.name,
+      strategyReason: options.strategy.reason,
+    }),
   };
   if (options.json) {
     io.stdout(`${JSON.stringify(status, null, 2)}\n`);
@@ -103,6 +111,9 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
     io.stdout(
       `drift:            ${drift.workingTreeEdited ? `${state.configPath} edited by hand` : drift.foreignCommit ? `commit ${drift.foreignCommit.slice(0, 12)} not made by Model Center` : 'none'}\n`,
     );
+    if (options.strategy) {
+      io.stdout(`strategy:         ${options.strategy.name} (${options.strategy.reason})\n`);
+    }
     if (!options.masterKey) io.stdout('instances:        not checked (set LITELLM_MASTER_KEY)\n');
     for (const instance of verify?.instances ?? []) {
       const ok =
@@ -120,4 +131,17 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
   return unhealthy || drift.workingTreeEdited || drift.foreignCommit
     ? EXIT.operationalFailure
     : EXIT.ok;
+}
+
+/** The strategy `serve` would run with this environment, and why (for `status`). */
+function strategyOf(env: NodeJS.ProcessEnv): { name: string; reason: string } {
+  const explicit = env.MODELCENTER_RELOAD_STRATEGY;
+  const chosen = chooseStrategy({
+    ...(explicit && {
+      explicit: { strategy: explicit as StrategyName, from: 'MODELCENTER_RELOAD_STRATEGY' },
+    }),
+    ...(env.MODELCENTER_RESTART_COMMAND && { restartCommand: env.MODELCENTER_RESTART_COMMAND }),
+    nginx: findNginx(env),
+  });
+  return { name: chosen.strategy, reason: chosen.reason };
 }
