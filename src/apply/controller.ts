@@ -288,7 +288,7 @@ export class Controller {
       await this.journal.clear();
       return { outcome: 'unchanged', commit, lastKnownGood: commit, problems: [] };
     }
-    return this.reloadAndVerify(commit, build.yaml, 'apply');
+    return this.reloadAndVerify(commit, build.yaml, 'apply', { force: opts.reload === true });
   }
 
   /** `to`: a generated commit checked by `rollback`; undefined for last-known-good. */
@@ -325,7 +325,12 @@ export class Controller {
   }
 
   /** Reload `text` (committed as `commit`), verify; on failure restore last-known-good and verify that. */
-  private async reloadAndVerify(commit: string, text: string, why: string): Promise<ApplyReport> {
+  private async reloadAndVerify(
+    commit: string,
+    text: string,
+    why: string,
+    options: { force?: boolean } = {},
+  ): Promise<ApplyReport> {
     const { state, strategy } = this.options;
     await this.journal.write({
       phase: 'reloading',
@@ -339,7 +344,7 @@ export class Controller {
     let output: string | undefined;
     let verify: VerifyReport | undefined;
     try {
-      await strategy.reload(state.configFile, intended);
+      await strategy.reload(state.configFile, intended, options);
       await this.options.onStep?.('reloaded');
       verify = await this.verify(intended);
       if (!verify.ok) failure = `verification failed: ${describeVerify(verify)}`;

@@ -89,12 +89,17 @@ export class BlueGreenStrategy implements ReloadStrategy {
     this.frontClient = new LiteLLMClient(this.front.url, options.masterKey, 5000);
   }
 
-  reload(configFile: string, intended: readonly string[] = []): Promise<void> {
+  reload(
+    configFile: string,
+    intended: readonly string[] = [],
+    options: { force?: boolean } = {},
+  ): Promise<void> {
     return this.supervisor.exclusive(async () => {
       this.stopped = false;
       const live = await readLiveConfig(configFile, intended);
       // Restoring the config that is already live and healthy (after a rejected change) costs nothing.
-      if (this.active?.live.sha256 === live.sha256 && this.readiness().ready) return;
+      if (!options.force && this.active?.live.sha256 === live.sha256 && this.readiness().ready)
+        return;
       if (!this.reaped) {
         await this.children.reapOrphans();
         this.reaped = true;

@@ -76,12 +76,16 @@ export class RestartStrategy implements ReloadStrategy {
    * before it binds the port); if it still finds the port taken, it is started again once the old
    * one is gone. Restoring the config that is already live and healthy costs nothing.
    */
-  reload(configFile: string, intended: readonly string[] = []): Promise<void> {
+  reload(
+    configFile: string,
+    intended: readonly string[] = [],
+    options: { force?: boolean } = {},
+  ): Promise<void> {
     return this.supervisor.exclusive(async () => {
       this.stopped = false;
       const next = await readLiveConfig(configFile, intended);
       const healthy = this.running !== undefined && this.supervisor.health().ready;
-      if (healthy && this.live?.sha256 === next.sha256) return;
+      if (healthy && !options.force && this.live?.sha256 === next.sha256) return;
       if (!this.reaped) {
         await this.children?.reapOrphans();
         this.reaped = true;

@@ -18,8 +18,14 @@ export interface ReloadStrategy {
   /**
    * Make every instance load `configFile`, whose deployment ids are `intended` (a strategy may
    * verify a new instance before it takes traffic). Throws ReloadError when an instance cannot.
+   * A strategy may skip a config that is already live and healthy, unless `force` (an explicit
+   * reload: the operator wants fresh processes, e.g. with a changed environment).
    */
-  reload(configFile: string, intended: readonly string[]): Promise<void>;
+  reload(
+    configFile: string,
+    intended: readonly string[],
+    options?: { force?: boolean },
+  ): Promise<void>;
   /** Clients for every instance, to verify. */
   instances(): LiteLLMClient[];
   /**
