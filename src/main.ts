@@ -13,7 +13,7 @@ import { buildFromDir } from './compile/build.js';
 import { parseRendered } from './compile/render.js';
 import { spendSettings } from './spend/config.js';
 import { deploymentCatalog, readGeneratedConfig } from './spend/extract.js';
-import { ingestPayloads, parseGenericApiBody } from './spend/ingest.js';
+import { IngestBodyError, ingestPayloads, parseGenericApiBody } from './spend/ingest.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
 import { GitState } from './gitstate/git-state.js';
@@ -220,6 +220,7 @@ export async function startService(
       policiesDir: settings.policies,
       configFile: settings.configFile,
       log: log.child({ subsystem: 'spend' }),
+      onProblem: (outcome, reason, n) => metrics.recordSpendProblem(outcome, reason, n),
       litellm: () => ({
         url:
           settings.litellmUrls[0] ??
@@ -290,6 +291,7 @@ export async function startService(
         instances: drift.live.instances,
         lastApply,
         jobs: scheduler.status(),
+        spend: spend.status(),
       };
     },
     plan: () => controller.plan(),
@@ -359,11 +361,24 @@ export async function startService(
         rawBody: true,
         maxBodyBytes: 32 * 1024 * 1024, // generic_api batches hundreds of payloads
         handle: async ({ body }) => {
-          const payloads = parseGenericApiBody(String(body));
+          let payloads: unknown[];
+          try {
+            payloads = parseGenericApiBody(String(body));
+          } catch (error) {
+            if (error instanceof IngestBodyError)
+              throw new HttpError(400, 'invalid_request', error.message);
+            throw error;
+          }
           const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
           return {
             status: 200,
-            body: await ingestPayloads(spend.db, payloads, catalog, spend.keepsContent()),
+            body: await ingestPayloads(
+              spend.db,
+              payloads,
+              catalog,
+              spend.keepsContent(),
+              spend.deadLetters,
+            ),
           };
         },
       },

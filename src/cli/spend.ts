@@ -5,6 +5,7 @@ import type { PolicySet } from '../policy/policy-set.js';
 import { budgetsFromPolicies, budgetStatus } from '../spend/budgets.js';
 import { spendSettings } from '../spend/config.js';
 import { deploymentCatalog, readGeneratedConfig, wiresContent } from '../spend/extract.js';
+import { DeadLetterBox } from '../spend/dead-letter.js';
 import { ingestOnce } from '../spend/ingest.js';
 import { formatReport, ReportQueryError, spendReport, type ReportFormat } from '../spend/report.js';
 import { callRecord, formatCall, UnknownCallError } from '../spend/request.js';
@@ -151,6 +152,7 @@ export async function spendCommand(
         catalog: deploymentCatalog(config),
         keepContent: () => keep,
         finishedAfterMs: settings.spoolFinishedAfterMs,
+        deadLetters: new DeadLetterBox({ dir: settings.deadLetterDir }),
       });
       io.stdout(
         `ingested ${result.inserted} new request record(s) from ${settings.spoolDir} (${result.duplicates} already in the ledger, ${result.rejected} unreadable line(s), ${result.removedFiles} finished file(s) removed)\n`,

@@ -3,6 +3,17 @@ import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import { parseRendered } from '../compile/render.js';
 import { readIfExists } from '../shared/fs.js';
 import type { LedgerRow, RequestContent } from '../store/ledger.js';
+import {
+  costUsd,
+  inTimeRange,
+  MAX_KEY_BYTES,
+  MAX_TEXT_BYTES,
+  storableOrNull,
+  storableText,
+  tokenCount,
+  type CleanedReason,
+  type DeadLetterReason,
+} from './clean.js';
 import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
 
 /** The policy model and provider behind a deployment id (from the compiled config). */
@@ -95,12 +106,14 @@ export function textOf(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Why a spool line could not become a ledger row. */
-export type Rejection = { reason: string };
+/** Why a spool line could not become a ledger row: a dead-letter reason and a sentence. */
+export type Rejection = { kind: DeadLetterReason; reason: string };
 
 /**
  * One StandardLoggingPayload (parsed JSON) → one ledger row, or why it cannot be one. The row
  * carries the payload's prompt and response only when `keepContent` (the policies ask for it).
+ * Values the ledger cannot store as they are (clean.ts) are cleaned, and the row lists what was
+ * cleaned in `cleaned`; a record without a call id or a plausible start time is a rejection.
  */
 export function ledgerRow(
   value: unknown,
@@ -110,46 +123,73 @@ export function ledgerRow(
   const parsed = standardLoggingPayloadSchema.safeParse(value);
   if (!parsed.success)
     return {
+      kind: 'not-a-payload',
       reason: `not a StandardLoggingPayload: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
     };
   const p = parsed.data;
-  const callId = p.litellm_call_id ?? p.call_id ?? p.id;
-  if (!callId) return { reason: 'no litellm_call_id' };
+  if (typeof p.startTime !== 'number')
+    return {
+      kind: 'not-a-payload',
+      reason: 'not a StandardLoggingPayload: startTime is not epoch seconds',
+    };
+  const rawCallId = p.litellm_call_id ?? p.call_id ?? p.id;
+  if (!rawCallId) return { kind: 'not-a-payload', reason: 'no litellm_call_id' };
+  if (!inTimeRange(p.startTime))
+    return {
+      kind: 'date-out-of-range',
+      reason: `startTime ${String(p.startTime)} is not between 2000 and 2100`,
+    };
+  const flags = new Set<CleanedReason>();
+  const callId = storableText(rawCallId, Infinity, flags);
+  if (Buffer.byteLength(callId) > MAX_KEY_BYTES)
+    return { kind: 'too-long', reason: `call id longer than ${MAX_KEY_BYTES} bytes` };
   const errorClass = p.error_information?.error_class || null;
   const status =
     p.status === 'failure' || (p.status !== 'success' && errorClass) ? 'failure' : 'success';
-  const endedAt = p.endTime ?? p.startTime;
+  const startedAt = p.startTime;
+  let endedAt = startedAt;
+  if (inTimeRange(p.endTime)) endedAt = p.endTime;
+  else if (p.endTime !== undefined && p.endTime !== null) flags.add('time');
+  let ttftMs: number | null = null;
+  if (p.stream === true && p.completionStartTime !== undefined && p.completionStartTime !== null) {
+    if (inTimeRange(p.completionStartTime))
+      ttftMs = millisecondsBetween(startedAt, p.completionStartTime);
+    else flags.add('time');
+  }
   const origin = p.model_id ? catalog(p.model_id) : undefined;
   const errorCode = p.error_information?.error_code;
   const context = requestContext(p);
+  const key = (text: string | null): string | null => storableOrNull(text, MAX_KEY_BYTES, flags);
+  const other = (text: string | null): string | null => storableOrNull(text, MAX_TEXT_BYTES, flags);
   const row: LedgerRow = {
     callId,
-    startedAt: p.startTime,
+    startedAt,
     endedAt,
     status,
-    ...context,
-    profile: p.model_group || null,
-    deployment: p.model_id || null,
-    model: origin?.model ?? (p.model || null),
-    provider: origin?.provider ?? (p.custom_llm_provider || null),
-    tokensIn: Math.max(0, Math.round(p.prompt_tokens ?? 0)),
-    tokensOut: Math.max(0, Math.round(p.completion_tokens ?? 0)),
-    costUsd: p.response_cost ?? 0,
-    latencyMs: millisecondsBetween(p.startTime, endedAt),
-    ttftMs:
-      p.stream === true && p.completionStartTime
-        ? millisecondsBetween(p.startTime, p.completionStartTime)
-        : null,
+    goal: key(context.goal),
+    caller: key(context.caller),
+    conversation: key(context.conversation),
+    profile: key(p.model_group || null),
+    deployment: key(p.model_id || null),
+    model: key(origin?.model ?? (p.model || null)),
+    provider: key(origin?.provider ?? (p.custom_llm_provider || null)),
+    tokensIn: tokenCount(p.prompt_tokens, flags),
+    tokensOut: tokenCount(p.completion_tokens, flags),
+    costUsd: costUsd(p.response_cost, flags),
+    latencyMs: millisecondsBetween(startedAt, endedAt),
+    ttftMs,
     cacheHit: p.cache_hit === true,
-    errorClass: status === 'failure' ? (errorClass ?? 'UnknownError') : null,
+    errorClass: status === 'failure' ? other(errorClass ?? 'UnknownError') : null,
     errorCode:
-      status === 'failure' && errorCode !== undefined && errorCode !== null && errorCode !== ''
-        ? `${errorCode}`
+      status === 'failure' &&
+      (typeof errorCode === 'number' || (typeof errorCode === 'string' && errorCode !== ''))
+        ? other(`${errorCode}`)
         : null,
-    traceId: p.trace_id || null,
-    endUser: p.end_user || null,
-    keyAlias: p.metadata?.user_api_key_alias || null,
+    traceId: other(p.trace_id || null),
+    endUser: other(p.end_user || null),
+    keyAlias: other(p.metadata?.user_api_key_alias || null),
   };
+  if (flags.size > 0) row.cleaned = [...flags];
   if (keepContent) {
     const content = contentOf(value as Record<string, unknown>);
     if (content) row.content = content;

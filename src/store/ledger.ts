@@ -29,6 +29,11 @@ export interface LedgerRow {
   /** Prompt and response, only when the policies keep content and the record carried it. */
   content?: RequestContent;
   /**
+   * What was changed to make the record storable (src/spend/clean.ts: `nul`, `surrogate`,
+   * `long-value`, `cost`, `tokens`, `time`); absent for a record stored as it came.
+   */
+  cleaned?: readonly string[];
+  /**
    * 'spend_logs' for a row the backfill took from LiteLLM's spend logs (one per request); absent
    * for a StandardLoggingPayload (one per attempt), which replaces such a row for its call.
    */
@@ -106,6 +111,8 @@ const ROW_COLUMNS: [string, string, (row: LedgerRow) => unknown][] = [
   ['end_user', 'text', (r) => r.endUser],
   ['key_alias', 'text', (r) => r.keyAlias],
   ['source', 'text', (r) => r.source ?? 'payload'],
+  // undefined leaves the key out of the JSON: NULL, and nothing to write for a clean row.
+  ['cleaned', 'text', (r) => r.cleaned?.join(',')],
 ];
 
 /**
