@@ -162,6 +162,9 @@ export class DeadLetterBox {
     try {
       const written = await this.writtenKeys();
       const at = (this.options.now?.() ?? new Date()).toISOString();
+      const maxBytes = this.options.maxBytes ?? DEFAULT_MAX_BYTES;
+      await mkdir(path.dirname(file), { recursive: true });
+      let size = (await stat(file).catch(() => undefined))?.size ?? 0;
       let text = '';
       for (const letter of letters) {
         const key = keyOf(letter);
@@ -172,7 +175,7 @@ export class DeadLetterBox {
           if (written.size > MAX_KEYS) written.delete(written.values().next().value!);
         }
         const { line, truncated } = excerpt(letter.line, MAX_LINE_CHARS);
-        text += `${JSON.stringify({
+        const entry = `${JSON.stringify({
           at,
           reason: letter.reason,
           detail: letter.detail,
@@ -181,13 +184,17 @@ export class DeadLetterBox {
           line,
           ...(truncated !== undefined && { lineChars: truncated }),
         })}\n`;
+        const bytes = Buffer.byteLength(entry);
+        if (size + Buffer.byteLength(text) + bytes > maxBytes && size + text.length > 0) {
+          // Full: what is pending goes in, then the file becomes the previous one.
+          if (text !== '') await appendFile(file, text);
+          await rename(file, `${file}.1`);
+          size = 0;
+          text = '';
+        }
+        text += entry;
       }
-      if (text === '') return;
-      await mkdir(path.dirname(file), { recursive: true });
-      const size = (await stat(file).catch(() => undefined))?.size ?? 0;
-      if (size > 0 && size + Buffer.byteLength(text) > (this.options.maxBytes ?? DEFAULT_MAX_BYTES))
-        await rename(file, `${file}.1`);
-      await appendFile(file, text);
+      if (text !== '') await appendFile(file, text);
     } catch (error) {
       this.warnOnce(
         'write-failed',

@@ -183,8 +183,28 @@ async function ingestFile(
 
   let offset = start;
   try {
-    let next = offset < size ? await readChunk(offset) : 'partial';
-    while (typeof next === 'object' && 'parsed' in next) {
+    while (offset < size) {
+      const next = await readChunk(offset);
+      // Half a line (still being written, or cut by a crash) waits for the rest.
+      if (next === 'partial') break;
+      if ('long' in next) {
+        // A line longer than a chunk (a writer bug): kept in part, and never blocks the file.
+        const past = await endOfLine(handle, offset, size);
+        if (past === undefined) break; // its end is not written yet
+        const letter = spoolLetter(
+          offset,
+          'too-long',
+          `spool line of ${past - offset} bytes, longer than ${chunkBytes}`,
+          next.long.toString('utf8', 0, MAX_LINE_CHARS),
+        );
+        await box.write([letter]);
+        await saveOffset(options.db, name, past);
+        box.count('dead-lettered', letter);
+        result.lines += 1;
+        result.rejected += 1;
+        offset = past;
+        continue;
+      }
       const { at, end, buffer, parsed: chunk } = next;
       applyCatalog(chunk.rows, options.catalog);
       let dead = 0;
@@ -201,6 +221,7 @@ async function ingestFile(
         }
         await box.write(letters);
         let inserted: number;
+        let stored = batch;
         try {
           inserted = await options.db.transaction(async (tx) => {
             const n = await insertRows(tx, batch);
@@ -211,61 +232,39 @@ async function ingestFile(
           if (!isDataError(error)) throw error;
           // One row the database refuses must not hold back the others: one at a time.
           inserted = 0;
+          stored = [];
           for (let i = first; i < first + batch.length; i += 1) {
-            const stored = await insertOne(
-              options.db,
-              chunk.rows[i]!,
-              name,
-              at + chunk.rowEnds[i]!,
-            );
-            if (typeof stored === 'number') {
-              inserted += stored;
+            const row = chunk.rows[i]!;
+            const lineEnd = at + chunk.rowEnds[i]!;
+            const one = await insertOne(options.db, row, name, lineEnd);
+            if (typeof one === 'number') {
+              inserted += one;
+              stored.push(row);
               continue;
             }
             const letter = spoolLetter(
               at + chunk.rowStarts[i]!,
               'database',
-              `the ledger refused it: ${describeError(stored.error)}`,
+              `the ledger refused it: ${describeError(one.error)}`,
               buffer.toString('utf8', chunk.rowStarts[i], chunk.rowEnds[i]! - 1),
             );
             await box.write([letter]);
-            await saveOffset(options.db, name, at + chunk.rowEnds[i]!);
+            await saveOffset(options.db, name, lineEnd);
             box.count('dead-lettered', letter);
             result.rejected += 1;
-            batch.splice(batch.indexOf(chunk.rows[i]!), 1);
           }
           await saveOffset(options.db, name, upTo);
         }
         result.inserted += inserted;
-        result.duplicates += batch.length - inserted;
+        result.duplicates += stored.length - inserted;
         for (const letter of letters) box.count('dead-lettered', letter);
-        countCleaned(box, batch, result, name);
+        countCleaned(box, stored, result, name);
         if (last) break;
       }
       offset = end;
-      next = offset < size ? await readChunk(offset) : 'partial';
       result.lines += chunk.lines;
       result.rejected += chunk.rejected;
     }
-    if (typeof next === 'object' && 'long' in next) {
-      // A line longer than a chunk (a writer bug): kept in part, and never blocks the file.
-      const past = await endOfLine(handle, offset, size);
-      if (past !== undefined) {
-        const letter = spoolLetter(
-          offset,
-          'too-long',
-          `spool line of ${past - offset} bytes, longer than ${chunkBytes}`,
-          next.long.toString('utf8', 0, MAX_LINE_CHARS),
-        );
-        await box.write([letter]);
-        await saveOffset(options.db, name, past);
-        box.count('dead-lettered', letter);
-        result.lines += 1;
-        result.rejected += 1;
-        offset = past;
-      } else offset = size; // no newline yet: the caller stops at size and waits
-    }
-    // 'partial': half a line (still being written, or cut by a crash) waits for the rest.
   } finally {
     await handle.close();
   }

@@ -114,6 +114,12 @@ export const callRecordSchema = z.object({
         cacheHit: z.boolean(),
         errorClass: nullableText,
         errorCode: nullableText,
+        cleaned: z
+          .array(z.string())
+          .optional()
+          .describe(
+            'present when the record had to be cleaned to be stored: nul, surrogate, long-value, cost (unknown, counted as 0), tokens (unknown, 0), time',
+          ),
         content: z
           .object({
             messages: z.unknown().describe('the prompt as LiteLLM logged it'),

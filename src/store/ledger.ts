@@ -32,7 +32,7 @@ export interface LedgerRow {
    * What was changed to make the record storable (src/spend/clean.ts: `nul`, `surrogate`,
    * `long-value`, `cost`, `tokens`, `time`); absent for a record stored as it came.
    */
-  cleaned?: readonly string[];
+  cleaned?: string[];
   /**
    * 'spend_logs' for a row the backfill took from LiteLLM's spend logs (one per request); absent
    * for a StandardLoggingPayload (one per attempt), which replaces such a row for its call.
@@ -726,7 +726,7 @@ export async function attemptsOfCall(db: Queryable, callId: string): Promise<Cal
   const rows = await db.query<Record<string, unknown>>(
     `SELECT r.started_at, r.ended_at, r.status, r.goal, r.caller, r.conversation, r.profile,
             r.deployment, r.model, r.provider, r.tokens_in, r.tokens_out, r.cost_usd,
-            r.latency_ms, r.ttft_ms, r.cache_hit, r.error_class, r.error_code,
+            r.latency_ms, r.ttft_ms, r.cache_hit, r.error_class, r.error_code, r.cleaned,
             c.call_id IS NOT NULL AS has_content, c.messages, c.response
      FROM spend_requests r
      LEFT JOIN spend_content c USING (started_at, call_id, status)
@@ -755,6 +755,7 @@ export async function attemptsOfCall(db: Queryable, callId: string): Promise<Cal
     cacheHit: r.cache_hit === true,
     errorClass: text(r.error_class),
     errorCode: text(r.error_code),
+    ...(typeof r.cleaned === 'string' && { cleaned: r.cleaned.split(',') }),
     ...(r.has_content === true && {
       content: { messages: r.messages, response: r.response },
     }),
