@@ -42,6 +42,20 @@ export const MAX_TOKENS = 2_147_483_647;
 export const EARLIEST_TIME_S = 946_684_800;
 export const LATEST_TIME_S = 4_102_444_800;
 
+/**
+ * What was cleaned in one record, in the order found. A plain holder, not a Set: this runs for
+ * every spool line, and almost every record needs nothing.
+ */
+export interface Flags {
+  found?: CleanedReason[];
+}
+
+/** Adds `reason` to `flags` once. */
+export function flag(flags: Flags, reason: CleanedReason): void {
+  if (!flags.found) flags.found = [reason];
+  else if (!flags.found.includes(reason)) flags.found.push(reason);
+}
+
 /** NUL, or any surrogate code unit (most are halves of well-formed pairs: checked further). */
 // eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const SUSPECT = /[\u0000\ud800-\udfff]/;
@@ -54,16 +68,16 @@ type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
  * `text` as the ledger can store it: NUL removed, lone surrogates replaced by U+FFFD, cut at a
  * character boundary to `maxBytes` of UTF-8. Each change is added to `flags`.
  */
-export function storableText(text: string, maxBytes: number, flags: Set<CleanedReason>): string {
+export function storableText(text: string, maxBytes: number, flags: Flags): string {
   let out = text;
   if (SUSPECT.test(out)) {
     if (out.includes('\u0000')) {
       out = out.replaceAll('\u0000', '');
-      flags.add('nul');
+      flag(flags, 'nul');
     }
     if (!(out as WellFormed).isWellFormed()) {
       out = (out as WellFormed).toWellFormed();
-      flags.add('surrogate');
+      flag(flags, 'surrogate');
     }
   }
   // A UTF-16 code unit is at most 3 bytes of UTF-8 (a pair of them 4): short text needs no count.
@@ -72,18 +86,14 @@ export function storableText(text: string, maxBytes: number, flags: Set<CleanedR
     const { read } = encoder.encodeInto(out, bytes);
     if (read < out.length) {
       out = out.slice(0, read);
-      flags.add('long-value');
+      flag(flags, 'long-value');
     }
   }
   return out;
 }
 
 /** storableText for a nullable column. */
-export function storableOrNull(
-  text: string | null,
-  maxBytes: number,
-  flags: Set<CleanedReason>,
-): string | null {
+export function storableOrNull(text: string | null, maxBytes: number, flags: Flags): string | null {
   return text === null ? null : storableText(text, maxBytes, flags);
 }
 
@@ -91,10 +101,10 @@ export function storableOrNull(
  * A token count: missing is 0; negative, fractional-infinite, non-numeric or beyond an integer
  * column is unknown (0) and flagged `tokens`.
  */
-export function tokenCount(value: unknown, flags: Set<CleanedReason>): number {
+export function tokenCount(value: unknown, flags: Flags): number {
   if (value === undefined || value === null) return 0;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TOKENS) {
-    flags.add('tokens');
+    flag(flags, 'tokens');
     return 0;
   }
   return Math.round(value);
@@ -105,10 +115,10 @@ export function tokenCount(value: unknown, flags: Set<CleanedReason>): number {
  * absurd (over MAX_COST_USD) is unknown, counted as 0 and flagged `cost`, so one bad record
  * cannot turn a report total negative or infinite.
  */
-export function costUsd(value: unknown, flags: Set<CleanedReason>): number {
+export function costUsd(value: unknown, flags: Flags): number {
   if (value === undefined || value === null) return 0;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_COST_USD) {
-    flags.add('cost');
+    flag(flags, 'cost');
     return 0;
   }
   return value;

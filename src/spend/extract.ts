@@ -11,8 +11,9 @@ import {
   storableOrNull,
   storableText,
   tokenCount,
-  type CleanedReason,
+  flag,
   type DeadLetterReason,
+  type Flags,
 } from './clean.js';
 import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
 
@@ -139,9 +140,9 @@ export function ledgerRow(
       kind: 'date-out-of-range',
       reason: `startTime ${String(p.startTime)} is not between 2000 and 2100`,
     };
-  const flags = new Set<CleanedReason>();
+  const flags: Flags = {};
   const callId = storableText(rawCallId, Infinity, flags);
-  if (Buffer.byteLength(callId) > MAX_KEY_BYTES)
+  if (callId.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(callId) > MAX_KEY_BYTES)
     return { kind: 'too-long', reason: `call id longer than ${MAX_KEY_BYTES} bytes` };
   const errorClass = p.error_information?.error_class || null;
   const status =
@@ -149,47 +150,52 @@ export function ledgerRow(
   const startedAt = p.startTime;
   let endedAt = startedAt;
   if (inTimeRange(p.endTime)) endedAt = p.endTime;
-  else if (p.endTime !== undefined && p.endTime !== null) flags.add('time');
+  else if (p.endTime !== undefined && p.endTime !== null) flag(flags, 'time');
   let ttftMs: number | null = null;
   if (p.stream === true && p.completionStartTime !== undefined && p.completionStartTime !== null) {
     if (inTimeRange(p.completionStartTime))
       ttftMs = millisecondsBetween(startedAt, p.completionStartTime);
-    else flags.add('time');
+    else flag(flags, 'time');
   }
   const origin = p.model_id ? catalog(p.model_id) : undefined;
   const errorCode = p.error_information?.error_code;
   const context = requestContext(p);
-  const key = (text: string | null): string | null => storableOrNull(text, MAX_KEY_BYTES, flags);
-  const other = (text: string | null): string | null => storableOrNull(text, MAX_TEXT_BYTES, flags);
   const row: LedgerRow = {
     callId,
     startedAt,
     endedAt,
     status,
-    goal: key(context.goal),
-    caller: key(context.caller),
-    conversation: key(context.conversation),
-    profile: key(p.model_group || null),
-    deployment: key(p.model_id || null),
-    model: key(origin?.model ?? (p.model || null)),
-    provider: key(origin?.provider ?? (p.custom_llm_provider || null)),
+    goal: storableOrNull(context.goal, MAX_KEY_BYTES, flags),
+    caller: storableOrNull(context.caller, MAX_KEY_BYTES, flags),
+    conversation: storableOrNull(context.conversation, MAX_KEY_BYTES, flags),
+    profile: storableOrNull(p.model_group || null, MAX_KEY_BYTES, flags),
+    deployment: storableOrNull(p.model_id || null, MAX_KEY_BYTES, flags),
+    model: storableOrNull(origin?.model ?? (p.model || null), MAX_KEY_BYTES, flags),
+    provider: storableOrNull(
+      origin?.provider ?? (p.custom_llm_provider || null),
+      MAX_KEY_BYTES,
+      flags,
+    ),
     tokensIn: tokenCount(p.prompt_tokens, flags),
     tokensOut: tokenCount(p.completion_tokens, flags),
     costUsd: costUsd(p.response_cost, flags),
     latencyMs: millisecondsBetween(startedAt, endedAt),
     ttftMs,
     cacheHit: p.cache_hit === true,
-    errorClass: status === 'failure' ? other(errorClass ?? 'UnknownError') : null,
+    errorClass:
+      status === 'failure'
+        ? storableOrNull(errorClass ?? 'UnknownError', MAX_TEXT_BYTES, flags)
+        : null,
     errorCode:
       status === 'failure' &&
       (typeof errorCode === 'number' || (typeof errorCode === 'string' && errorCode !== ''))
-        ? other(`${errorCode}`)
+        ? storableOrNull(`${errorCode}`, MAX_TEXT_BYTES, flags)
         : null,
-    traceId: other(p.trace_id || null),
-    endUser: other(p.end_user || null),
-    keyAlias: other(p.metadata?.user_api_key_alias || null),
+    traceId: storableOrNull(p.trace_id || null, MAX_TEXT_BYTES, flags),
+    endUser: storableOrNull(p.end_user || null, MAX_TEXT_BYTES, flags),
+    keyAlias: storableOrNull(p.metadata?.user_api_key_alias || null, MAX_TEXT_BYTES, flags),
   };
-  if (flags.size > 0) row.cleaned = [...flags];
+  if (flags.found) row.cleaned = flags.found;
   if (keepContent) {
     const content = contentOf(value as Record<string, unknown>);
     if (content) row.content = content;

@@ -55,21 +55,28 @@ export function parseChunk(buffer: Uint8Array, keepContent = false): ParsedChunk
     start = lineEnd;
     if (text.trim() === '') continue;
     chunk.lines += 1;
-    const dead = (reason: DeadLetterReason, detail: string): void => {
-      chunk.rejected += 1;
-      chunk.firstProblem ??= detail;
-      chunk.dead.push({ start: lineStart, end: lineEnd, reason, detail, text });
-    };
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
-      dead('not-json', `not JSON: ${describeError(error)}`);
+      deadLine(chunk, {
+        start: lineStart,
+        end: lineEnd,
+        reason: 'not-json',
+        detail: `not JSON: ${describeError(error)}`,
+        text,
+      });
       continue;
     }
     const row = ledgerRow(value, NO_CATALOG, keepContent);
     if (isRejection(row)) {
-      dead(row.kind, row.reason);
+      deadLine(chunk, {
+        start: lineStart,
+        end: lineEnd,
+        reason: row.kind,
+        detail: row.reason,
+        text,
+      });
       continue;
     }
     chunk.rows.push(row);
@@ -77,6 +84,12 @@ export function parseChunk(buffer: Uint8Array, keepContent = false): ParsedChunk
     chunk.rowEnds.push(lineEnd);
   }
   return chunk;
+}
+
+function deadLine(chunk: ParsedChunk, line: DeadLine): void {
+  chunk.rejected += 1;
+  chunk.firstProblem ??= line.detail;
+  chunk.dead.push(line);
 }
 
 /** Model and provider from the compiled config where the deployment is known. */
