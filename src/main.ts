@@ -13,7 +13,7 @@ import { buildFromDir } from './compile/build.js';
 import { parseRendered } from './compile/render.js';
 import { spendSettings } from './spend/config.js';
 import { deploymentCatalog, readGeneratedConfig } from './spend/extract.js';
-import { IngestBodyError, ingestPayloads, parseGenericApiBody } from './spend/ingest.js';
+import { IngestBodyError, parseGenericApiBody } from './spend/ingest.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import { referencedEnv } from './compile/env-refs.js';
 import { GitState } from './gitstate/git-state.js';
@@ -372,13 +372,7 @@ export async function startService(
           const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
           return {
             status: 200,
-            body: await ingestPayloads(
-              spend.db,
-              payloads,
-              catalog,
-              spend.keepsContent(),
-              spend.deadLetters,
-            ),
+            body: await spend.ingest(payloads, catalog),
           };
         },
       },

@@ -22,7 +22,7 @@ import {
   wiresContent,
   type DeploymentCatalog,
 } from './extract.js';
-import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
+import { ingestPayloads, SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
 import { DeadLetterBox, type DeadLetterBoxOptions, type ProblemSummary } from './dead-letter.js';
 
 export interface SpendServiceOptions {
@@ -153,9 +153,17 @@ export interface ControllerSpend {
   keepsContent(): boolean;
   /**
    * Spool lines and ingest payloads that could not be stored as they came (dead-letter file,
-   * counters); hand it to ingestPayloads so the HTTP route's dead letters land there too.
+   * counters).
    */
   deadLetters: DeadLetterBox;
+  /**
+   * Payloads received over HTTP (generic_api) into the ledger: content kept as the spool's is,
+   * what cannot be stored dead-lettered with the spool's.
+   */
+  ingest(
+    payloads: readonly unknown[],
+    catalog: DeploymentCatalog,
+  ): ReturnType<typeof ingestPayloads>;
   /** For the controller's status: what was cleaned and dead-lettered since it started. */
   status(): ProblemSummary;
   stop(): Promise<void>;
@@ -250,6 +258,8 @@ export async function startControllerSpend(
     backfiller,
     keepsContent: () => contentWired,
     deadLetters,
+    ingest: (payloads, ingestCatalog) =>
+      ingestPayloads(db, payloads, ingestCatalog, contentWired, deadLetters),
     status: () => deadLetters.summary(),
     async stop() {
       await service.stop();
