@@ -379,11 +379,22 @@ async function insertContent(db: Queryable, added: readonly LedgerRow[]): Promis
 const UNSTORABLE_ESCAPE = /\\u(0000|d[89a-f])/i;
 
 /**
- * jsonb refuses NUL characters and lone surrogates, and one refused value would fail its whole
- * batch again and again: NUL becomes U+FFFD, lone surrogates are made well-formed.
+ * jsonb refuses NUL characters and lone surrogates, in values and in keys, and one refused value
+ * would fail its whole batch again and again: NUL becomes U+FFFD, lone surrogates are made
+ * well-formed. A JSON.stringify replacer: an object with such a key is copied with clean keys.
  */
 function storableText(_key: string, value: unknown): unknown {
-  if (typeof value !== 'string') return value;
+  if (typeof value === 'string') return storableString(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const entries = Object.entries(value);
+  if (!entries.some(([key]) => UNSTORABLE_CHAR.test(key))) return value;
+  return Object.fromEntries(entries.map(([key, item]) => [storableString(key), item]));
+}
+
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
+const UNSTORABLE_CHAR = /[\u0000\ud800-\udfff]/;
+
+function storableString(value: string): string {
   const text = (value as string & { toWellFormed(): string }).toWellFormed();
   return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }

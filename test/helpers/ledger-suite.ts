@@ -641,6 +641,25 @@ export function ledgerPoisonSuite(name: string, open: () => Promise<Database>): 
       },
     );
 
+    it('keeps content whose keys hold NUL or a lone surrogate (jsonb refuses both), and the row with it', async () => {
+      const line = JSON.stringify(
+        payload('content-keys', {
+          messages: [{ role: 'user', content: 'hi', 'x\u0000': 1, PLACEHOLDER: 2 }],
+          response: { 'a\u0000b': 'c\u0000' },
+        }),
+      ).replace('PLACEHOLDER', '\\udc00');
+      await writeFile(path.join(spoolDir, 'spool-1-1-000000.jsonl'), `${line}\n${good(2)}`);
+      expect(await ingest({ keepContent: () => true })).toMatchObject({
+        inserted: 3,
+        rejected: 0,
+      });
+      const [attempt] = await attemptsOfCall(db, 'content-keys');
+      expect(attempt!.content).toEqual({
+        messages: [{ role: 'user', content: 'hi', 'x\ufffd': 1, '\ufffd': 2 }],
+        response: { 'a\ufffdb': 'c\ufffd' },
+      });
+    });
+
     it('dead-letters a line longer than a chunk in part, and goes on after it', async () => {
       const long = spoolLine(payload('huge', { messages: 'x'.repeat(200_000) }));
       await writeFile(path.join(spoolDir, 'spool-1-1-000000.jsonl'), long + good(3));
