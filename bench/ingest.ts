@@ -4,11 +4,14 @@
  * on PostgreSQL (a throw-away Debian-package cluster). Goal: ≥ 10,000 events/s embedded.
  * With `content`, every line also carries a prompt and a response (about 1 KB) and the policies
  * keep them (`spend.keep_content`): what storing content costs.
- * Run: npx tsx bench/ingest.ts [events=100000] [lines per transaction=2000] [content]
+ * With `poison`, one line in 100 is one the ledger cannot store as it is (in turn: a NUL in a
+ * tag, a cost of -1e12, not JSON, a start in 1970): cleaned or dead-lettered, the rest stored.
+ * Run: npx tsx bench/ingest.ts [events=100000] [lines per transaction=2000] [content] [poison]
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
+import { DeadLetterBox } from '../src/spend/dead-letter.js';
 import { deploymentCatalog } from '../src/spend/extract.js';
 import { ingestOnce } from '../src/spend/ingest.js';
 import { countRawRows } from '../src/store/ledger.js';
@@ -18,7 +21,14 @@ import { payloadFixture } from '../test/helpers/spool.js';
 
 const events = Number(process.argv[2] ?? 100_000);
 const batchLines = Number(process.argv[3] ?? 2000);
-const withContent = process.argv[4] === 'content';
+const withContent = process.argv.slice(4).includes('content');
+const withPoison = process.argv.slice(4).includes('poison');
+/** Lines that cannot be stored at all (with `poison`): the not-JSON and 1970 ones. */
+const deadLines = withPoison
+  ? Array.from({ length: events }, (_, i) => i).filter(
+      (i) => i % 100 === 99 && Math.floor(i / 100) % 4 >= 2,
+    ).length
+  : 0;
 const dir = await mkdtemp(path.join(tmpdir(), 'mc-bench-ingest-'));
 
 /** `events` lines over 4 files, like 2 workers that each rotated once; varied goals and models. */
@@ -32,6 +42,10 @@ async function writeSpool(spoolDir: string): Promise<number> {
     const lines: string[] = [];
     for (let i = file * perFile; i < Math.min(events, (file + 1) * perFile); i += 1) {
       const t = start + i * 2.5;
+      if (withPoison && i % 100 === 99) {
+        lines.push(poisonLine(base, i, t));
+        continue;
+      }
       lines.push(
         JSON.stringify({
           ...base,
@@ -72,6 +86,16 @@ async function writeSpool(spoolDir: string): Promise<number> {
   return bytes;
 }
 
+/** One line of the four kinds `poison` mixes in, by turn. */
+function poisonLine(base: Record<string, unknown>, i: number, t: number): string {
+  const kind = Math.floor(i / 100) % 4;
+  const record = { ...base, litellm_call_id: `bench-${i}`, startTime: t, endTime: t + 0.2 };
+  if (kind === 0) return JSON.stringify({ ...record, request_tags: [`goal:g\u0000${i % 20}`] });
+  if (kind === 1) return JSON.stringify({ ...record, response_cost: -1e12 });
+  if (kind === 2) return `{"litellm_call_id": "bench-${i}", not json`;
+  return JSON.stringify({ ...record, startTime: 0, endTime: 1 });
+}
+
 async function run(label: string, ledger: Parameters<typeof openLedger>[0]): Promise<void> {
   const spoolDir = path.join(dir, `spool-${label}`);
   const bytes = await writeSpool(spoolDir);
@@ -84,23 +108,25 @@ async function run(label: string, ledger: Parameters<typeof openLedger>[0]): Pro
       spoolDir,
       catalog: deploymentCatalog(undefined),
       keepContent: () => withContent,
+      deadLetters: new DeadLetterBox({ dir: path.join(dir, `dead-letter-${label}`) }),
       batchLines,
     });
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     const cpuSeconds = (used.user + used.system) / 1e6;
     const rows = await countRawRows(db);
-    if (rows !== events || result.inserted !== events)
-      throw new Error(`${label}: expected ${events} rows, got ${rows}`);
-    const [stored] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM spend_content');
-    if ((stored?.n ?? 0) !== (withContent ? events : 0))
+    const stored = events - deadLines;
+    if (rows !== stored || result.inserted !== stored || result.rejected !== deadLines)
+      throw new Error(`${label}: expected ${stored} rows, got ${rows}`);
+    const [kept] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM spend_content');
+    if ((kept?.n ?? 0) !== (withContent ? stored : 0))
       throw new Error(
-        `${label}: expected content for ${withContent ? events : 0} rows, got ${stored?.n}`,
+        `${label}: expected content for ${withContent ? stored : 0} rows, got ${kept?.n}`,
       );
     // PGlite runs inside this process, so its CPU time measures the work without the noise of a
     // shared machine; PostgreSQL's server time is in another process and not in this figure.
     console.log(
-      `${label}: ${events} events${withContent ? ' with content' : ''} (${(bytes / 1e6).toFixed(0)} MB of spool) in ${seconds.toFixed(2)} s = ${Math.round(events / seconds)} events/s` +
+      `${label}: ${events} events${withContent ? ' with content' : ''}${withPoison ? ` (1 in 100 poisoned: ${result.cleaned} cleaned, ${result.rejected} dead-lettered)` : ''} (${(bytes / 1e6).toFixed(0)} MB of spool) in ${seconds.toFixed(2)} s = ${Math.round(events / seconds)} events/s` +
         ` (this process used ${cpuSeconds.toFixed(2)} CPU s = ${Math.round(events / cpuSeconds)} events per CPU second; load average ${loadavg()[0]!.toFixed(1)})`,
     );
   } finally {

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import queue
 import threading
@@ -51,7 +52,43 @@ except ImportError:  # pragma: no cover
     import json
 
     def _dumps(value: Any) -> bytes:
-        return json.dumps(value, default=str, separators=(",", ":")).encode("utf-8")
+        # allow_nan=False: NaN is not JSON; such a record goes through _dumps_lenient instead.
+        return json.dumps(value, default=str, separators=(",", ":"), allow_nan=False).encode(
+            "utf-8"
+        )
+
+
+def _finite(value: Any) -> Any:
+    """The value with NaN and infinities (not JSON) replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _dumps_lenient(value: Any) -> bytes:
+    """
+    For a record _dumps refuses: a lone surrogate in a string (orjson refuses what is not UTF-8,
+    and a JSON escape in a request body can put one in a tag) or NaN. The stdlib writes lone
+    surrogates as \\udXXX escapes (ASCII output), which the controller replaces; NaN becomes null.
+    Slower, and only for such records: the request is still recorded.
+    """
+    import json as stdlib_json
+
+    return stdlib_json.dumps(
+        _finite(value), default=str, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def _line(record: dict) -> bytes:
+    """One spool line; a record with a lone surrogate or NaN is written cleaned, not lost."""
+    try:
+        return _dumps(record) + b"\n"
+    except Exception:
+        return _dumps_lenient(record) + b"\n"
 
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -168,9 +205,9 @@ class SpoolWriter:
         lines = []
         for record in batch:
             try:
-                line = _dumps(record) + b"\n"
+                line = _line(record)
                 if len(line) > MAX_CONTENT_LINE_BYTES and any(f in record for f in CONTENT_FIELDS):
-                    line = _dumps(without_content(record, "too large")) + b"\n"
+                    line = _line(without_content(record, "too large"))
                 lines.append(line)
             except Exception as error:  # a payload that cannot be serialised is logged, not raised
                 self.write_errors += 1

@@ -69,6 +69,7 @@ export async function startService(
       settings,
       env,
       log: log.child({ subsystem: 'spend' }),
+      onProblem: (outcome, reason, n) => metrics.recordSpendProblem(outcome, reason, n),
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey }),
     }),
   );

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ApplyOutcome } from '../apply/controller.js';
 import type { ReloadStrategy } from '../reload/strategy.js';
 import type { RunOutcome } from '../scheduler/schema.js';
+import { PROBLEM_LABELS, type ProblemOutcome } from '../spend/dead-letter.js';
 
 export type StrategyName = ReloadStrategy['name'];
 
@@ -51,6 +52,7 @@ export class Metrics {
   private readonly httpDuration: Histogram<'method' | 'route'>;
   private readonly restarts: Counter<'process' | 'cause'>;
   private readonly givenUp: Gauge<'process'>;
+  private readonly spendProblems: Counter<'outcome' | 'reason'>;
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -121,6 +123,13 @@ export class Metrics {
       labelNames: ['process'],
       registers,
     });
+    this.spendProblems = new Counter({
+      name: 'modelcenter_spend_records_problems_total',
+      help: 'Spool lines and ingest payloads the ledger could not store as they came: cleaned and stored, or dead-lettered (not stored), by reason',
+      labelNames: ['outcome', 'reason'],
+      registers,
+    });
+    for (const [outcome, reason] of PROBLEM_LABELS) this.spendProblems.inc({ outcome, reason }, 0);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -144,6 +153,11 @@ export class Metrics {
   recordJob(job: string, outcome: RunOutcome, seconds?: number): void {
     this.jobRuns.inc({ job, outcome });
     if (outcome !== 'skipped' && seconds !== undefined) this.jobDuration.observe({ job }, seconds);
+  }
+
+  /** Spend records cleaned or dead-lettered (reasons: src/spend/clean.ts, a closed set). */
+  recordSpendProblem(outcome: ProblemOutcome, reason: string, n = 1): void {
+    this.spendProblems.inc({ outcome, reason }, n);
   }
 
   /** What the last drift check found for one kind: a count, or true/false. */

@@ -9,6 +9,8 @@ import type { WebhookOptions } from './webhook.js';
 export interface SpendSettings {
   ledger: DatabaseOptions;
   spoolDir: string;
+  /** Spool lines and ingest payloads the ledger cannot store (src/spend/dead-letter.ts). */
+  deadLetterDir: string;
   webhook?: WebhookOptions;
   retentionDays: number;
   /**
@@ -49,6 +51,7 @@ export function spendSettings(env: NodeJS.ProcessEnv, stateDir: string): SpendSe
       ? { url }
       : { dataDir: path.resolve(env.MODELCENTER_LEDGER_DIR ?? path.join(stateDir, 'ledger')) },
     spoolDir: path.resolve(env.MODELCENTER_SPOOL_DIR ?? spoolDirIn(stateDir)),
+    deadLetterDir: path.resolve(stateDir, 'spend-dead-letter'),
     ...(env.MODELCENTER_ALERT_WEBHOOK && {
       webhook: {
         url: env.MODELCENTER_ALERT_WEBHOOK,

@@ -3,6 +3,18 @@ import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import { parseRendered } from '../compile/render.js';
 import { readIfExists } from '../shared/fs.js';
 import type { LedgerRow, RequestContent } from '../store/ledger.js';
+import {
+  costUsd,
+  inTimeRange,
+  MAX_KEY_BYTES,
+  MAX_TEXT_BYTES,
+  storableOrNull,
+  storableText,
+  tokenCount,
+  flag,
+  type DeadLetterReason,
+  type Flags,
+} from './clean.js';
 import { standardLoggingPayloadSchema, type StandardLoggingPayload } from './schema.js';
 
 /** The policy model and provider behind a deployment id (from the compiled config). */
@@ -95,12 +107,14 @@ export function textOf(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Why a spool line could not become a ledger row. */
-export type Rejection = { reason: string };
+/** Why a spool line could not become a ledger row: a dead-letter reason and a sentence. */
+export type Rejection = { kind: DeadLetterReason; reason: string };
 
 /**
  * One StandardLoggingPayload (parsed JSON) → one ledger row, or why it cannot be one. The row
  * carries the payload's prompt and response only when `keepContent` (the policies ask for it).
+ * Values the ledger cannot store as they are (clean.ts) are cleaned, and the row lists what was
+ * cleaned in `cleaned`; a record without a call id or a plausible start time is a rejection.
  */
 export function ledgerRow(
   value: unknown,
@@ -110,46 +124,78 @@ export function ledgerRow(
   const parsed = standardLoggingPayloadSchema.safeParse(value);
   if (!parsed.success)
     return {
+      kind: 'not-a-payload',
       reason: `not a StandardLoggingPayload: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
     };
   const p = parsed.data;
-  const callId = p.litellm_call_id ?? p.call_id ?? p.id;
-  if (!callId) return { reason: 'no litellm_call_id' };
+  if (typeof p.startTime !== 'number')
+    return {
+      kind: 'not-a-payload',
+      reason: 'not a StandardLoggingPayload: startTime is not epoch seconds',
+    };
+  const rawCallId = p.litellm_call_id ?? p.call_id ?? p.id;
+  if (!rawCallId) return { kind: 'not-a-payload', reason: 'no litellm_call_id' };
+  if (!inTimeRange(p.startTime))
+    return {
+      kind: 'date-out-of-range',
+      reason: `startTime ${String(p.startTime)} is not between 2000 and 2100`,
+    };
+  const flags: Flags = {};
+  const callId = storableText(rawCallId, Infinity, flags);
+  if (callId.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(callId) > MAX_KEY_BYTES)
+    return { kind: 'too-long', reason: `call id longer than ${MAX_KEY_BYTES} bytes` };
   const errorClass = p.error_information?.error_class || null;
   const status =
     p.status === 'failure' || (p.status !== 'success' && errorClass) ? 'failure' : 'success';
-  const endedAt = p.endTime ?? p.startTime;
+  const startedAt = p.startTime;
+  let endedAt = startedAt;
+  if (inTimeRange(p.endTime)) endedAt = p.endTime;
+  else if (p.endTime !== undefined && p.endTime !== null) flag(flags, 'time');
+  let ttftMs: number | null = null;
+  if (p.stream === true && p.completionStartTime !== undefined && p.completionStartTime !== null) {
+    if (inTimeRange(p.completionStartTime))
+      ttftMs = millisecondsBetween(startedAt, p.completionStartTime);
+    else flag(flags, 'time');
+  }
   const origin = p.model_id ? catalog(p.model_id) : undefined;
   const errorCode = p.error_information?.error_code;
   const context = requestContext(p);
   const row: LedgerRow = {
     callId,
-    startedAt: p.startTime,
+    startedAt,
     endedAt,
     status,
-    ...context,
-    profile: p.model_group || null,
-    deployment: p.model_id || null,
-    model: origin?.model ?? (p.model || null),
-    provider: origin?.provider ?? (p.custom_llm_provider || null),
-    tokensIn: Math.max(0, Math.round(p.prompt_tokens ?? 0)),
-    tokensOut: Math.max(0, Math.round(p.completion_tokens ?? 0)),
-    costUsd: p.response_cost ?? 0,
-    latencyMs: millisecondsBetween(p.startTime, endedAt),
-    ttftMs:
-      p.stream === true && p.completionStartTime
-        ? millisecondsBetween(p.startTime, p.completionStartTime)
-        : null,
+    goal: storableOrNull(context.goal, MAX_KEY_BYTES, flags),
+    caller: storableOrNull(context.caller, MAX_KEY_BYTES, flags),
+    conversation: storableOrNull(context.conversation, MAX_KEY_BYTES, flags),
+    profile: storableOrNull(p.model_group || null, MAX_KEY_BYTES, flags),
+    deployment: storableOrNull(p.model_id || null, MAX_KEY_BYTES, flags),
+    model: storableOrNull(origin?.model ?? (p.model || null), MAX_KEY_BYTES, flags),
+    provider: storableOrNull(
+      origin?.provider ?? (p.custom_llm_provider || null),
+      MAX_KEY_BYTES,
+      flags,
+    ),
+    tokensIn: tokenCount(p.prompt_tokens, flags),
+    tokensOut: tokenCount(p.completion_tokens, flags),
+    costUsd: costUsd(p.response_cost, flags),
+    latencyMs: millisecondsBetween(startedAt, endedAt),
+    ttftMs,
     cacheHit: p.cache_hit === true,
-    errorClass: status === 'failure' ? (errorClass ?? 'UnknownError') : null,
-    errorCode:
-      status === 'failure' && errorCode !== undefined && errorCode !== null && errorCode !== ''
-        ? `${errorCode}`
+    errorClass:
+      status === 'failure'
+        ? storableOrNull(errorClass ?? 'UnknownError', MAX_TEXT_BYTES, flags)
         : null,
-    traceId: p.trace_id || null,
-    endUser: p.end_user || null,
-    keyAlias: p.metadata?.user_api_key_alias || null,
+    errorCode:
+      status === 'failure' &&
+      (typeof errorCode === 'number' || (typeof errorCode === 'string' && errorCode !== ''))
+        ? storableOrNull(`${errorCode}`, MAX_TEXT_BYTES, flags)
+        : null,
+    traceId: storableOrNull(p.trace_id || null, MAX_TEXT_BYTES, flags),
+    endUser: storableOrNull(p.end_user || null, MAX_TEXT_BYTES, flags),
+    keyAlias: storableOrNull(p.metadata?.user_api_key_alias || null, MAX_TEXT_BYTES, flags),
   };
+  if (flags.found) row.cleaned = flags.found;
   if (keepContent) {
     const content = contentOf(value as Record<string, unknown>);
     if (content) row.content = content;

@@ -1,6 +1,6 @@
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Database } from '../store/db.js';
+import { isDataError, type Database } from '../store/db.js';
 import {
   forgetOffset,
   insertRows,
@@ -8,7 +8,9 @@ import {
   saveOffset,
   type LedgerRow,
 } from '../store/ledger.js';
-import { describeError } from '../shared/errors.js';
+import { describeError, ModelCenterError } from '../shared/errors.js';
+import type { CleanedReason } from './clean.js';
+import { DeadLetterBox, MAX_LINE_CHARS, type DeadLetter } from './dead-letter.js';
 import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
 import { applyCatalog, parseChunk, type ParsedChunk } from './parse.js';
 
@@ -31,6 +33,11 @@ export interface IngestOptions {
    */
   keepContent?: () => boolean;
   log?: SpendLogger;
+  /**
+   * Where lines that cannot be stored go (file, counters, one warning per kind); default: a box
+   * without a file that only counts and logs.
+   */
+  deadLetters?: DeadLetterBox;
   /** Lines per insert transaction. */
   batchLines?: number;
   /** Bytes read from a file at a time. */
@@ -50,8 +57,10 @@ export interface IngestResult {
   inserted: number;
   /** Rows the ledger already had (the same event read twice). */
   duplicates: number;
-  /** Lines that were not a usable payload (logged). */
+  /** Lines that were not a usable payload (dead-lettered). */
   rejected: number;
+  /** Rows stored after cleaning a value the ledger could not store as it was. */
+  cleaned: number;
   /** Finished, fully read spool files removed. */
   removedFiles: number;
 }
@@ -72,8 +81,10 @@ export async function ingestOnce(options: IngestOptions): Promise<IngestResult> 
     inserted: 0,
     duplicates: 0,
     rejected: 0,
+    cleaned: 0,
     removedFiles: 0,
   };
+  const deadLetters = options.deadLetters ?? new DeadLetterBox({ log });
   let names: string[];
   try {
     names = (await readdir(options.spoolDir)).filter((n) => n.endsWith('.jsonl')).sort();
@@ -102,17 +113,32 @@ export async function ingestOnce(options: IngestOptions): Promise<IngestResult> 
       offset = 0;
     }
     if (info.size > offset)
-      offset = await ingestFile(options, name, file, offset, info.size, result, keepContent);
+      offset = await ingestFile(
+        { ...options, deadLetters },
+        name,
+        file,
+        offset,
+        info.size,
+        result,
+        keepContent,
+      );
     const finished =
       isSealed(name, newestSeq) || now - info.mtimeMs > (options.finishedAfterMs ?? 70 * 60 * 1000);
     if (!finished) continue;
     if (offset < info.size) {
       // A finished file that ends in half a line: its writer died mid-write; nothing will follow.
-      log.warn(
-        { file, bytes: info.size - offset },
-        'finished spool file ends in an incomplete line; skipping it',
-      );
+      const letter: DeadLetter = {
+        reason: 'not-json',
+        detail: `finished spool file ends in an incomplete line of ${info.size - offset} bytes (its writer died mid-write)`,
+        source: 'spool',
+        file: name,
+        offset,
+        line: await readText(file, offset, info.size),
+      };
+      await deadLetters.write([letter]);
       await saveOffset(options.db, name, info.size);
+      deadLetters.count('dead-lettered', letter);
+      result.rejected += 1;
       offset = info.size;
     }
     await unlink(file).catch(() => undefined);
@@ -124,7 +150,7 @@ export async function ingestOnce(options: IngestOptions): Promise<IngestResult> 
 
 /** Reads [offset, size) of one file in chunks and batches; returns the new read position. */
 async function ingestFile(
-  options: IngestOptions,
+  options: IngestOptions & { deadLetters: DeadLetterBox },
   name: string,
   file: string,
   start: number,
@@ -132,89 +158,207 @@ async function ingestFile(
   result: IngestResult,
   keepContent: boolean,
 ): Promise<number> {
-  const log = options.log ?? SILENT_LOGGER;
   const batchLines = options.batchLines ?? 2000;
   const chunkBytes = options.chunkBytes ?? 4 * 1024 * 1024;
+  const box = options.deadLetters;
   const handle = await open(file, 'r');
 
+  type Chunk = { at: number; end: number; parsed: ParsedChunk };
   /** The complete lines from `at` on (at most chunkBytes), parsed. */
-  const readChunk = async (
-    at: number,
-  ): Promise<{ at: number; end: number; parsed: ParsedChunk } | 'partial' | 'long'> => {
+  const readChunk = async (at: number): Promise<Chunk | 'partial' | { long: Buffer }> => {
     const length = Math.min(chunkBytes, size - at);
     const buffer = new Uint8Array(length);
     const { bytesRead } = await handle.read(buffer, 0, length, at);
     const last = buffer.lastIndexOf(NEWLINE, bytesRead - 1);
-    if (last < 0) return bytesRead === chunkBytes ? 'long' : 'partial';
+    if (last < 0)
+      return bytesRead === chunkBytes ? { long: Buffer.from(buffer.buffer) } : 'partial';
     return {
       at,
       end: at + last + 1,
       parsed: parseChunk(buffer.subarray(0, last + 1), keepContent),
     };
   };
+  const spoolLetter = (
+    at: number,
+    reason: DeadLetter['reason'],
+    detail: string,
+    line: string,
+  ): DeadLetter => ({ reason, detail, source: 'spool', file: name, offset: at, line });
 
   let offset = start;
   try {
-    let next = offset < size ? await readChunk(offset) : 'partial';
-    while (typeof next === 'object') {
-      const current = next;
-      const chunk = current.parsed;
+    while (offset < size) {
+      const next = await readChunk(offset);
+      // Half a line (still being written, or cut by a crash) waits for the rest.
+      if (next === 'partial') break;
+      if ('long' in next) {
+        // A line longer than a chunk (a writer bug): kept in part, and never blocks the file.
+        const past = await endOfLine(handle, offset, size);
+        if (past === undefined) break; // its end is not written yet
+        const letter = spoolLetter(
+          offset,
+          'too-long',
+          `spool line of ${past - offset} bytes, longer than ${chunkBytes}`,
+          next.long.toString('utf8', 0, MAX_LINE_CHARS),
+        );
+        await box.write([letter]);
+        await saveOffset(options.db, name, past);
+        box.count('dead-lettered', letter);
+        result.lines += 1;
+        result.rejected += 1;
+        offset = past;
+        continue;
+      }
+      const { at, end, parsed: chunk } = next;
       applyCatalog(chunk.rows, options.catalog);
+      let dead = 0;
       for (let first = 0; ; first += batchLines) {
         const batch = chunk.rows.slice(first, first + batchLines);
         const last = first + batchLines >= chunk.rows.length;
         // The last batch of a chunk also covers the rejected and blank lines after its rows.
-        const upTo = last ? current.end : current.at + chunk.rowEnds[first + batch.length - 1]!;
-        const inserted = await options.db.transaction(async (tx) => {
-          const n = await insertRows(tx, batch);
-          await saveOffset(tx, name, upTo);
-          return n;
-        });
+        const upTo = last ? end : at + chunk.rowEnds[first + batch.length - 1]!;
+        // Dead lines are in the dead-letter file before the read position passes them.
+        const letters: DeadLetter[] = [];
+        for (; dead < chunk.dead.length && at + chunk.dead[dead]!.end <= upTo; dead += 1) {
+          const line = chunk.dead[dead]!;
+          letters.push(spoolLetter(at + line.start, line.reason, line.detail, line.text));
+        }
+        await box.write(letters);
+        let inserted: number;
+        let stored = batch;
+        try {
+          inserted = await options.db.transaction(async (tx) => {
+            const n = await insertRows(tx, batch);
+            await saveOffset(tx, name, upTo);
+            return n;
+          });
+        } catch (error) {
+          if (!isDataError(error)) throw error;
+          // One row the database refuses must not hold back the others: one at a time.
+          inserted = 0;
+          stored = [];
+          for (let i = first; i < first + batch.length; i += 1) {
+            const row = chunk.rows[i]!;
+            const lineEnd = at + chunk.rowEnds[i]!;
+            const one = await insertOne(options.db, row, name, lineEnd);
+            if (typeof one === 'number') {
+              inserted += one;
+              stored.push(row);
+              continue;
+            }
+            const letter = spoolLetter(
+              at + chunk.rowStarts[i]!,
+              'database',
+              `the ledger refused it: ${describeError(one.error)}`,
+              await readRange(handle, at + chunk.rowStarts[i]!, at + chunk.rowEnds[i]! - 1),
+            );
+            await box.write([letter]);
+            await saveOffset(options.db, name, lineEnd);
+            box.count('dead-lettered', letter);
+            result.rejected += 1;
+          }
+          await saveOffset(options.db, name, upTo);
+        }
         result.inserted += inserted;
-        result.duplicates += batch.length - inserted;
+        result.duplicates += stored.length - inserted;
+        for (const letter of letters) box.count('dead-lettered', letter);
+        countCleaned(box, stored, result, name);
         if (last) break;
       }
-      offset = current.end;
-      next = offset < size ? await readChunk(offset) : 'partial';
+      offset = end;
       result.lines += chunk.lines;
       result.rejected += chunk.rejected;
-      if (chunk.rejected > 0)
-        log.warn(
-          { file, rejected: chunk.rejected, first: chunk.firstProblem },
-          'spool lines that are not request records were skipped',
-        );
     }
-    if (next === 'long') {
-      log.warn({ file, offset }, `spool line longer than ${chunkBytes} bytes; skipping it`);
-      offset = await skipLongLine(handle, offset, size, options, name);
-    }
-    // 'partial': half a line (still being written, or cut by a crash) waits for the rest.
   } finally {
     await handle.close();
   }
   return offset;
 }
 
-/** Moves past one absurdly long line (a writer bug), so it cannot block the file forever. */
-async function skipLongLine(
+/**
+ * One row in its own transaction with the read position past its line: the number of rows new to
+ * the ledger, or the data error the database answered (anything else is thrown: retried later).
+ */
+async function insertOne(
+  db: Database,
+  row: LedgerRow,
+  name: string,
+  upTo: number,
+): Promise<number | { error: unknown }> {
+  try {
+    return await db.transaction(async (tx) => {
+      const n = await insertRows(tx, [row]);
+      await saveOffset(tx, name, upTo);
+      return n;
+    });
+  } catch (error) {
+    if (isDataError(error)) return { error };
+    throw error;
+  }
+}
+
+/** Counts the stored rows that were cleaned, once per reason. */
+function countCleaned(
+  box: DeadLetterBox,
+  rows: readonly LedgerRow[],
+  result: Pick<IngestResult, 'cleaned'>,
+  file?: string,
+): void {
+  let counts: Map<CleanedReason, number> | undefined;
+  let example: string | undefined;
+  for (const row of rows) {
+    if (!row.cleaned) continue;
+    counts ??= new Map();
+    example ??= row.callId;
+    result.cleaned += 1;
+    for (const reason of row.cleaned as CleanedReason[])
+      counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  }
+  for (const [reason, n] of counts ?? [])
+    box.count('cleaned', reason, n, { callId: example, ...(file !== undefined && { file }) });
+}
+
+/** The byte offset just past the newline that ends the line at `offset`, if it is written yet. */
+async function endOfLine(
   handle: Awaited<ReturnType<typeof open>>,
   offset: number,
   size: number,
-  options: IngestOptions,
-  name: string,
-): Promise<number> {
+): Promise<number | undefined> {
   const chunk = Buffer.allocUnsafe(64 * 1024);
   let position = offset;
   while (position < size) {
     const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+    if (bytesRead === 0) break;
     const newline = chunk.subarray(0, bytesRead).indexOf(NEWLINE);
-    if (newline >= 0) {
-      await saveOffset(options.db, name, position + newline + 1);
-      return position + newline + 1;
-    }
+    if (newline >= 0) return position + newline + 1;
     position += bytesRead;
   }
-  return size; // no newline yet: the caller stops at size and waits
+  return undefined;
+}
+
+/** Up to MAX_LINE_CHARS bytes of [from, to) of a file, as text (for the dead-letter file). */
+async function readText(file: string, from: number, to: number): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    return await readRange(handle, from, to);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Up to MAX_LINE_CHARS bytes of [from, to) of an open file, as text. Read again when needed
+ * rather than kept: holding each chunk's buffer while its rows are inserted costs garbage
+ * collection time on every batch.
+ */
+async function readRange(
+  handle: Awaited<ReturnType<typeof open>>,
+  from: number,
+  to: number,
+): Promise<string> {
+  const buffer = Buffer.alloc(Math.min(to - from, MAX_LINE_CHARS));
+  const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+  return buffer.toString('utf8', 0, bytesRead);
 }
 
 /** Per writer (start time + pid), its highest sequence number among the files present. */
@@ -252,6 +396,7 @@ export class SpoolIngester {
     inserted: 0,
     duplicates: 0,
     rejected: 0,
+    cleaned: 0,
     removedFiles: 0,
   };
 
@@ -299,48 +444,125 @@ export class SpoolIngester {
   }
 }
 
+/** A `POST /v1/spend/ingest` body that is not LiteLLM's generic_api format at all. */
+export class IngestBodyError extends ModelCenterError {}
+
+/** An NDJSON line of a generic_api body that is not JSON (the other lines are still read). */
+export class UnparsableLine {
+  constructor(
+    readonly line: string,
+    readonly detail: string,
+  ) {}
+}
+
 /**
  * The body LiteLLM's `generic_api` logger POSTs (litellm-facts §4.1): a JSON array of
  * StandardLoggingPayloads (`json_array`), one per line (`ndjson`), or a single object (`single`).
- * For the HTTP ingest route of deployments that cannot load the spool callback.
+ * For the HTTP ingest route of deployments that cannot load the spool callback. An NDJSON line
+ * that is not JSON becomes an UnparsableLine (dead-lettered by ingestPayloads); a body with no
+ * JSON object or array in it at all is an IngestBodyError (the route's 400).
  */
 export function parseGenericApiBody(text: string): unknown[] {
   const trimmed = text.trim();
   if (trimmed === '') return [];
+  let whole: unknown;
   try {
-    const value: unknown = JSON.parse(trimmed);
-    return Array.isArray(value) ? value : [value];
+    whole = JSON.parse(trimmed);
   } catch {
-    return trimmed
+    const items = trimmed
       .split('\n')
       .filter((line) => line.trim() !== '')
       .map((line) => {
         try {
           return JSON.parse(line) as unknown;
-        } catch {
-          return { unparsable: line.slice(0, 80) };
+        } catch (error) {
+          return new UnparsableLine(line, `not JSON: ${describeError(error)}`);
         }
       });
+    if (items.every((item) => item instanceof UnparsableLine))
+      throw new IngestBodyError(
+        `the body is not JSON: send a JSON array of StandardLoggingPayloads, one object, or one object per line (LiteLLM's generic_api logger formats) — ${(items[0] as UnparsableLine).detail}`,
+      );
+    return items;
   }
+  if (typeof whole !== 'object' || whole === null)
+    throw new IngestBodyError(
+      `the body is JSON ${whole === null ? 'null' : typeof whole}, not a StandardLoggingPayload object or an array of them`,
+    );
+  return Array.isArray(whole) ? whole : [whole];
 }
 
 /**
  * Inserts payloads received over HTTP; a batch sent twice is counted once. Content is stored only
  * with `keepContent` (the policies'), so a sender cannot make the ledger keep prompts by sending them.
+ * A payload that cannot be stored is dead-lettered and counted in `rejected`; one the database
+ * refuses does not fail the others.
  */
 export async function ingestPayloads(
   db: Database,
   payloads: readonly unknown[],
   catalog: DeploymentCatalog,
   keepContent = false,
-): Promise<Pick<IngestResult, 'inserted' | 'duplicates' | 'rejected'>> {
+  deadLetters: DeadLetterBox = new DeadLetterBox(),
+): Promise<Pick<IngestResult, 'inserted' | 'duplicates' | 'rejected' | 'cleaned'>> {
   const rows: LedgerRow[] = [];
-  let rejected = 0;
+  const sources: unknown[] = [];
+  const letters: DeadLetter[] = [];
+  const apiLetter = (reason: DeadLetter['reason'], detail: string, value: unknown): DeadLetter => ({
+    reason,
+    detail,
+    source: 'api',
+    line: value instanceof UnparsableLine ? value.line : jsonText(value),
+  });
   for (const payload of payloads) {
+    if (payload instanceof UnparsableLine) {
+      letters.push(apiLetter('not-json', payload.detail, payload));
+      continue;
+    }
     const row = ledgerRow(payload, catalog, keepContent);
-    if (isRejection(row)) rejected += 1;
-    else rows.push(row);
+    if (isRejection(row)) letters.push(apiLetter(row.kind, row.reason, payload));
+    else {
+      rows.push(row);
+      sources.push(payload);
+    }
   }
-  const inserted = await db.transaction((tx) => insertRows(tx, rows));
-  return { inserted, duplicates: rows.length - inserted, rejected };
+  let inserted = 0;
+  let stored = rows;
+  try {
+    inserted = await db.transaction((tx) => insertRows(tx, rows));
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    // One payload the database refuses must not fail the others: one at a time.
+    stored = [];
+    for (const [i, row] of rows.entries()) {
+      try {
+        inserted += await db.transaction((tx) => insertRows(tx, [row]));
+        stored.push(row);
+      } catch (rowError) {
+        if (!isDataError(rowError)) throw rowError;
+        letters.push(
+          apiLetter('database', `the ledger refused it: ${describeError(rowError)}`, sources[i]),
+        );
+      }
+    }
+  }
+  await deadLetters.write(letters);
+  for (const letter of letters) deadLetters.count('dead-lettered', letter);
+  const result = {
+    inserted,
+    duplicates: stored.length - inserted,
+    rejected: letters.length,
+    cleaned: 0,
+  };
+  countCleaned(deadLetters, stored, result);
+  return result;
+}
+
+/** A payload as JSON text for the dead-letter file; never throws (cycles cannot come from JSON). */
+function jsonText(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

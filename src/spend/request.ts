@@ -43,6 +43,7 @@ export function formatCall(record: CallRecord): string {
       `  tokens ${a.tokensIn} in / ${a.tokensOut} out  cost $${usd(a.costUsd)}  latency ${ms(a.latencyMs)}  ttft ${ms(a.ttftMs)}${a.cacheHit ? '  cache hit' : ''}`,
       `  goal ${a.goal ?? '-'}  caller ${a.caller ?? '-'}  conversation ${a.conversation ?? '-'}`,
     );
+    if (a.cleaned) lines.push(`  cleaned to be stored: ${a.cleaned.join(', ')}`);
     if (!a.content) {
       lines.push('  content: not kept (policies: spend.keep_content is off, or it was not logged)');
       return;

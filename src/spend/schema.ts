@@ -8,7 +8,11 @@ import { DIMENSIONS } from '../store/ledger.js';
  * runs for every spool line, so free-form maps stay `unknown` and are read with type guards).
  */
 const text = z.string().nullish();
-const count = z.number().nullish();
+/**
+ * Costs, token counts and times are checked where the row is built (clean.ts), not here: a
+ * negative cost or an infinite token count makes a record with an unknown value, not no record.
+ */
+const number = z.unknown().optional();
 
 export const standardLoggingPayloadSchema = z.object({
   id: text,
@@ -20,12 +24,12 @@ export const standardLoggingPayloadSchema = z.object({
   call_type: text,
   stream: z.boolean().nullish(),
   status: text,
-  response_cost: count,
-  prompt_tokens: count,
-  completion_tokens: count,
-  startTime: z.number(),
-  endTime: z.number().nullish(),
-  completionStartTime: z.number().nullish(),
+  response_cost: number,
+  prompt_tokens: number,
+  completion_tokens: number,
+  startTime: number,
+  endTime: number,
+  completionStartTime: number,
   model: text,
   model_id: text,
   model_group: text,
@@ -33,9 +37,7 @@ export const standardLoggingPayloadSchema = z.object({
   cache_hit: z.boolean().nullish(),
   request_tags: z.array(z.unknown()).nullish(),
   end_user: text,
-  error_information: z
-    .object({ error_code: z.union([z.string(), z.number()]).nullish(), error_class: text })
-    .nullish(),
+  error_information: z.object({ error_code: z.unknown().optional(), error_class: text }).nullish(),
   metadata: z
     .object({
       user_api_key_alias: text,
@@ -120,6 +122,12 @@ export const callRecordSchema = z.object({
         cacheHit: z.boolean(),
         errorClass: nullableText,
         errorCode: nullableText,
+        cleaned: z
+          .array(z.string())
+          .optional()
+          .describe(
+            'present when the record had to be cleaned to be stored: nul, surrogate, long-value, cost (unknown, counted as 0), tokens (unknown, 0), time',
+          ),
         content: z
           .object({
             messages: z.unknown().describe('the prompt as LiteLLM logged it'),

@@ -22,7 +22,8 @@ import {
   wiresContent,
   type DeploymentCatalog,
 } from './extract.js';
-import { SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
+import { ingestPayloads, SILENT_LOGGER, SpoolIngester, type SpendLogger } from './ingest.js';
+import { DeadLetterBox, type DeadLetterBoxOptions, type ProblemSummary } from './dead-letter.js';
 
 export interface SpendServiceOptions {
   db: Database;
@@ -46,6 +47,8 @@ export interface SpendServiceOptions {
   beforeCheck?: () => Promise<void>;
   /** See SpendSettings.spoolFinishedAfterMs. */
   spoolFinishedAfterMs?: number;
+  /** Where lines the ledger cannot store go; default: counted and logged only. */
+  deadLetters?: DeadLetterBox;
   now?: () => Date;
 }
 
@@ -69,6 +72,7 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
     keepContent: options.keepContent ?? (() => keepsContent(options.policies())),
     ...(options.beforeIngest && { beforeRun: options.beforeIngest }),
     log,
+    deadLetters: options.deadLetters ?? new DeadLetterBox({ log }),
     intervalMs: options.ingestIntervalMs ?? 1000,
     ...(options.spoolFinishedAfterMs !== undefined && {
       finishedAfterMs: options.spoolFinishedAfterMs,
@@ -133,6 +137,8 @@ export interface ControllerSpendOptions {
    * backfill (the URL of a controller-started LiteLLM is known only once it runs).
    */
   litellm: () => { url: string | undefined; masterKey: string };
+  /** Every cleaned or dead-lettered record, as counted (the controller's /metrics). */
+  onProblem?: DeadLetterBoxOptions['onCount'];
 }
 
 export interface ControllerSpend {
@@ -145,6 +151,21 @@ export interface ControllerSpend {
    * generic_api ingest route store content only then.
    */
   keepsContent(): boolean;
+  /**
+   * Spool lines and ingest payloads that could not be stored as they came (dead-letter file,
+   * counters).
+   */
+  deadLetters: DeadLetterBox;
+  /**
+   * Payloads received over HTTP (generic_api) into the ledger: content kept as the spool's is,
+   * what cannot be stored dead-lettered with the spool's.
+   */
+  ingest(
+    payloads: readonly unknown[],
+    catalog: DeploymentCatalog,
+  ): ReturnType<typeof ingestPayloads>;
+  /** For the controller's status: what was cleaned and dead-lettered since it started. */
+  status(): ProblemSummary;
   stop(): Promise<void>;
 }
 
@@ -158,6 +179,11 @@ export async function startControllerSpend(
 ): Promise<ControllerSpend> {
   const settings = spendSettings(options.env, options.stateDir);
   const db = await openLedger(settings.ledger);
+  const deadLetters = new DeadLetterBox({
+    dir: settings.deadLetterDir,
+    log: options.log,
+    ...(options.onProblem && { onCount: options.onProblem }),
+  });
   let policies: PolicySet | undefined;
   let catalog: DeploymentCatalog = deploymentCatalog(undefined);
   /** The applied config wires the content callback (the policies asked for content). */
@@ -201,6 +227,7 @@ export async function startControllerSpend(
     log: options.log,
     retentionDays: settings.retentionDays,
     spoolFinishedAfterMs: settings.spoolFinishedAfterMs,
+    deadLetters,
   });
   const backfiller = new SpendBackfiller({
     db,
@@ -230,6 +257,10 @@ export async function startControllerSpend(
     service,
     backfiller,
     keepsContent: () => contentWired,
+    deadLetters,
+    ingest: (payloads, ingestCatalog) =>
+      ingestPayloads(db, payloads, ingestCatalog, contentWired, deadLetters),
+    status: () => deadLetters.summary(),
     async stop() {
       await service.stop();
       // What LiteLLM wrote while it shut down.

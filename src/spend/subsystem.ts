@@ -8,7 +8,7 @@ import type { Subsystem } from '../shared/subsystem.js';
 import { BackfillBusyError, BackfillRequestError } from './backfill.js';
 import { spendSettings } from './config.js';
 import { deploymentCatalog, readGeneratedConfig } from './extract.js';
-import { ingestPayloads, parseGenericApiBody } from './ingest.js';
+import { IngestBodyError, parseGenericApiBody } from './ingest.js';
 import { ReportQueryError, spendReport } from './report.js';
 import { callRecord, UnknownCallError } from './request.js';
 import {
@@ -17,7 +17,11 @@ import {
   reportQuerySchema,
   type BackfillQuery,
 } from './schema.js';
-import { startControllerSpend, type ControllerSpend } from './service.js';
+import {
+  startControllerSpend,
+  type ControllerSpend,
+  type ControllerSpendOptions,
+} from './service.js';
 
 export interface SpendDeps {
   settings: Pick<Settings, 'stateDir' | 'policies' | 'configFile'>;
@@ -26,6 +30,8 @@ export interface SpendDeps {
   log: Logger;
   /** The LiteLLM whose database the backfill reads; asked at every backfill. */
   litellm: () => { url: string | undefined; masterKey: string };
+  /** Counts records cleaned or dead-lettered (the metrics). */
+  onProblem?: ControllerSpendOptions['onProblem'];
 }
 
 export interface SpendSubsystem extends Subsystem<Route, JobRun> {
@@ -49,6 +55,7 @@ export async function startSpend(deps: SpendDeps): Promise<SpendSubsystem> {
     configFile: settings.configFile,
     log: deps.log,
     litellm: deps.litellm,
+    ...(deps.onProblem && { onProblem: deps.onProblem }),
   });
   return {
     ledger: spend,
@@ -60,6 +67,8 @@ export async function startSpend(deps: SpendDeps): Promise<SpendSubsystem> {
         await spend.backfiller.catchUp(); // it logs what it read
       },
     },
+    // What the ledger cleaned or dead-lettered, and where the dead letters are.
+    status: () => Promise.resolve({ spend: spend.status() }),
     stop: () => spend.stop(),
   };
 }
@@ -122,12 +131,16 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
       rawBody: true,
       maxBodyBytes: 32 * 1024 * 1024, // generic_api batches hundreds of payloads
       handle: async ({ body }) => {
-        const payloads = parseGenericApiBody(String(body));
+        let payloads: unknown[];
+        try {
+          payloads = parseGenericApiBody(String(body));
+        } catch (error) {
+          if (error instanceof IngestBodyError)
+            throw new HttpError(400, 'invalid_request', error.message);
+          throw error;
+        }
         const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
-        return {
-          status: 200,
-          body: await ingestPayloads(spend.db, payloads, catalog, spend.keepsContent()),
-        };
+        return { status: 200, body: await spend.ingest(payloads, catalog) };
       },
     },
     {

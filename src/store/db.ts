@@ -184,3 +184,17 @@ export function redactUrl(url: string): string {
     return 'the configured URL';
   }
 }
+
+/**
+ * Whether a database error was caused by the values sent (SQLSTATE class 22 data exception, 23
+ * integrity constraint, 54 program limit such as an over-long index key) rather than by the
+ * database or the connection: only then is retrying the same values pointless.
+ */
+export function isDataError(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Object && depth < 5; depth += 1) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

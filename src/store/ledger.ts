@@ -29,6 +29,11 @@ export interface LedgerRow {
   /** Prompt and response, only when the policies keep content and the record carried it. */
   content?: RequestContent;
   /**
+   * What was changed to make the record storable (src/spend/clean.ts: `nul`, `surrogate`,
+   * `long-value`, `cost`, `tokens`, `time`); absent for a record stored as it came.
+   */
+  cleaned?: string[];
+  /**
    * 'spend_logs' for a row the backfill took from LiteLLM's spend logs (one per request); absent
    * for a StandardLoggingPayload (one per attempt), which replaces such a row for its call.
    */
@@ -106,6 +111,8 @@ const ROW_COLUMNS: [string, string, (row: LedgerRow) => unknown][] = [
   ['end_user', 'text', (r) => r.endUser],
   ['key_alias', 'text', (r) => r.keyAlias],
   ['source', 'text', (r) => r.source ?? 'payload'],
+  // undefined leaves the key out of the JSON: NULL, and nothing to write for a clean row.
+  ['cleaned', 'text', (r) => r.cleaned?.join(',')],
 ];
 
 /**
@@ -372,11 +379,22 @@ async function insertContent(db: Queryable, added: readonly LedgerRow[]): Promis
 const UNSTORABLE_ESCAPE = /\\u(0000|d[89a-f])/i;
 
 /**
- * jsonb refuses NUL characters and lone surrogates, and one refused value would fail its whole
- * batch again and again: NUL becomes U+FFFD, lone surrogates are made well-formed.
+ * jsonb refuses NUL characters and lone surrogates, in values and in keys, and one refused value
+ * would fail its whole batch again and again: NUL becomes U+FFFD, lone surrogates are made
+ * well-formed. A JSON.stringify replacer: an object with such a key is copied with clean keys.
  */
 function storableText(_key: string, value: unknown): unknown {
-  if (typeof value !== 'string') return value;
+  if (typeof value === 'string') return storableString(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const entries = Object.entries(value);
+  if (!entries.some(([key]) => UNSTORABLE_CHAR.test(key))) return value;
+  return Object.fromEntries(entries.map(([key, item]) => [storableString(key), item]));
+}
+
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
+const UNSTORABLE_CHAR = /[\u0000\ud800-\udfff]/;
+
+function storableString(value: string): string {
   const text = (value as string & { toWellFormed(): string }).toWellFormed();
   return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }
@@ -719,7 +737,7 @@ export async function attemptsOfCall(db: Queryable, callId: string): Promise<Cal
   const rows = await db.query<Record<string, unknown>>(
     `SELECT r.started_at, r.ended_at, r.status, r.goal, r.caller, r.conversation, r.profile,
             r.deployment, r.model, r.provider, r.tokens_in, r.tokens_out, r.cost_usd,
-            r.latency_ms, r.ttft_ms, r.cache_hit, r.error_class, r.error_code,
+            r.latency_ms, r.ttft_ms, r.cache_hit, r.error_class, r.error_code, r.cleaned,
             c.call_id IS NOT NULL AS has_content, c.messages, c.response
      FROM spend_requests r
      LEFT JOIN spend_content c USING (started_at, call_id, status)
@@ -748,6 +766,7 @@ export async function attemptsOfCall(db: Queryable, callId: string): Promise<Cal
     cacheHit: r.cache_hit === true,
     errorClass: text(r.error_class),
     errorCode: text(r.error_code),
+    ...(typeof r.cleaned === 'string' && { cleaned: r.cleaned.split(',') }),
     ...(r.has_content === true && {
       content: { messages: r.messages, response: r.response },
     }),

@@ -1,4 +1,5 @@
 import { openDatabase } from '../../src/store/db.js';
-import { ledgerReportSuite } from '../helpers/ledger-suite.js';
+import { ledgerPoisonSuite, ledgerReportSuite } from '../helpers/ledger-suite.js';
 
 ledgerReportSuite('PGlite (embedded)', () => openDatabase({}));
+ledgerPoisonSuite('PGlite (embedded)', () => openDatabase({}));

@@ -82,7 +82,8 @@ describe('spool ingestion', () => {
     await writeFile(file, `${spoolLine(payload('ok'))}not json\n{"half": `);
     const old = new Date(Date.now() - 3 * 3600_000);
     await utimes(file, old, old);
-    expect(await ingestOnce(options)).toMatchObject({ inserted: 1, rejected: 1, removedFiles: 1 });
+    // Both the line that is not JSON and the cut tail are dead-lettered.
+    expect(await ingestOnce(options)).toMatchObject({ inserted: 1, rejected: 2, removedFiles: 1 });
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -126,11 +127,13 @@ describe('generic_api ingest bodies', () => {
       inserted: 2,
       duplicates: 0,
       rejected: 1,
+      cleaned: 0,
     });
     expect(await ingestPayloads(db, batch, catalog)).toEqual({
       inserted: 0,
       duplicates: 2,
       rejected: 1,
+      cleaned: 0,
     });
     expect((await rowsOfCall(db, 'ga-2'))[0]).toMatchObject({
       status: 'failure',

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { litellmVenv } from '../../src/litellm/install.js';
 import { projectRoot } from '../../src/shared/paths.js';
+import { parseChunk } from '../../src/spend/parse.js';
 import { payloadFixture } from '../helpers/spool.js';
 
 const run = promisify(execFile);
@@ -151,6 +152,34 @@ describe('spool callback (litellm/modelcenter_spool.py)', () => {
     });
     expect(line.messages).toBeUndefined();
     expect(line.response).toBeUndefined();
+  });
+
+  it('writes a record orjson refuses (a lone surrogate in a tag, NaN cost) cleaned, not lost, and the ledger reads it', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    await writeFile(payloadFile, JSON.stringify(payloadFixture('success-tagged')));
+    const spoolDir = path.join(dir, 'unencodable');
+    const output = await python(
+      `
+from modelcenter_spool import proxy_handler_instance as spool
+import json
+payload = json.load(open(${JSON.stringify(payloadFile)}))
+# What json.loads makes of a request body's "caller:a\\ud800b": a str with a lone surrogate.
+bad = dict(payload, litellm_call_id="py-bad", request_tags=["caller:a\\ud800b", "goal:x\\u0000y"], response_cost=float("nan"))
+spool.log_success_event({"standard_logging_object": bad}, None, None, None)
+spool.log_success_event({"standard_logging_object": dict(payload, litellm_call_id="py-after")}, None, None, None)
+print("done")
+`,
+      { MODELCENTER_SPOOL_DIR: spoolDir },
+    );
+    expect(output).toContain('done');
+    expect(output).not.toMatch(/cannot serialise/);
+    const [file] = await readdir(spoolDir);
+    const chunk = parseChunk(await readFile(path.join(spoolDir, file!)));
+    expect(chunk.dead).toEqual([]);
+    expect(chunk.rows.map((r) => [r.callId, r.caller, r.goal, r.costUsd, r.cleaned])).toEqual([
+      ['py-bad', 'a\ufffdb', 'xy', 0, ['nul', 'surrogate']],
+      ['py-after', 'alice', 'q-report', expect.any(Number), undefined],
+    ]);
   });
 
   it('logs a write error instead of raising it into LiteLLM', async () => {

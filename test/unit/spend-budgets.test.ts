@@ -62,6 +62,7 @@ describe('spend settings and histograms', () => {
     expect(spendSettings({}, '/state')).toEqual({
       ledger: { dataDir: '/state/ledger' },
       spoolDir: '/state/spool',
+      deadLetterDir: '/state/spend-dead-letter',
       retentionDays: 90,
       spoolFinishedAfterMs: 4_200_000,
       backfill: { firstLookbackSeconds: 7 * 86_400, settleSeconds: 900 },

@@ -42,6 +42,7 @@ describe('request content in the ledger', () => {
       inserted: 1,
       duplicates: 0,
       rejected: 0,
+      cleaned: 0,
     });
     expect(
       await ingestPayloads(db, [withContent('allowed'), payload('bare')], catalog, true),

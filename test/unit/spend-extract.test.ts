@@ -117,7 +117,10 @@ describe('ledger rows from LiteLLM payloads', () => {
   it('rejects what is not a request record, saying why', () => {
     const rejection = ledgerRow({ hello: 1 }, none);
     expect(isRejection(rejection) && rejection.reason).toMatch(/StandardLoggingPayload/);
-    expect(ledgerRow({ startTime: 1 }, none)).toEqual({ reason: 'no litellm_call_id' });
+    expect(ledgerRow({ startTime: 1 }, none)).toEqual({
+      kind: 'not-a-payload',
+      reason: 'no litellm_call_id',
+    });
   });
 });
 

@@ -5,6 +5,7 @@ import type { PolicySet } from '../../policy/policy-set.js';
 import { budgetsFromPolicies, budgetStatus } from '../../spend/budgets.js';
 import { spendSettings } from '../../spend/config.js';
 import { deploymentCatalog, readGeneratedConfig, wiresContent } from '../../spend/extract.js';
+import { DeadLetterBox } from '../../spend/dead-letter.js';
 import { ingestOnce } from '../../spend/ingest.js';
 import {
   formatReport,
@@ -279,6 +280,7 @@ async function ingestCommand(
     catalog: deploymentCatalog(config),
     keepContent: () => keep,
     finishedAfterMs: settings.spoolFinishedAfterMs,
+    deadLetters: new DeadLetterBox({ dir: settings.deadLetterDir }),
   });
   io.stdout(
     `ingested ${result.inserted} new request record(s) from ${settings.spoolDir} (${result.duplicates} already in the ledger, ${result.rejected} unreadable line(s), ${result.removedFiles} finished file(s) removed)\n`,
