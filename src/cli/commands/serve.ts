@@ -84,7 +84,9 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
       settings.adminTokens.length > 0
         ? 'MODELCENTER_ADMIN_TOKENS'
         : path.join(settings.stateDir, 'api-token')
-    })\n`,
+    })\nmodelcenter: reload strategy ${service.strategy.name}${
+      settings.strategyReason ? ` (${settings.strategyReason})` : ''
+    }\n`,
   );
   await options.until;
   await service.stop();
