@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/run.js';
 import { freePort } from '../../src/litellm/process.js';
+import { findNginx } from '../../src/reload/default-strategy.js';
 import { FIXTURES } from '../helpers/policies.js';
 import { commitPolicies, git, policyRepo } from '../helpers/repo.js';
 import {
@@ -182,6 +183,12 @@ describe('modelcenter serve (the main job)', () => {
       expect(logs).not.toContain(secret);
       expect(service.stderr()).not.toContain(secret);
     }
+    // The banner says which reload strategy runs and why: blue-green wherever nginx is.
+    expect(service.stderr()).toMatch(
+      findNginx(env)
+        ? /reload strategy blue-green \(the default wherever nginx is present/
+        : /reload strategy restart \(/,
+    );
   });
 
   it('SIGTERM during an apply: the apply finishes, git, last-known-good and the journal agree, LiteLLM is stopped', async () => {
