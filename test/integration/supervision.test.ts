@@ -169,9 +169,9 @@ describe.each(['restart', 'blue-green'] as const)(
       expect((await api('/readyz')).status).toBe(200);
     }, 600_000);
 
-    it.runIf(strategy === 'blue-green')(
-      'kill -9 of the nginx front: restarted on the same port, served again, counted as nginx',
-      async () => {
+    // Only blue-green runs nginx: the test is declared there alone (restart shows no skipped test).
+    if (strategy === 'blue-green')
+      it('kill -9 of the nginx front: restarted on the same port, served again, counted as nginx', async () => {
         const [front] = (await recordedChildren(stateDirOf(repo!))).filter((c) =>
           c.marker.endsWith('nginx'),
         );
@@ -213,8 +213,6 @@ describe.each(['restart', 'blue-green'] as const)(
         expect(metrics).toMatch(
           /modelcenter_litellm_restarts_total\{process="nginx",cause="exit"\} 1\n/,
         );
-      },
-      600_000,
-    );
+      }, 600_000);
   },
 );
