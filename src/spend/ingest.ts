@@ -558,11 +558,14 @@ export async function ingestPayloads(
   return result;
 }
 
-/** A payload as JSON text for the dead-letter file; never throws (cycles cannot come from JSON). */
+/**
+ * A payload as JSON text for the dead-letter file; never throws. Cycles cannot come from JSON, but
+ * nesting deep enough to exhaust the stack can (`[[[[…]]]]` in an ingest body): its type stands in.
+ */
 function jsonText(value: unknown): string {
   try {
-    return JSON.stringify(value) ?? String(value);
+    return JSON.stringify(value) ?? typeof value;
   } catch {
-    return String(value);
+    return `(${Array.isArray(value) ? 'array' : typeof value} nested too deeply to write out)`;
   }
 }

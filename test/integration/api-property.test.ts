@@ -96,6 +96,12 @@ describe('the API never answers 5xx to client input (real serve)', () => {
     };
     expect(status.lastApply).toBeUndefined(); // a refused target is not an apply
 
+    // Found by the property run: an ingest body nested deeper than the stack cannot be written
+    // to the dead-letter file as JSON; it is rejected and the batch answered, not a 500.
+    const deep = await call('POST', '/v1/spend/ingest', `${'['.repeat(5000)}${']'.repeat(5000)}`);
+    expect(deep.status).toBe(200);
+    expect(JSON.parse(deep.text)).toMatchObject({ inserted: 0, rejected: 1 });
+
     const head = await fetch(`${api}/healthz`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(await head.text()).toBe('');
