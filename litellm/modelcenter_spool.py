@@ -175,6 +175,12 @@ class SpoolWriter:
 
     # --- request path -------------------------------------------------------------------------
     def put(self, record: dict) -> None:
+        if self._stop.is_set():
+            # At exit: LiteLLM's own atexit flush of its logging queue runs after ours (atexit is
+            # last-in, first-out and this writer is made at the first event), so events it delivers
+            # then are written here, on the caller's thread, instead of into a stopped queue.
+            self._write_batch([record])
+            return
         try:
             self.queue.put_nowait(record)
         except queue.Full:

@@ -96,6 +96,41 @@ describe('spool callback (litellm/modelcenter_spool.py)', () => {
     });
   });
 
+  it('writes an event LiteLLM delivers while the process exits, after the spool writer stopped', async () => {
+    // LiteLLM registers its logging queue's atexit flush at import, before the spool writer exists
+    // (made at the first event); atexit runs last-in first-out, so the writer stops first and the
+    // flushed events arrive after it: a request answered just before SIGTERM.
+    const payloadFile = path.join(dir, 'payload-at-exit.json');
+    await writeFile(payloadFile, JSON.stringify(payloadFixture('success-tagged')));
+    const spoolDir = path.join(dir, 'at-exit');
+    await python(
+      `
+import asyncio, atexit, json
+from modelcenter_spool import proxy_handler_instance as spool
+payload = json.load(open(${JSON.stringify(payloadFile)}))
+def litellm_flush_on_exit():
+    p = dict(payload, litellm_call_id="py-at-exit")
+    asyncio.run(spool.async_log_success_event({"standard_logging_object": p}, None, None, None))
+atexit.register(litellm_flush_on_exit)
+async def main():
+    p = dict(payload, litellm_call_id="py-before-exit")
+    await spool.async_log_success_event({"standard_logging_object": p}, None, None, None)
+asyncio.run(main())
+`,
+      { MODELCENTER_SPOOL_DIR: spoolDir },
+    );
+    const ids: string[] = [];
+    for (const file of await readdir(spoolDir)) {
+      for (const line of (await readFile(path.join(spoolDir, file), 'utf8')).split('\n')) {
+        if (line)
+          ids.push(
+            (JSON.parse(line) as { id?: string; litellm_call_id?: string }).litellm_call_id ?? '',
+          );
+      }
+    }
+    expect(ids.sort()).toEqual(['py-at-exit', 'py-before-exit']);
+  });
+
   it('keeps content only when MODELCENTER_SPOOL_KEEP_CONTENT=1', async () => {
     const payloadFile = path.join(dir, 'payload.json');
     const spoolDir = path.join(dir, 'with-content');
