@@ -11,6 +11,7 @@ import { BlueGreenStrategy } from './blue-green.js';
 import { CommandRestartStrategy } from './command.js';
 import { RestartStrategy } from './restart.js';
 import type { ReloadStrategy } from './strategy.js';
+import type { SupervisionOptions } from './supervisor.js';
 
 /** The reload strategy the settings name, with LiteLLM installed when the strategy starts it. */
 export async function makeStrategy(
@@ -19,6 +20,14 @@ export async function makeStrategy(
   env: () => Record<string, string>,
   spoolDir: string,
 ): Promise<ReloadStrategy> {
+  const supervision: SupervisionOptions = {
+    probeIntervalMs: settings.supervisionProbeSeconds * 1000,
+    readinessFailures: settings.supervisionReadinessFailures,
+    intensity: {
+      restarts: settings.supervisionMaxRestarts,
+      windowMs: settings.supervisionWindowSeconds * 1000,
+    },
+  };
   switch (settings.strategy) {
     case 'admin-api':
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
@@ -30,6 +39,7 @@ export async function makeStrategy(
         env,
         stateDir: settings.stateDir,
         spoolDir,
+        supervision,
       });
     case 'restart':
       if (settings.restartCommand) {
@@ -46,6 +56,7 @@ export async function makeStrategy(
         env,
         stateDir: settings.stateDir,
         spoolDir,
+        supervision,
       });
   }
 }

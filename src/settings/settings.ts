@@ -50,6 +50,18 @@ export const settingsSchema = z
     maxBodyBytes: z.coerce.number().int().min(1024, 'must be at least 1024 bytes'),
     pollSeconds: z.coerce.number().min(0.2, 'must be at least 0.2 seconds'),
     watch: flag,
+    /** Supervision: seconds between readiness probes, failed probes that count as a crash. */
+    supervisionProbeSeconds: z.coerce.number().min(0.5, 'must be at least 0.5 seconds'),
+    supervisionReadinessFailures: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1'),
+    /** Intensity limit: at most this many restarts in this many seconds, then stop trying. */
+    supervisionMaxRestarts: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1'),
+    supervisionWindowSeconds: z.coerce.number().min(1, 'must be at least 1 second'),
     /** cron expressions per scheduled job ("" disables a job). */
     schedules: z.record(z.string(), z.string()),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
@@ -79,6 +91,10 @@ export const SETTINGS_ENV: Readonly<Record<string, keyof Settings>> = {
   MODELCENTER_MAX_BODY_BYTES: 'maxBodyBytes',
   MODELCENTER_POLL_SECONDS: 'pollSeconds',
   MODELCENTER_WATCH: 'watch',
+  MODELCENTER_SUPERVISION_PROBE_SECONDS: 'supervisionProbeSeconds',
+  MODELCENTER_SUPERVISION_READINESS_FAILURES: 'supervisionReadinessFailures',
+  MODELCENTER_SUPERVISION_MAX_RESTARTS: 'supervisionMaxRestarts',
+  MODELCENTER_SUPERVISION_WINDOW_SECONDS: 'supervisionWindowSeconds',
   MODELCENTER_LOG_LEVEL: 'logLevel',
 };
 
@@ -96,6 +112,10 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   maxBodyBytes: 65_536,
   pollSeconds: 2,
   watch: false,
+  supervisionProbeSeconds: 3,
+  supervisionReadinessFailures: 5,
+  supervisionMaxRestarts: 5,
+  supervisionWindowSeconds: 300,
   schedules: { 'drift-check': '*/5 * * * *' },
   logLevel: 'info',
 };

@@ -54,6 +54,27 @@ describe('settings: defaults, settings file, environment; every bad value named'
     });
   });
 
+  it('supervision limits: defaults, set from the environment, a bad value named with its variable', async () => {
+    const env = { MODELCENTER_NGINX: path.join(dir, 'no-nginx') };
+    expect(await loadSettings(env, dir)).toMatchObject({
+      supervisionProbeSeconds: 3,
+      supervisionReadinessFailures: 5,
+      supervisionMaxRestarts: 5,
+      supervisionWindowSeconds: 300,
+    });
+    const set = await loadSettings(
+      {
+        ...env,
+        MODELCENTER_SUPERVISION_MAX_RESTARTS: '10',
+        MODELCENTER_SUPERVISION_WINDOW_SECONDS: '600',
+      },
+      dir,
+    );
+    expect(set).toMatchObject({ supervisionMaxRestarts: 10, supervisionWindowSeconds: 600 });
+    const bad = await problems({ ...env, MODELCENTER_SUPERVISION_MAX_RESTARTS: '0' });
+    expect(bad.join('\n')).toMatch(/MODELCENTER_SUPERVISION_MAX_RESTARTS.*at least 1/);
+  });
+
   it('the environment overrides the file, which overrides the defaults', async () => {
     const file = path.join(dir, 'modelcenter.yaml');
     await writeFile(
