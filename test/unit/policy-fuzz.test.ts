@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildFromTexts, type Build } from '../../src/compile/build.js';
 import { decodePolicyFile, type LoadedText } from '../../src/policy/load.js';
 import { formatProblem } from '../../src/policy/problems.js';
+import { testKey } from '../helpers/secrets.js';
 
 /**
  * Property tests for the loader (STYLE.md §18): whatever bytes or YAML a policy file holds,
@@ -11,6 +12,8 @@ import { formatProblem } from '../../src/policy/problems.js';
  * and within a time bound. Inputs are small, so the bound is generous for a loaded 2-core machine.
  */
 const TIME_BOUND_MS = 2000;
+/** A literal key the generated policies may hold (made at test time, never committed). */
+const LITERAL_KEY = testKey('sk-');
 
 function checkedBuild(files: LoadedText[]): Build {
   const start = performance.now();
@@ -74,7 +77,7 @@ const TOKENS = [
   'kind: openai',
   'credential: env:K',
   'credential: env:LITELLM_MASTER_KEY',
-  'credential: sk-0123456789abcdef0123456789',
+  `credential: ${LITERAL_KEY}`,
   'base_url: http://u:p@h/?api_key=x',
   'provider: o',
   'capabilities: [chat]',
@@ -105,7 +108,7 @@ const policyishText = fc
 /** A policy-shaped object with random, often wrong, values. */
 const value = fc.oneof(
   fc.string({ maxLength: 12 }),
-  fc.constantFrom('env:K', 'env:LITELLM_MASTER_KEY', 'sk-0123456789abcdef0123456789', 'o', 'chat'),
+  fc.constantFrom('env:K', 'env:LITELLM_MASTER_KEY', LITERAL_KEY, 'o', 'chat'),
   fc.integer(),
   fc.double(),
   fc.boolean(),
@@ -195,7 +198,7 @@ describe('policy loader properties', () => {
       fc.property(policyObject, (policy) => {
         const build = checkedBuild([{ name: 'p.yaml', text: stringify(policy) }]);
         if (build.yaml === undefined) return;
-        expect(build.yaml).not.toContain('sk-0123456789');
+        expect(build.yaml).not.toContain(LITERAL_KEY);
         // Only general_settings.master_key names the master key.
         expect(build.yaml.match(/os\.environ\/LITELLM_MASTER_KEY/g)).toHaveLength(1);
         expect(build.yaml).not.toMatch(/u:pw@|key=abc123/);

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { providerEnv } from '../../src/reload/make-strategy.js';
 import { PassThrough } from 'node:stream';
+import { testKey } from '../helpers/secrets.js';
 
 /** What LiteLLM's environment receives from the config it is about to load. */
 describe('providerEnv', () => {
@@ -39,14 +40,16 @@ describe('providerEnv', () => {
     let logText = '';
     logs.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
     const log = createLogger({ destination: logs, level: 'info' });
+    const openaiKey = testKey();
+    const adminToken = testKey('mc-');
     const env = providerEnv(
       configFile,
-      { OPENAI_API_KEY: 'sk-provider-key-0123456789', MODELCENTER_ADMIN_TOKENS: 'mc-admin-secret' },
+      { OPENAI_API_KEY: openaiKey, MODELCENTER_ADMIN_TOKENS: adminToken },
       log,
     )();
-    expect(env).toEqual({ OPENAI_API_KEY: 'sk-provider-key-0123456789' });
+    expect(env).toEqual({ OPENAI_API_KEY: openaiKey });
     await new Promise((resolve) => setImmediate(resolve));
     expect(logText).toContain('MODELCENTER_ADMIN_TOKENS');
-    expect(logText).not.toContain('mc-admin-secret');
+    expect(logText).not.toContain(adminToken);
   });
 });

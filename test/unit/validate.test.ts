@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildFromDir, buildFromTexts } from '../../src/compile/build.js';
 import { formatProblem } from '../../src/policy/problems.js';
-import { EXAMPLE_POLICIES, fixture } from '../helpers/policies.js';
+import { EXAMPLE_POLICIES, FIXTURE_SECRETS, fixture } from '../helpers/policies.js';
 
 const errorsOf = async (name: string) =>
   buildFromTexts(await fixture(name)).findings.errors.map(formatProblem);
@@ -400,10 +401,13 @@ litellm:
     ]) {
       const text = (await errorsOf(name)).join('\n');
       expect(text).not.toMatch(/hunter2|0123456789|sk-live-example/);
+      for (const secret of Object.values(FIXTURE_SECRETS)) expect(text).not.toContain(secret);
     }
+    const key = `sk-proj-${randomBytes(13).toString('hex')}`; // 34 characters
     const kind = buildFromTexts([
-      { name: 'p.yaml', text: 'providers:\n  o: { kind: sk-proj-0123456789abcdefghijklmnop }\n' },
+      { name: 'p.yaml', text: `providers:\n  o: { kind: ${key} }\n` },
     ]).findings.errors.map(formatProblem);
+    expect(kind.join('\n')).not.toContain(key);
     expect(kind[0]).toContain('providers.o.kind: "sk-…(34 chars)" is not allowed');
   });
 
