@@ -28,19 +28,21 @@ export async function makeStrategy(
       windowMs: settings.supervisionWindowSeconds * 1000,
     },
   };
+  // What both strategies that run LiteLLM themselves are given.
+  const local = {
+    port: settings.litellmPort,
+    masterKey,
+    env,
+    stateDir: settings.stateDir,
+    spoolDir,
+    supervision,
+  };
   switch (settings.strategy) {
     case 'admin-api':
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
     case 'blue-green':
       await ensureLiteLLMInstalled();
-      return new BlueGreenStrategy({
-        port: settings.litellmPort,
-        masterKey,
-        env,
-        stateDir: settings.stateDir,
-        spoolDir,
-        supervision,
-      });
+      return new BlueGreenStrategy(local);
     case 'restart':
       if (settings.restartCommand) {
         return new CommandRestartStrategy({
@@ -50,14 +52,7 @@ export async function makeStrategy(
         });
       }
       await ensureLiteLLMInstalled();
-      return new RestartStrategy({
-        port: settings.litellmPort,
-        masterKey,
-        env,
-        stateDir: settings.stateDir,
-        spoolDir,
-        supervision,
-      });
+      return new RestartStrategy(local);
   }
 }
 
