@@ -3,7 +3,10 @@ import { startApi } from './api/subsystem.js';
 import type { Controller, ApplyReport } from './apply/controller.js';
 import { checkServable, startApply } from './apply/subsystem.js';
 import type { LiveLiteLLM } from './keys/live.js';
+import type { KeyAlert } from './keys/schedule.js';
 import { startKeys } from './keys/subsystem.js';
+import { spendSettings } from './spend/config.js';
+import { webhookSink } from './spend/webhook.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
@@ -78,6 +81,7 @@ export async function startService(
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey: currentKey() }),
     }),
   );
+  const alertWebhook = spendSettings(env, settings.stateDir).webhook;
   // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
   // Rotations reach the LiteLLM started next through `live`, set once it runs.
   const live: { current?: LiveLiteLLM } = {};
@@ -90,6 +94,7 @@ export async function startService(
       secrets,
       masterKey,
       live: () => live.current,
+      ...(alertWebhook && { alert: webhookSink<KeyAlert>(alertWebhook) }),
     }),
   );
   master.current = () => keys.masterKey();

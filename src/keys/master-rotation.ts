@@ -278,23 +278,38 @@ export class MasterKeyRotator {
     return readDeliveryOnce(this.options.store, MASTER_SUBJECT);
   }
 
-  /** Retires master rotations whose grace ended (also at start, before LiteLLM runs). */
+  /**
+   * At start, before LiteLLM runs: a rotation interrupted before it went live is decided by what
+   * the store holds (the new key stored: it starts now, live until its grace ends; else failed);
+   * an interrupted retire step runs again. Then grace periods that ended are retired.
+   */
+  async resume(): Promise<void> {
+    const { rotations, store } = this.options;
+    for (const rotation of await rotations.open('master')) {
+      if (rotation.state === 'retiring') {
+        await rotations.releaseRetire(rotation.id, { resumedRetire: true });
+      } else if (rotation.state === 'started') {
+        const stored = store.peek(MASTER_STORE_NAME);
+        const live =
+          stored !== undefined && fingerprint(stored.current.value) === rotation.newFingerprint;
+        const expires = stored?.previous?.expiresAt;
+        await rotations.update(
+          rotation.id,
+          live
+            ? { state: 'live', graceUntil: expires ? new Date(expires) : this.now() }
+            : { state: 'failed', data: { failedAt: 'interrupted' } },
+        );
+      }
+    }
+    await this.retireDue();
+  }
+
+  /** Retires master rotations whose grace period ended. */
   async retireDue(): Promise<number> {
     const now = this.now().getTime();
     let count = 0;
     for (const rotation of await this.options.rotations.open('master')) {
-      if (rotation.state === 'retiring') {
-        await this.options.rotations.releaseRetire(rotation.id, { resumedRetire: true });
-        continue;
-      }
-      if (rotation.state === 'started') {
-        // Interrupted before it went live: whatever the store holds is what starts next.
-        await this.options.rotations.update(rotation.id, {
-          state: this.current() === this.options.initial ? 'failed' : 'live',
-          graceUntil: new Date(now),
-        });
-        continue;
-      }
+      if (rotation.state !== 'live') continue;
       if (!rotation.graceUntil || Date.parse(rotation.graceUntil) > now) continue;
       if (await this.retire(rotation, false)) count += 1;
     }

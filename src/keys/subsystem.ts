@@ -31,6 +31,7 @@ import {
 import { canaryRequest, reloadSwap, type LiveLiteLLM } from './live.js';
 import { credentialedProviders, credentialStatus, providerSubject } from './credentials.js';
 import { RotationLog } from './rotations.js';
+import { KeySchedule, type KeyAlert } from './schedule.js';
 import {
   auditAnswerSchema,
   auditQuerySchema,
@@ -65,6 +66,10 @@ export interface KeysDeps {
    * mode). Database mode hands in its own (`PATCH /credentials/{name}`).
    */
   credentialSwap?: (live: LiveLiteLLM) => CredentialSwap;
+  /** Key alerts (failed scheduled rotations, anomalies) go here too (the alert webhook). */
+  alert?: (alert: KeyAlert) => Promise<void>;
+  /** The fingerprint of the key a caller sends, where callers have their own (database mode). */
+  callerKeyFingerprint?: (caller: string) => string | undefined;
   /** How often rotations past their grace period are looked for (default 2 s). */
   retireIntervalMs?: number;
   now?: () => Date;
@@ -86,6 +91,8 @@ export interface KeysSubsystem extends Subsystem<Route, JobRun> {
   rotator: CredentialRotator;
   /** Master key rotation (also `POST /v1/keys/master/rotate`). */
   master: MasterKeyRotator;
+  /** The `key-rotation` job's body: due rotations and anomalies. */
+  schedule: KeySchedule;
   /** LiteLLM's master key now: the rotated one once rotated, else the one it started with. */
   masterKey(): string;
   /** Old keys the blue-green front still maps to the current one (a master key grace period). */
@@ -167,8 +174,23 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     now,
   });
   // A grace period that ended while the controller was down ends before LiteLLM starts.
-  await master.retireDue();
+  await master.resume();
   deps.secrets.add(master.current());
+  const schedule = new KeySchedule({
+    policies: async () => (await buildFromDir(deps.settings.policies)).set,
+    db: deps.db,
+    store,
+    env: deps.env,
+    rotator,
+    master,
+    rotations,
+    audit,
+    secrets: deps.secrets,
+    ...(deps.alert && { alert: deps.alert }),
+    ...(deps.callerKeyFingerprint && { callerKeyFingerprint: deps.callerKeyFingerprint }),
+    log: deps.log,
+    now,
+  });
   let retiring: Promise<unknown> | undefined;
   const retireTick = (): void => {
     retiring ??= Promise.all([rotator.retireDue(), master.retireDue()])
@@ -322,6 +344,7 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
   return {
     rotator,
     master,
+    schedule,
     masterKey: () => master.current(),
     frontKeyAliases: () => master.aliases(),
     store,
@@ -330,6 +353,10 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     litellmEnv: () => ({ ...deps.env, ...storedCredentialEnv(store) }),
     credentials,
     routes,
+    jobs: {
+      // Every minute by default (MODELCENTER_SCHEDULE_KEY_ROTATION): due rotations, anomalies.
+      'key-rotation': () => schedule.run(),
+    },
     status: async () => {
       const open = await rotations.open();
       return {

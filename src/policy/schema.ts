@@ -273,6 +273,11 @@ export const masterKeySchema = z.strictObject({
   rotate_every: duration.optional(),
   /** Besides one authenticated API read (GET /v1/keys/master/delivery), deliver the new key here. */
   deliver: deliverySchema.optional(),
+  /**
+   * A caller's cost spike while callers share the master key: `alert` (default), or `rotate` it at
+   * once (no grace: compromised) and deliver the new one.
+   */
+  on_anomaly: z.enum(['alert', 'rotate']).optional(),
 });
 
 /** One policy file. Every section is optional; sections merge across files. */

@@ -50,6 +50,8 @@ export function nginxConfig(input: NginxConfigInput): string {
     aliases.length === 0
       ? []
       : [
+          // Keys are long: the default bucket (64 bytes) cannot hold a bearer header.
+          '  map_hash_bucket_size 1024;',
           '  map $http_authorization $modelcenter_authorization {',
           '    default $http_authorization;',
           ...aliases.map((a) => `    "Bearer ${a.from}" "Bearer ${a.to}";`),
