@@ -3,7 +3,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
-import { allows, authorize, type Scope, type Tokens } from './auth.js';
+import { allows, authorize, tokenName, type Scope, type Tokens } from './auth.js';
 
 /** The slice of a logger the API uses (pino's Logger fits). */
 export interface ApiLog {
@@ -17,6 +17,8 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
+  /** Who asks: the token's name (`tokenName`, e.g. `admin:3fa1…`), or `anonymous` on public routes. */
+  actor: string;
 }
 
 export interface Reply {
@@ -24,6 +26,11 @@ export interface Reply {
   body: unknown;
   /** Plain text instead of JSON (Prometheus). */
   contentType?: string;
+  /**
+   * The answer carries a secret on purpose (a new key's one authenticated read): it is not masked.
+   * Only for admin routes that hand a key to its owner once.
+   */
+  unmasked?: boolean;
 }
 
 export interface Route {
@@ -102,9 +109,9 @@ export function createApiServer(options: ApiServerOptions): Server {
     let template = 'unmatched';
     const head = request.method === 'HEAD';
     const method = head ? 'GET' : request.method;
-    const send = (status: number, body: unknown, contentType?: string): void => {
+    const send = (status: number, body: unknown, contentType?: string, unmasked = false): void => {
       const raw = contentType ? String(body) : JSON.stringify(body);
-      const text = options.mask ? options.mask(raw) : raw;
+      const text = options.mask && !unmasked ? options.mask(raw) : raw;
       response.writeHead(status, {
         'content-type': contentType ?? 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(text),
@@ -153,6 +160,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const { route } = hit.c;
       template = route.path;
+      let actor = 'anonymous';
       if (route.scope !== 'public') {
         const auth = authorize(request.headers.authorization, options.tokens);
         if (!auth.ok) {
@@ -169,6 +177,7 @@ export function createApiServer(options: ApiServerOptions): Server {
             `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
+        actor = tokenName(request.headers.authorization, auth.scope);
       }
       let params: Record<string, string>;
       try {
@@ -234,8 +243,14 @@ export function createApiServer(options: ApiServerOptions): Server {
         query: query.value as Record<string, unknown>,
         params,
         requestId,
+        actor,
       });
-      send(reply.status, reply.body, reply.contentType);
+      send(
+        reply.status,
+        reply.body,
+        reply.contentType,
+        reply.unmasked === true && route.scope === 'admin',
+      );
     })().catch((error: unknown) => {
       if (response.headersSent) return;
       if (error instanceof HttpError) return fail(error.status, error.code, error.message);

@@ -75,6 +75,33 @@ const passthroughValue = z.union([
 ]);
 const globPatterns = z.array(z.string().min(1));
 
+/** A command the controller runs: an argument list (no shell), or one string run by `sh -c`. */
+const command = z.union([
+  z.string().min(1, 'a command must not be empty'),
+  z.array(z.string()).min(1, 'a command needs at least the program'),
+]);
+
+/**
+ * How a provider's credential is rotated (src/keys/). `modelcenter credentials rotate` works
+ * without any of it; scheduled and anomaly rotations need `issue` (where a new value comes from).
+ */
+export const credentialRotationSchema = z.strictObject({
+  /** Rotate on this schedule (needs `issue`). */
+  rotate_every: duration.optional(),
+  /** How long the old value is kept after a rotation before it is retired (default 1h). */
+  grace: duration.optional(),
+  /** Prints a new value on stdout (e.g. calls the provider's key API); used by schedules and anomalies. */
+  issue: command.optional(),
+  /**
+   * Retires the old value once its grace period ended (e.g. revokes it at the provider): run once,
+   * with the old value's fingerprint as its last argument and in MODELCENTER_OLD_FINGERPRINT, the
+   * value on stdin.
+   */
+  retire: command.optional(),
+  /** A burst of 401s from the provider: `alert` (default) or `rotate` at once (needs `issue`). */
+  on_anomaly: z.enum(['alert', 'rotate']).optional(),
+});
+
 export const providerSchema = z.strictObject({
   kind: z.enum(PROVIDER_KINDS),
   credential: credential.optional(),
@@ -89,6 +116,8 @@ export const providerSchema = z.strictObject({
     .optional(),
   /** Extra LiteLLM litellm_params for every deployment of this provider (organization, extra_headers, …). */
   params: z.record(z.string().min(1), passthroughValue).optional(),
+  /** Rotation of `credential`: schedule, grace period, issue and retire hooks, anomaly response. */
+  rotation: credentialRotationSchema.optional(),
 });
 
 export const modelSchema = z.strictObject({
@@ -225,6 +254,32 @@ export const litellmPassthroughSchema = z.strictObject({
   router_settings: z.record(z.string().min(1), z.unknown()).optional(),
 });
 
+/** Where a new key goes once it is live (a master key, a caller's virtual key). */
+export const deliverySchema = z.strictObject({
+  /** Run with the new key on stdin (and its fingerprint as its last argument). */
+  hook: command.optional(),
+  /** Written to this file, mode 0600 (replaced atomically). */
+  file: z.string().min(1).optional(),
+});
+
+/**
+ * LiteLLM's master key (`modelcenter keys rotate-master`). In configuration mode it is the only key
+ * clients have: during the grace period the blue-green front maps the old key to the new one.
+ */
+export const masterKeySchema = z.strictObject({
+  /** How long the old key keeps working after a rotation (default 1h). */
+  grace: duration.optional(),
+  /** Rotate on this schedule. */
+  rotate_every: duration.optional(),
+  /** Besides one authenticated API read (GET /v1/keys/master/delivery), deliver the new key here. */
+  deliver: deliverySchema.optional(),
+  /**
+   * A caller's cost spike while callers share the master key: `alert` (default), or `rotate` it at
+   * once (no grace: compromised) and deliver the new one.
+   */
+  on_anomaly: z.enum(['alert', 'rotate']).optional(),
+});
+
 /** One policy file. Every section is optional; sections merge across files. */
 export const policyFileSchema = z.strictObject({
   providers: z.record(name, providerSchema).optional(),
@@ -236,11 +291,13 @@ export const policyFileSchema = z.strictObject({
   cache: cacheSchema.optional(),
   routing: routingSchema.optional(),
   spend: spendSchema.optional(),
+  master_key: masterKeySchema.optional(),
   litellm: litellmPassthroughSchema.optional(),
 });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 export type Provider = z.infer<typeof providerSchema>;
+export type CredentialRotation = z.infer<typeof credentialRotationSchema>;
 export type Model = z.infer<typeof modelSchema>;
 export type Profile = z.infer<typeof profileSchema>;
 export type Caller = z.infer<typeof callerSchema>;
@@ -249,5 +306,7 @@ export type Budget = z.infer<typeof budgetSchema>;
 export type Cache = z.infer<typeof cacheSchema>;
 export type Routing = z.infer<typeof routingSchema>;
 export type Spend = z.infer<typeof spendSchema>;
+export type MasterKey = z.infer<typeof masterKeySchema>;
+export type Delivery = z.infer<typeof deliverySchema>;
 export type LiteLLMPassthrough = z.infer<typeof litellmPassthroughSchema>;
 export type PresetParams = z.infer<typeof PRESET_PARAMS>;

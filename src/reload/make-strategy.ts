@@ -10,15 +10,19 @@ import { AdminApiStrategy } from './admin-api.js';
 import { BlueGreenStrategy } from './blue-green.js';
 import { CommandRestartStrategy } from './command.js';
 import { RestartStrategy } from './restart.js';
+import type { KeyAlias } from './nginx.js';
 import type { ReloadStrategy } from './strategy.js';
 import type { SupervisionOptions } from './supervisor.js';
 
 /** The reload strategy the settings name, with LiteLLM installed when the strategy starts it. */
 export async function makeStrategy(
   settings: Settings,
-  masterKey: string,
+  /** LiteLLM's master key, read at every use (it changes when rotated). */
+  masterKey: () => string,
   env: () => Record<string, string>,
   spoolDir: string,
+  /** Keys the blue-green front maps to others (a master key rotation's grace period). */
+  keyAliases?: () => readonly KeyAlias[],
   log?: Logger,
 ): Promise<ReloadStrategy> {
   const supervision: SupervisionOptions = {
@@ -48,7 +52,7 @@ export async function makeStrategy(
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
     case 'blue-green':
       await ensureLiteLLMInstalled();
-      return new BlueGreenStrategy(local);
+      return new BlueGreenStrategy({ ...local, ...(keyAliases && { keyAliases }) });
     case 'restart':
       if (settings.restartCommand) {
         return new CommandRestartStrategy({
@@ -73,10 +77,12 @@ export function litellmUrl(strategy: ReloadStrategy): string | undefined {
  */
 export function providerEnv(
   configFile: string,
-  env: NodeJS.ProcessEnv,
+  /** The environment to read; a function is asked at every start (the secret store's values). */
+  source: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv),
   log: Logger,
 ): () => Record<string, string> {
   return () => {
+    const env = typeof source === 'function' ? source() : source;
     const config = parseRendered(readFileSync(configFile, 'utf8'));
     const found: Record<string, string> = {};
     const missing: string[] = [];
@@ -85,7 +91,7 @@ export function providerEnv(
       if (name === MASTER_KEY_ENV) continue;
       // Validation refuses these in policies; a config from elsewhere (an old commit, a hand
       // edit) still never hands the controller's own secrets to a provider.
-      if (name !== 'DATABASE_URL' && reservedVariable(name)) {
+      if (name !== 'DATABASE_URL' && !isStoreExport(name) && reservedVariable(name)) {
         withheld.push(name);
         continue;
       }
@@ -107,4 +113,12 @@ export function providerEnv(
     }
     return found;
   };
+}
+
+/**
+ * `MODELCENTER_SECRET_<NAME>`: how a `secret:name` credential reaches LiteLLM (src/compile), so
+ * passed on — except MODELCENTER_SECRET_KEY, the secret store's own key.
+ */
+function isStoreExport(name: string): boolean {
+  return name.startsWith('MODELCENTER_SECRET_') && name !== 'MODELCENTER_SECRET_KEY';
 }
