@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCompletion } from './commands/completion.js';
+import { registerProvidersHealth } from './commands/health.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
@@ -33,6 +34,7 @@ export function buildProgram(context: CliContext): Command {
   registerService(program, context);
   registerStatus(program, context);
   registerSpend(program, context);
+  registerProvidersHealth(program, context);
   registerCompletion(program, context);
   explainErrors(program);
   return program;

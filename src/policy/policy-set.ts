@@ -3,6 +3,8 @@ import type {
   Cache,
   Caller,
   Goal,
+  Health,
+  HealthOverlay,
   LiteLLMPassthrough,
   Model,
   Profile,
@@ -32,6 +34,9 @@ export interface PolicySet {
   routing?: Entry<Routing>;
   spend?: Entry<Spend>;
   litellm?: Entry<LiteLLMPassthrough>;
+  health?: Entry<Health>;
+  /** Written by the health controller: demoted providers and measurements (src/health/). */
+  healthOverlay?: Entry<HealthOverlay>;
   /** Every file read, in name order. */
   files: string[];
 }

@@ -1,0 +1,142 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Controller } from '../apply/controller.js';
+import type { RunApply } from '../apply/subsystem.js';
+import type { Route } from '../api/server.js';
+import { buildFromDir } from '../compile/build.js';
+import { LiteLLMHealthClient } from '../litellm/health-client.js';
+import type { Logger } from '../log/logger.js';
+import type { JobRun } from '../scheduler/subsystem.js';
+import type { Settings } from '../settings/settings.js';
+import { describeError } from '../shared/errors.js';
+import type { Subsystem } from '../shared/subsystem.js';
+import { spendSettings } from '../spend/config.js';
+import { readGeneratedConfig } from '../spend/extract.js';
+import { webhookSink } from '../spend/webhook.js';
+import type { Queryable } from '../store/db.js';
+import { HealthMonitor, type HealthAlert } from './monitor.js';
+import { OverlayWriter } from './overlay.js';
+import { healthReportSchema } from './schema.js';
+import { healthSettings } from './settings.js';
+
+export interface HealthDeps {
+  settings: Pick<Settings, 'policies' | 'configFile' | 'stateDir'>;
+  env: NodeJS.ProcessEnv;
+  /** The `health` child logger. */
+  log: Logger;
+  /** The spend ledger: the live error rates and latencies. */
+  db: Queryable;
+  controller: Controller;
+  run: RunApply;
+  /** Where LiteLLM answers (its `/health`), once it runs. */
+  litellmUrl: () => string | undefined;
+  masterKey: string;
+  mask: (text: string) => string;
+  /** The clock (ms); tests pass a compressed one. */
+  now?: () => number;
+}
+
+export interface HealthSubsystem extends Subsystem<Route, JobRun> {
+  monitor: HealthMonitor;
+}
+
+/**
+ * Provider health (src/health/): evaluated every `health.evaluate_every` of the policies, served at
+ * `GET /v1/health/providers`, evaluated on demand by `POST /v1/health/evaluate` and the
+ * `health-evaluate` job. Demotions and re-rankings are policy commits applied by the normal
+ * apply path (overlay.ts).
+ */
+export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
+  const { settings, log } = deps;
+  const { webhook } = spendSettings(deps.env, settings.stateDir);
+  const writer = new OverlayWriter(settings.policies, () =>
+    deps.run('health', () => deps.controller.apply()),
+  );
+  const monitor = new HealthMonitor({
+    db: deps.db,
+    now: deps.now ?? (() => Date.now()),
+    policies: async () => {
+      const build = await buildFromDir(settings.policies);
+      return build.config ? build.set : undefined;
+    },
+    served: () => readGeneratedConfig(settings.configFile),
+    probes: () => {
+      const url = deps.litellmUrl();
+      if (!url) return Promise.resolve([]);
+      return new LiteLLMHealthClient(url, deps.masterKey, 10_000).probes();
+    },
+    writeOverlay: (overlay, message) => writer.write(overlay, message),
+    ...(webhook && { alert: webhookSink<HealthAlert>(webhook) }),
+    mask: deps.mask,
+    log,
+  });
+
+  const stopping = new AbortController();
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      let every = healthSettings(undefined).evaluateEveryMs;
+      try {
+        const build = await buildFromDir(settings.policies);
+        every = healthSettings(build.set).evaluateEveryMs;
+        await monitor.evaluate();
+      } catch (error) {
+        log.warn({ err: deps.mask(describeError(error)) }, 'health evaluation failed; retrying');
+      }
+      await sleep(every, undefined, { signal: stopping.signal }).catch(() => undefined);
+    }
+  })();
+
+  return Promise.resolve({
+    monitor,
+    routes: [
+      {
+        method: 'GET',
+        path: '/v1/health/providers',
+        scope: 'read',
+        summary:
+          "Health per provider and deployment: the ledger's error rate, p50/p95 latency and TTFT over the sliding window, LiteLLM's background probes, demotions and the reload budget (the last evaluation)",
+        response: healthReportSchema,
+        handle: async () => ({
+          status: 200,
+          body: monitor.last() ?? (await monitor.evaluate()) ?? { providers: [] },
+        }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/health/evaluate',
+        scope: 'admin',
+        summary:
+          'Evaluates health now (as the timer does): may demote or restore a provider or reorder a profile, each a policy commit applied by the normal apply path',
+        response: healthReportSchema,
+        handle: async () => ({
+          status: 200,
+          body: (await monitor.evaluate()) ?? { providers: [] },
+        }),
+      },
+    ],
+    jobs: {
+      'health-evaluate': async () => {
+        await monitor.evaluate();
+      },
+    },
+    status: () => {
+      const report = monitor.last();
+      return Promise.resolve({
+        health: report
+          ? {
+              evaluatedAt: report.evaluatedAt,
+              demoted: report.providers.filter((p) => p.demoted).map((p) => p.provider),
+              failing: report.providers
+                .filter((p) => p.condition === 'failing')
+                .map((p) => p.provider),
+              reloadsLastHour: report.demotion.reloadsLastHour,
+            }
+          : { evaluatedAt: undefined },
+      });
+    },
+    stop: async () => {
+      stopping.abort();
+      await loop;
+      await monitor.idle();
+    },
+  });
+}
