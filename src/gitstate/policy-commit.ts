@@ -19,15 +19,15 @@ export async function commitPolicyFile(
   message: string,
 ): Promise<{ commit: string | undefined; changed: boolean }> {
   const dir = path.dirname(file);
-  const git = simpleGit({ baseDir: dir, config: IDENTITY });
   let root: string;
   try {
-    root = (await git.revparse(['--show-toplevel'])).trim();
+    root = (await simpleGit({ baseDir: dir }).revparse(['--show-toplevel'])).trim();
   } catch (error) {
     throw new GitStateError(
       `${dir} is not in a git repository (${describeError(error).split('\n')[0]?.trim()}) — the health overlay is committed to the policy repository: run git init there`,
     );
   }
+  const git = simpleGit({ baseDir: root, config: IDENTITY });
   const relative = path.relative(root, path.resolve(file));
   const before = await readIfExists(file);
   const head = async (): Promise<string | undefined> =>
