@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Controller } from '../apply/controller.js';
 import type { RunApply } from '../apply/subsystem.js';
-import type { Route } from '../api/server.js';
+import { HttpError, type Route } from '../api/server.js';
 import { buildFromDir } from '../compile/build.js';
 import { LiteLLMHealthClient } from '../litellm/health-client.js';
 import type { Logger } from '../log/logger.js';
@@ -95,10 +95,17 @@ export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
         summary:
           "Health per provider and deployment: the ledger's error rate, p50/p95 latency and TTFT over the sliding window, LiteLLM's background probes, demotions and the reload budget (the last evaluation)",
         response: healthReportSchema,
-        handle: async () => ({
-          status: 200,
-          body: monitor.last() ?? (await monitor.evaluate()) ?? { providers: [] },
-        }),
+        handle: () => {
+          const report = monitor.last();
+          if (!report) {
+            throw new HttpError(
+              503,
+              'not_evaluated',
+              'health has not been evaluated yet (the first evaluation runs at start-up): retry in a few seconds',
+            );
+          }
+          return Promise.resolve({ status: 200, body: report });
+        },
       },
       {
         method: 'POST',
@@ -107,10 +114,17 @@ export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
         summary:
           'Evaluates health now (as the timer does): may demote or restore a provider or reorder a profile, each a policy commit applied by the normal apply path',
         response: healthReportSchema,
-        handle: async () => ({
-          status: 200,
-          body: (await monitor.evaluate()) ?? { providers: [] },
-        }),
+        handle: async () => {
+          const report = await monitor.evaluate();
+          if (!report) {
+            throw new HttpError(
+              422,
+              'invalid_policies',
+              'the policies do not build, so health cannot be evaluated: run modelcenter validate',
+            );
+          }
+          return { status: 200, body: report };
+        },
       },
     ],
     jobs: {
