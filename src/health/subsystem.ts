@@ -45,7 +45,7 @@ export interface HealthSubsystem extends Subsystem<Route, JobRun> {
  * `health-evaluate` job. Demotions and re-rankings are policy commits applied by the normal
  * apply path (overlay.ts).
  */
-export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
+export async function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
   const { settings, log } = deps;
   const { webhook } = spendSettings(deps.env, settings.stateDir);
   const writer = new OverlayWriter(settings.policies, () =>
@@ -70,22 +70,27 @@ export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
     log,
   });
 
+  const evaluate = async (): Promise<void> => {
+    try {
+      await monitor.evaluate();
+    } catch (error) {
+      log.warn({ err: deps.mask(describeError(error)) }, 'health evaluation failed; retrying');
+    }
+  };
+  // The first evaluation before the API serves: `GET /v1/health/providers` has a report from the
+  // start (nothing is due yet: every condition's clock starts now).
+  await evaluate();
   const stopping = new AbortController();
   const loop = (async () => {
     while (!stopping.signal.aborted) {
-      let every = healthSettings(undefined).evaluateEveryMs;
-      try {
-        const build = await buildFromDir(settings.policies);
-        every = healthSettings(build.set).evaluateEveryMs;
-        await monitor.evaluate();
-      } catch (error) {
-        log.warn({ err: deps.mask(describeError(error)) }, 'health evaluation failed; retrying');
-      }
+      const build = await buildFromDir(settings.policies).catch(() => undefined);
+      const every = healthSettings(build?.set).evaluateEveryMs;
       await sleep(every, undefined, { signal: stopping.signal }).catch(() => undefined);
+      if (!stopping.signal.aborted) await evaluate();
     }
   })();
 
-  return Promise.resolve({
+  return {
     monitor,
     routes: [
       {
@@ -101,7 +106,7 @@ export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
             throw new HttpError(
               503,
               'not_evaluated',
-              'health has not been evaluated yet (the first evaluation runs at start-up): retry in a few seconds',
+              'health could not be evaluated yet (see the log: the ledger or the policies): retry in a few seconds',
             );
           }
           return Promise.resolve({ status: 200, body: report });
@@ -152,5 +157,5 @@ export function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
       await loop;
       await monitor.idle();
     },
-  });
+  };
 }
