@@ -273,7 +273,7 @@ export class HealthMonitor {
       }
       if (this.alerted.has(signal.provider)) continue;
       this.alerted.add(signal.provider);
-      const message = `provider ${signal.provider}: ${signal.errors} of ${signal.requests} requests failed in the last ${Math.round(settings.windowMs / 1000)} s (${Math.round(rate * 1000) / 10}%, alert at ${settings.alert.errorRate * 100}%)`;
+      const message = `provider ${signal.provider}: ${signal.errors} of ${signal.requests} requests failed in the last ${Math.round(settings.windowMs / 1000)} s (${Math.round(rate * 1000) / 10}%, alert at ${Math.round(settings.alert.errorRate * 1000) / 10}%)`;
       this.deps.log.warn({ provider: signal.provider, errorRate: rate }, message);
       const alert: HealthAlert = {
         type: 'provider-health',

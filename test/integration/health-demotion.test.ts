@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../../src/cli/run.js';
 import { alertReceiver } from '../helpers/alerts.js';
 import {
   healthPolicies,
@@ -132,6 +133,18 @@ describe('health: sustained failure demotes a provider, recovery restores it', (
     } finally {
       await traffic.stop();
     }
+
+    // The CLI asks the running service; a demoted provider makes it exit 2.
+    let out = '';
+    const code = await runCli(
+      ['providers', 'health'],
+      { stdout: (t) => (out += t), stderr: (t) => (out += t), cwd: repo },
+      { MODELCENTER_API_PORT: String(apiPort), MODELCENTER_TOKEN: token },
+    );
+    expect(code).toBe(2);
+    expect(out).toMatch(/^alpha\s+demoted \(/m);
+    expect(out).toMatch(/^ {2}chat\/alpha-chat\s+\d+/m);
+    expect(out).toMatch(/demoted alpha since .*: failing for \d+ s/);
 
     // alpha is still failing, but LiteLLM no longer tries it first: every request is beta's.
     const alphaBefore = fakes.alpha.generations().length;
