@@ -11,6 +11,7 @@ import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
 import { Metrics } from './metrics/metrics.js';
+import { startHealth } from './health/subsystem.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import { startScheduler, type JobRun } from './scheduler/subsystem.js';
 import type { Settings } from './settings/settings.js';
@@ -127,6 +128,19 @@ export async function startService(
       log: log.child({ subsystem: 'watch' }),
       run: apply.run,
       seenAtStart: apply.seenAtStart,
+    }),
+  );
+  await running.start('health', () =>
+    startHealth({
+      settings,
+      env,
+      log: log.child({ subsystem: 'health' }),
+      db: spend.ledger.db,
+      controller,
+      run: apply.run,
+      litellmUrl: () => apply.litellmUrl(),
+      masterKey,
+      mask: (text) => secrets.mask(text),
     }),
   );
   const scheduler = await running.start('scheduler', () =>

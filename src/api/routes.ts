@@ -57,6 +57,14 @@ const planSchema = z.object({
   added: z.array(z.string()),
   removed: z.array(z.string()),
   diff: z.string(),
+  orderChanges: z.array(
+    z.object({
+      profile: z.string(),
+      before: z.array(z.string()),
+      after: z.array(z.string()),
+      why: z.array(z.string()),
+    }),
+  ),
 });
 
 /**

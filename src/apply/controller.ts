@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { buildFromDir } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
+import { orderChanges, type OrderChange } from '../compile/order-changes.js';
 import { parseRendered } from '../compile/render.js';
 import { createTwoFilesPatch } from 'diff';
 import { GitStateError, sha256, type Drift, type GitState } from '../gitstate/git-state.js';
@@ -36,6 +37,8 @@ export interface Plan {
   removed: string[];
   /** Unified diff of the generated file, committed → planned. */
   diff: string;
+  /** Profiles whose deployments would be tried in another order, and why (src/compile/order-changes.ts). */
+  orderChanges: OrderChange[];
   drift: Drift;
 }
 
@@ -95,7 +98,15 @@ export class Controller {
       drift,
     };
     if (!build.yaml || !build.config) {
-      return { ...base, valid: false, changed: false, added: [], removed: [], diff: '' };
+      return {
+        ...base,
+        valid: false,
+        changed: false,
+        added: [],
+        removed: [],
+        diff: '',
+        orderChanges: [],
+      };
     }
     const change = changeBetween(idsOf(committed), deploymentIds(build.config));
     return {
@@ -103,6 +114,7 @@ export class Controller {
       valid: true,
       changed: committed !== build.yaml,
       ...change,
+      orderChanges: orderChanges(parseConfig(committed), build.set, build.config),
       diff:
         committed === build.yaml
           ? ''

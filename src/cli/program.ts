@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerCompletion } from './commands/completion.js';
 import { registerKeys } from './commands/keys.js';
+import { registerProvidersHealth } from './commands/health.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
@@ -34,6 +35,7 @@ export function buildProgram(context: CliContext): Command {
   registerService(program, context);
   registerStatus(program, context);
   registerSpend(program, context);
+  registerProvidersHealth(program, context);
   registerCompletion(program, context);
   registerKeys(program, context);
   explainErrors(program);

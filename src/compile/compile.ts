@@ -67,13 +67,26 @@ export function compile(set: PolicySet): LiteLLMConfig {
     modelList.push(deployment(set, entry, entry.name, modelDeploymentId(entry)));
   }
   const selections = new Map<string, Entry<Model>[]>();
+  // Background probes: one per upstream model per interval. A model served under its own name is
+  // probed there; its copies in profiles only by the first profile when it is not exposed.
+  const probing = set.health?.value.probe_interval !== undefined;
+  const probed = new Set(modelList.map((d) => d.model_info.modelcenter_model));
   for (const [name, entry] of set.profiles) {
     const models = selectModels(set, entry.value).models;
     selections.set(name, models);
     models.forEach((model, index) => {
-      modelList.push(
-        deployment(set, model, name, profileDeploymentId(name, model), entry.value, index + 1),
+      const profileDeployment = deployment(
+        set,
+        model,
+        name,
+        profileDeploymentId(name, model),
+        entry.value,
+        index + 1,
       );
+      if (probing && probed.has(model.name))
+        profileDeployment.model_info.disable_background_health_check = true;
+      probed.add(model.name);
+      modelList.push(profileDeployment);
     });
   }
 
@@ -102,7 +115,10 @@ export function compile(set: PolicySet): LiteLLMConfig {
       drop_params: true,
       ...(set.cache && cacheSettings(set.cache.value)),
     },
-    general_settings: { master_key: `os.environ/${MASTER_KEY_ENV}` },
+    general_settings: {
+      master_key: `os.environ/${MASTER_KEY_ENV}`,
+      ...probeSettings(set),
+    },
   };
   const extra = set.litellm?.value;
   if (extra) {
@@ -234,6 +250,13 @@ function contextFallbackChain(
     Math.max(0, ...(selections.get(p) ?? []).map((m) => m.value.context_window ?? 0));
   const own = largest(name);
   return profile.fallback.filter((p) => largest(p) > own);
+}
+
+/** LiteLLM's background health checks at the policy's `health.probe_interval`, when set. */
+function probeSettings(set: PolicySet): Record<string, unknown> {
+  const interval = set.health?.value.probe_interval;
+  if (!interval) return {};
+  return { background_health_checks: true, health_check_interval: durationSeconds(interval) };
 }
 
 function cacheSettings(

@@ -28,6 +28,8 @@ export interface LiteLLMModelInfo {
   supports_function_calling?: boolean;
   supports_reasoning?: boolean;
   supports_response_schema?: boolean;
+  /** Not probed by LiteLLM's background health checks (another deployment probes its model). */
+  disable_background_health_check?: boolean;
   /** Which Model Center objects this deployment came from (LiteLLM keeps extra model_info keys). */
   modelcenter_model: string;
   modelcenter_profile?: string;

@@ -366,6 +366,22 @@ function mergeFile(set: PolicySet, source: SourceFile, file: PolicyFile): Proble
     }
     (set as { [K in typeof section]?: Entry<unknown> })[section] = entry;
   }
+  if (file.health) {
+    const entry = { name: 'health', value: file.health, source, path: ['health'] };
+    if (set.health) problems.push(duplicate(entry, set.health, 'section "health"'));
+    else set.health = entry;
+  }
+  if (file.health_overlay) {
+    const entry = {
+      name: 'health_overlay',
+      value: file.health_overlay,
+      source,
+      path: ['health_overlay'],
+    };
+    if (set.healthOverlay)
+      problems.push(duplicate(entry, set.healthOverlay, 'section "health_overlay"'));
+    else set.healthOverlay = entry;
+  }
   return problems;
 }
 

@@ -3,6 +3,8 @@ import type {
   Cache,
   Caller,
   Goal,
+  Health,
+  HealthOverlay,
   LiteLLMPassthrough,
   MasterKey,
   Model,
@@ -34,6 +36,9 @@ export interface PolicySet {
   spend?: Entry<Spend>;
   master_key?: Entry<MasterKey>;
   litellm?: Entry<LiteLLMPassthrough>;
+  health?: Entry<Health>;
+  /** Written by the health controller: demoted providers and measurements (src/health/). */
+  healthOverlay?: Entry<HealthOverlay>;
   /** Every file read, in name order. */
   files: string[];
 }

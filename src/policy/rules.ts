@@ -15,6 +15,7 @@ import {
 import { isLocalModel, selectModels } from './select.js';
 import { problemAt, type Path } from './source.js';
 import { closest } from './zod-issues.js';
+import { healthRules } from './health-rules.js';
 
 /** One cross-reference rule: reads the merged set, reports problems, changes nothing. */
 export type Rule = (set: PolicySet) => Problem[];
@@ -628,6 +629,7 @@ export const RULES: readonly Rule[] = [
   goalRules,
   budgetRules,
   cacheRules,
+  healthRules,
 ];
 
 export function runRules(set: PolicySet, rules: readonly Rule[] = RULES): Problem[] {

@@ -62,7 +62,20 @@ export const CAPABILITIES = [
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
-export const PREFERENCES = ['local', 'cost', 'quality', 'context'] as const;
+/**
+ * How a profile orders its candidates. `latency` (p50) and `reliability` (success rate) rank by
+ * what the spend ledger measured, and `cost` by the measured cost per request, once the health
+ * overlay holds enough samples for both candidates (src/health/); before that `cost` ranks by
+ * declared pricing and `latency`/`reliability` leave the order to the next preference.
+ */
+export const PREFERENCES = [
+  'local',
+  'cost',
+  'quality',
+  'context',
+  'latency',
+  'reliability',
+] as const;
 export type Preference = (typeof PREFERENCES)[number];
 
 const positiveInt = z.number().int().positive();
@@ -247,6 +260,84 @@ export const spendSchema = z.strictObject({
     ),
 });
 
+const rate = z.number().min(0).max(1);
+
+/**
+ * Health: LiteLLM's background probes, the ledger's sliding window, the error-rate alert, demotion
+ * of failing providers and ranking by measurements (src/health/). Every field has a default.
+ */
+export const healthSchema = z.strictObject({
+  /**
+   * LiteLLM's background health checks: one probe per deployment per interval (profile copies of
+   * a model are not probed twice), read through its `/health`. Absent: no probes (they cost a
+   * request each).
+   */
+  probe_interval: duration
+    .optional()
+    .describe('how often LiteLLM probes each deployment (absent: no background probes)'),
+  /** The sliding window of the ledger's error rate and latency percentiles (default 5m). */
+  window: duration.optional().describe('sliding window of the live error rate and latency (5m)'),
+  /** How often the controller evaluates health (default 15s). */
+  evaluate_every: duration.optional().describe('how often health is evaluated (15s)'),
+  alert: z
+    .strictObject({
+      /** Alert when a provider's error rate over the window reaches this (default 0.5). */
+      error_rate: rate.optional(),
+      /** …with at least this many requests in the window (default 10). */
+      min_requests: positiveInt.optional(),
+    })
+    .optional(),
+  demotion: z
+    .strictObject({
+      /** Default true. */
+      enabled: z.boolean().optional(),
+      /** A provider is failing at this error rate or above (default 0.5)… */
+      error_rate: rate.optional(),
+      /** …over at least this many requests in the window (default 5). */
+      min_requests: positiveInt.optional(),
+      /** Failing this long without a break: demoted (default 2m). */
+      after: duration.optional(),
+      /** Recovered below this error rate (default 0.1; no traffic counts as recovered)… */
+      recover_below: rate.optional(),
+      /** …for this long without a break: restored (default 10m). */
+      recover_after: duration.optional(),
+      /** Demotions, restorations and re-rankings together reload at most this often (default 4). */
+      max_reloads_per_hour: positiveInt.optional(),
+    })
+    .optional(),
+  ranking: z
+    .strictObject({
+      /** Measurements of a model count once its window holds this many requests (default 20). */
+      min_samples: positiveInt.optional(),
+      /** The window of the measurements used for ranking (default 1h). */
+      window: duration.optional(),
+      /** The order changes only when a candidate is better by more than this fraction (default 0.2). */
+      margin: z.number().min(0).max(10).optional(),
+    })
+    .optional(),
+});
+
+/**
+ * Written by the controller, never by hand (policies/modelcenter-health.yaml, its own commits):
+ * providers demoted to the end of every profile, and the measurements profiles rank by.
+ */
+export const healthOverlaySchema = z.strictObject({
+  demoted: z
+    .record(name, z.strictObject({ since: z.string().min(1), reason: z.string().min(1) }))
+    .default({}),
+  measured: z
+    .record(
+      name,
+      z.strictObject({
+        samples: positiveInt,
+        p50_latency_ms: z.number().nonnegative().optional(),
+        success_rate: rate,
+        cost_per_request_usd: z.number().nonnegative().optional(),
+      }),
+    )
+    .default({}),
+});
+
 /** Escape hatch: LiteLLM settings Model Center does not model, merged into the compiled config. */
 export const litellmPassthroughSchema = z.strictObject({
   litellm_settings: z.record(z.string().min(1), z.unknown()).optional(),
@@ -293,6 +384,8 @@ export const policyFileSchema = z.strictObject({
   spend: spendSchema.optional(),
   master_key: masterKeySchema.optional(),
   litellm: litellmPassthroughSchema.optional(),
+  health: healthSchema.optional(),
+  health_overlay: healthOverlaySchema.optional(),
 });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
@@ -308,5 +401,7 @@ export type Routing = z.infer<typeof routingSchema>;
 export type Spend = z.infer<typeof spendSchema>;
 export type MasterKey = z.infer<typeof masterKeySchema>;
 export type Delivery = z.infer<typeof deliverySchema>;
+export type Health = z.infer<typeof healthSchema>;
+export type HealthOverlay = z.infer<typeof healthOverlaySchema>;
 export type LiteLLMPassthrough = z.infer<typeof litellmPassthroughSchema>;
 export type PresetParams = z.infer<typeof PRESET_PARAMS>;

@@ -43,6 +43,7 @@ function recordingService(): ServiceApi & {
         changed: false,
         added: [],
         removed: [],
+        orderChanges: [],
         diff: '',
         drift: { workingTreeEdited: false },
       }),

@@ -105,6 +105,11 @@ function printAnswer(command: string, answer: Record<string, unknown>, io: CliIo
     if (answer.valid === false) return;
     if (!answer.changed) io.stdout('no changes: the committed config matches the policies\n');
     else io.stdout(String(answer.diff));
+    const reordered = (answer.orderChanges ?? []) as { profile: string; why: string[] }[];
+    for (const change of reordered) {
+      io.stdout(`order of profile ${change.profile} changes:\n`);
+      for (const why of change.why) io.stdout(`  ${why}\n`);
+    }
     return;
   }
   const commit = typeof answer.commit === 'string' ? ` ${answer.commit.slice(0, 12)}` : '';
