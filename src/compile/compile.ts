@@ -1,6 +1,6 @@
 import { durationSeconds } from '../shared/duration.js';
 import { keepsContent, type Entry, type PolicySet } from '../policy/policy-set.js';
-import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
+import { kindInfo } from '../policy/provider-kinds.js';
 import {
   CREDENTIAL_REFERENCE,
   type Cache,
@@ -202,7 +202,7 @@ function providerParams(
   upstream: string,
   mode: LiteLLMModelInfo['mode'],
 ): LiteLLMParams {
-  const info = PROVIDER_KIND_INFO[provider.kind];
+  const info = kindInfo(provider.kind);
   const prefix = mode === 'embedding' && info.embeddingPrefix ? info.embeddingPrefix : info.prefix;
   const params: LiteLLMParams = { model: `${prefix}/${upstream}` };
   const base = provider.base_url ?? info.defaultBaseUrl;
@@ -211,8 +211,8 @@ function providerParams(
   else if (!info.needsCredential && info.modelsEndpoint === 'openai')
     params.api_key = KEYLESS_PLACEHOLDER;
   if (provider.api_version) params.api_version = provider.api_version;
-  if (provider.region && provider.kind === 'bedrock') params.aws_region_name = provider.region;
-  if (provider.region && provider.kind === 'vertex') params.vertex_location = provider.region;
+  if (provider.region && info.id === 'bedrock') params.aws_region_name = provider.region;
+  if (provider.region && info.id === 'vertex') params.vertex_location = provider.region;
   if (provider.limits?.rpm) params.rpm = provider.limits.rpm;
   if (provider.limits?.tpm) params.tpm = provider.limits.tpm;
   if (provider.timeout) params.timeout = durationSeconds(provider.timeout);
