@@ -7,6 +7,7 @@ import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
 import { Metrics } from './metrics/metrics.js';
 import type { ReloadStrategy } from './reload/strategy.js';
+import { startProviders } from './providers/subsystem.js';
 import { startScheduler, type JobRun } from './scheduler/subsystem.js';
 import type { Settings } from './settings/settings.js';
 import { stateSecret } from './settings/state-secret.js';
@@ -94,6 +95,14 @@ export async function startService(
       log: log.child({ subsystem: 'watch' }),
       run: apply.run,
       seenAtStart: apply.seenAtStart,
+    }),
+  );
+  await running.start('providers', () =>
+    startProviders({
+      settings,
+      env,
+      log: log.child({ subsystem: 'providers' }),
+      apply: () => apply.api.apply({ force: false }),
     }),
   );
   const scheduler = await running.start('scheduler', () =>

@@ -17,6 +17,8 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
+  /** Who called, for routes that record it (policy commits through the API are authored by it). */
+  caller?: { name: string; scope: Scope };
 }
 
 export interface Reply {
@@ -24,10 +26,15 @@ export interface Reply {
   body: unknown;
   /** Plain text instead of JSON (Prometheus). */
   contentType?: string;
+  /**
+   * Streamed after the head instead of `body` (NDJSON progress): each piece is masked and written
+   * as it comes; `body` is ignored.
+   */
+  stream?: AsyncIterable<string>;
 }
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** OpenAPI-style template: `/v1/jobs/{name}/run`. */
   path: string;
   scope: Scope | 'public';
@@ -124,6 +131,30 @@ export function createApiServer(options: ApiServerOptions): Server {
       if (status >= 500) options.log.error(details, 'http request failed');
       else options.log.info(details, 'http request');
     };
+    /** A streamed answer: the head now, each piece masked as it comes; a failure mid-way ends it with an error line. */
+    const stream = async (
+      status: number,
+      pieces: AsyncIterable<string>,
+      contentType = 'application/x-ndjson',
+    ): Promise<void> => {
+      response.writeHead(status, { 'content-type': contentType, 'x-request-id': requestId });
+      try {
+        for await (const piece of pieces) {
+          response.write(options.mask ? options.mask(piece) : piece);
+        }
+      } catch (error) {
+        const message = error instanceof ModelCenterError ? error.message : 'internal error';
+        const line = JSON.stringify({ error: { code: 'failed', message, requestId } });
+        response.write(`${options.mask ? options.mask(line) : line}\n`);
+      }
+      response.end();
+      const seconds = (performance.now() - started) / 1000;
+      options.onRequest?.(request.method ?? 'GET', template, status, seconds);
+      options.log.info(
+        { requestId, method: request.method, route: template, status },
+        'http request',
+      );
+    };
     const fail = (status: number, code: string, message: string, field?: string): void =>
       send(status, { error: { code, message, requestId, ...(field && { field }) } });
 
@@ -204,6 +235,11 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const query = parseWith(route.query, Object.fromEntries(url.searchParams), 'query');
       if (!query.ok) return fail(400, 'invalid_request', query.message, query.field);
+      let caller: HandlerContext['caller'];
+      if (route.scope !== 'public') {
+        const auth = authorize(request.headers.authorization, options.tokens);
+        if (auth.ok) caller = { name: auth.name, scope: auth.scope };
+      }
       let body: unknown = undefined;
       if (route.body || route.rawBody) {
         const limit = route.maxBodyBytes ?? options.maxBodyBytes;
@@ -234,7 +270,9 @@ export function createApiServer(options: ApiServerOptions): Server {
         query: query.value as Record<string, unknown>,
         params,
         requestId,
+        ...(caller && { caller }),
       });
+      if (reply.stream) return stream(reply.status, reply.stream, reply.contentType);
       send(reply.status, reply.body, reply.contentType);
     })().catch((error: unknown) => {
       if (response.headersSent) return;

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerCompletion } from './commands/completion.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerModels, registerProviders } from './commands/providers.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerSpend } from './commands/spend.js';
@@ -33,6 +34,8 @@ export function buildProgram(context: CliContext): Command {
   registerService(program, context);
   registerStatus(program, context);
   registerSpend(program, context);
+  registerProviders(program, context);
+  registerModels(program, context);
   registerCompletion(program, context);
   explainErrors(program);
   return program;

@@ -63,7 +63,7 @@ export function profileDeploymentId(profile: string, entry: Entry<Model>): strin
 export function compile(set: PolicySet): LiteLLMConfig {
   const modelList: LiteLLMDeployment[] = [];
   for (const entry of set.models.values()) {
-    if (entry.value.expose === false) continue;
+    if (entry.value.expose === false || entry.value.enabled === false) continue;
     modelList.push(deployment(set, entry, entry.name, modelDeploymentId(entry)));
   }
   const selections = new Map<string, Entry<Model>[]>();

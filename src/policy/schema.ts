@@ -89,6 +89,8 @@ export const modelSchema = z.strictObject({
     .optional(),
   quality: z.number().int().min(0).max(100).optional(),
   expose: z.boolean().optional(),
+  /** `false`: not served at all, neither under its own name nor in any profile (`models disable`). */
+  enabled: z.boolean().optional(),
 });
 
 export const PRESET_PARAMS = z.strictObject({

@@ -30,6 +30,7 @@ export function selectModels(set: PolicySet, profile: Profile): Selection {
     pool = pool.filter(test);
     if (pool.length < before) dropped.push({ reason, count: before - pool.length });
   };
+  keep('disabled (enabled: false)', (m) => m.value.enabled !== false);
   if (profile.models) {
     const listed = new Set(profile.models);
     keep('not listed in models', (m) => listed.has(m.name));

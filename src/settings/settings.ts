@@ -116,7 +116,7 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   supervisionReadinessFailures: 5,
   supervisionMaxRestarts: 5,
   supervisionWindowSeconds: 300,
-  schedules: { 'drift-check': '*/5 * * * *' },
+  schedules: { 'drift-check': '*/5 * * * *', 'model-sync': '17 * * * *' },
   logLevel: 'info',
 };
 
