@@ -130,7 +130,7 @@ profiles:
     expect(pool.models['openai/gpt-4o-mini']).toMatchObject({
       contextWindow: 128_000,
       pricing: { input_per_mtok: 0.15, output_per_mtok: 0.6 },
-      filledFrom: 'litellm-price-map', // the fake's /models says no more than OpenAI's: ids
+      filledFrom: 'provider+litellm-price-map',
     });
     expect(pool.models['openai/gpt-4o-mini']!.capabilities).toEqual(
       expect.arrayContaining(['chat', 'tools', 'vision']),
