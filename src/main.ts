@@ -2,12 +2,14 @@ import type { Route } from './api/server.js';
 import { startApi } from './api/subsystem.js';
 import type { Controller, ApplyReport } from './apply/controller.js';
 import { checkServable, startApply } from './apply/subsystem.js';
+import { startKeys } from './keys/subsystem.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
 import { Metrics } from './metrics/metrics.js';
 import type { ReloadStrategy } from './reload/strategy.js';
 import { startProviders } from './providers/subsystem.js';
+import { envCredentials } from './providers/target.js';
 import { startScheduler, type JobRun } from './scheduler/subsystem.js';
 import type { Settings } from './settings/settings.js';
 import { stateSecret } from './settings/state-secret.js';
@@ -74,6 +76,16 @@ export async function startService(
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey }),
     }),
   );
+  // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
+  const keys = await running.start('keys', () =>
+    startKeys({
+      settings,
+      env,
+      log: log.child({ subsystem: 'keys' }),
+      db: spend.ledger.db,
+      secrets,
+    }),
+  );
   const apply = await running.start('apply', () =>
     startApply({
       settings,
@@ -84,6 +96,7 @@ export async function startService(
       spoolDir: spend.spoolDir,
       shutdown: shutdown.signal,
       mask: (text) => secrets.mask(text),
+      litellmEnv: () => keys.litellmEnv(),
     }),
   );
   const { controller, strategy, first } = apply;
@@ -103,6 +116,13 @@ export async function startService(
       env,
       log: log.child({ subsystem: 'providers' }),
       apply: () => apply.api.apply({ force: false }),
+      // Credentials as LiteLLM gets them: stored values over the environment.
+      credentials: (reference) => envCredentials(keys.litellmEnv())(reference),
+      // A literal credential sent to the API goes into the secret store, never the repository.
+      storeSecret: async (reference, value) => {
+        secrets.add(value);
+        await keys.store.put(reference, value);
+      },
     }),
   );
   const scheduler = await running.start('scheduler', () =>

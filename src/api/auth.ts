@@ -11,12 +11,13 @@ export type AuthResult = { ok: true; scope: Scope; name: string } | { ok: false 
 
 /**
  * A token as configured: `name=value` names it (the name authors the policy commits it makes
- * through the API), a bare value is named by its scope and a short fingerprint.
+ * through the API and stands in the audit), a bare value is named by its scope and fingerprint
+ * (`tokenName`).
  */
 export function tokenEntry(entry: string, scope: Scope): { name: string; value: string } {
   const named = /^([a-z0-9][a-z0-9._-]{0,63})=(.+)$/.exec(entry);
   if (named) return { name: named[1]!, value: named[2]! };
-  return { name: `${scope}-token-${digest(entry).toString('hex').slice(0, 8)}`, value: entry };
+  return { name: tokenName(`Bearer ${entry}`, scope), value: entry };
 }
 
 /**
@@ -49,4 +50,14 @@ export function allows(granted: Scope, needed: Scope): boolean {
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/**
+ * The name a request's token goes by in the audit trail: its scope and the first 12 hex
+ * characters of its SHA-256 (`admin:3fa1…`), stable when the token list is reordered and useless
+ * to guess the token from. Only for a header `authorize` accepted.
+ */
+export function tokenName(header: string | undefined, scope: Scope): string {
+  const token = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? '';
+  return `${scope}:${digest(token).toString('hex').slice(0, 12)}`;
 }

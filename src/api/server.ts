@@ -17,8 +17,12 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
-  /** Who called, for routes that record it (policy commits through the API are authored by it). */
-  caller?: { name: string; scope: Scope };
+  /**
+   * Who asks: the token's name — `name` for a token configured as `name=value`, else its scope
+   * and fingerprint (`admin:3fa1…`, `tokenName`) — or `anonymous` on public routes. The audit
+   * records it; policy commits through the API are authored by it.
+   */
+  actor: string;
 }
 
 export interface Reply {
@@ -184,6 +188,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const { route } = hit.c;
       template = route.path;
+      let actor = 'anonymous';
       if (route.scope !== 'public') {
         const auth = authorize(request.headers.authorization, options.tokens);
         if (!auth.ok) {
@@ -200,6 +205,7 @@ export function createApiServer(options: ApiServerOptions): Server {
             `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
+        actor = auth.name;
       }
       let params: Record<string, string>;
       try {
@@ -235,11 +241,6 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const query = parseWith(route.query, Object.fromEntries(url.searchParams), 'query');
       if (!query.ok) return fail(400, 'invalid_request', query.message, query.field);
-      let caller: HandlerContext['caller'];
-      if (route.scope !== 'public') {
-        const auth = authorize(request.headers.authorization, options.tokens);
-        if (auth.ok) caller = { name: auth.name, scope: auth.scope };
-      }
       let body: unknown = undefined;
       if (route.body || route.rawBody) {
         const limit = route.maxBodyBytes ?? options.maxBodyBytes;
@@ -270,7 +271,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         query: query.value as Record<string, unknown>,
         params,
         requestId,
-        ...(caller && { caller }),
+        actor,
       });
       if (reply.stream) return stream(reply.status, reply.stream, reply.contentType);
       send(reply.status, reply.body, reply.contentType);

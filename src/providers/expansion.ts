@@ -8,8 +8,8 @@ import { PolicyEditor, readPolicyTexts } from './policy-edit.js';
 import type { DiscoveredModel, PoolStore } from './pool.js';
 import { carryOut, planProposal, ProposalInvalidError, type ProposalResult } from './proposal.js';
 
-/** Puts a literal credential into the secret store; returns the `secret:` reference to write. */
-export type StoreSecret = (provider: string, value: string) => Promise<string>;
+/** Puts a literal credential into the secret store under `reference` (`secret:<provider>`). */
+export type StoreSecret = (reference: string, value: string) => Promise<void>;
 
 export interface ExpansionDeps {
   policiesDir: string;
@@ -47,18 +47,25 @@ export class SelfExpansion {
   private async run(
     what: string,
     options: MutationOptions,
-    edit: (editor: PolicyEditor) => Promise<void> | void,
+    edit: (
+      editor: PolicyEditor,
+      beforeWrite: (step: () => Promise<void>) => void,
+    ) => Promise<void> | void,
   ): Promise<ProposalResult> {
     return this.serial(async () => {
       const policies = await readPolicyTexts(this.deps.policiesDir);
       const editor = new PolicyEditor(policies);
-      await edit(editor);
+      const steps: (() => Promise<void>)[] = [];
+      await edit(editor, (step) => steps.push(step));
       return carryOut(what, policies, editor, {
         repo: await this.deps.repo(),
         apply: this.deps.apply,
         author: { name: options.author },
         reason: options.reason,
         dryRun: options.dryRun === true,
+        beforeWrite: async () => {
+          for (const step of steps) await step();
+        },
       });
     });
   }
@@ -69,14 +76,14 @@ export class SelfExpansion {
     options: MutationOptions,
   ): Promise<ProposalResult> {
     checkName(name, 'name');
-    return this.run(`providers: add ${name}`, options, async (editor) => {
+    return this.run(`providers: add ${name}`, options, (editor, beforeWrite) => {
       if (editor.definedIn('providers', name)) {
         throw new InputError(
           `provider "${name}" exists already (${editor.definedIn('providers', name)}) — change it with PUT /v1/providers/${name}`,
           { status: 409, code: 'exists', field: 'name' },
         );
       }
-      editor.set('providers', name, await this.credentialReferenced(name, provider, options));
+      editor.set('providers', name, this.credentialReferenced(name, provider, beforeWrite));
     });
   }
 
@@ -85,9 +92,9 @@ export class SelfExpansion {
     provider: Record<string, unknown>,
     options: MutationOptions,
   ): Promise<ProposalResult> {
-    return this.run(`providers: change ${name}`, options, async (editor) => {
+    return this.run(`providers: change ${name}`, options, (editor, beforeWrite) => {
       if (!editor.definedIn('providers', name)) throw notFound('provider', name);
-      editor.set('providers', name, await this.credentialReferenced(name, provider, options));
+      editor.set('providers', name, this.credentialReferenced(name, provider, beforeWrite));
     });
   }
 
@@ -162,23 +169,29 @@ export class SelfExpansion {
     });
   }
 
-  /** Literal credentials go to the secret store (when there is one), never into the repository. */
-  private async credentialReferenced(
+  /**
+   * Literal credentials go to the secret store (when there is one), never into the repository:
+   * the policy gets `secret:<provider>`, and the value is stored once the change is valid, just
+   * before it is committed (a refused or dry-run change stores nothing).
+   */
+  private credentialReferenced(
     name: string,
     provider: Record<string, unknown>,
-    options: MutationOptions,
-  ): Promise<Record<string, unknown>> {
+    beforeWrite: (step: () => Promise<void>) => void,
+  ): Record<string, unknown> {
     const credential = provider.credential;
     if (typeof credential !== 'string' || CREDENTIAL_REFERENCE.test(credential)) return provider;
     if (/^(env|secret):/.test(credential)) return provider; // malformed: validation says so
-    if (!this.deps.storeSecret) {
+    const store = this.deps.storeSecret;
+    if (!store) {
       throw new InputError(
         'a literal credential is not accepted: no secret store is configured here. Put the value in the controller\'s environment and send credential: "env:VARIABLE_NAME" (or "secret:name" for a value already in the secret store)',
         { status: 422, code: 'literal_credential', field: 'provider.credential' },
       );
     }
-    if (options.dryRun) return { ...provider, credential: `secret:${name}` };
-    return { ...provider, credential: await this.deps.storeSecret(name, credential) };
+    const reference = `secret:${name}`;
+    beforeWrite(() => store(reference, credential));
+    return { ...provider, credential: reference };
   }
 }
 

@@ -4,8 +4,9 @@ import { readPolicyDir, type LoadedText } from '../policy/load.js';
 
 /**
  * Edits of policy files as a proposal makes them: content → content, comments and the rest of the
- * file kept (yaml's Document API). Entries are edited where they are defined; new ones go into
- * `providers.yaml` / `models.yaml` at the top of the policies directory (created when missing).
+ * file kept (yaml's Document API). Entries are edited where they are defined; new ones join the
+ * first file holding their section, else `providers.yaml` / `models.yaml` at the top of the
+ * policies directory (created).
  */
 
 /** The policy files' texts, named relative to the policies directory. */
@@ -54,9 +55,19 @@ export class PolicyEditor {
     });
   }
 
-  /** Sets `section.name` to `value` where it is defined, or adds it to the section's default file. */
+  /** The first file (in name order) with a `section:` mapping. */
+  private sectionFile(section: Section): string | undefined {
+    const names = [...new Set([...this.policies.texts.keys(), ...this.edits.keys()])].sort();
+    return names.find((file) => isMap(this.doc(file).getIn([section])));
+  }
+
+  /**
+   * Sets `section.name` to `value` where it is defined; a new entry joins the first file that
+   * has the section, else the section's own file (`providers.yaml`, …), created.
+   */
   set(section: Section, name: string, value: unknown): string {
-    const file = this.definedIn(section, name) ?? DEFAULT_FILE[section];
+    const file =
+      this.definedIn(section, name) ?? this.sectionFile(section) ?? DEFAULT_FILE[section];
     const doc = this.doc(file);
     if (!isMap(doc.getIn([section]))) doc.setIn([section], doc.createNode({}));
     doc.setIn([section, name], doc.createNode(value));

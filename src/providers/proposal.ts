@@ -87,6 +87,8 @@ export interface CarryOut {
   author: CommitAuthor;
   reason: string | undefined;
   dryRun: boolean;
+  /** Runs once the change is known valid, before anything is written (a secret to store). */
+  beforeWrite?: () => Promise<void>;
 }
 
 /** Plans, and unless a dry run: writes, commits, applies; reverts when the apply did not go live. */
@@ -100,6 +102,7 @@ export async function carryOut(
   if (options.dryRun) return { dryRun: true, plan };
   if (!plan.valid) throw new ProposalInvalidError(plan);
   if (editor.edits.size === 0) return { dryRun: false, plan };
+  await options.beforeWrite?.();
   const files: string[] = [];
   for (const [file, text] of editor.edits) {
     const absolute = editor.absolute(file);

@@ -57,7 +57,7 @@ const modelsQuery = z.object({
 
 /** Who a commit is by: the API token's name. */
 function author(context: HandlerContext): string {
-  return context.caller?.name ?? 'api';
+  return context.actor;
 }
 
 /**

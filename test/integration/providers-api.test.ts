@@ -89,13 +89,13 @@ describe('self-expansion through the API alone, against the running service', ()
     });
     expect(unknownKind.status).toBe(422);
     expect(String(unknownKind.body.problems)).toMatch(/kind/);
+    // A literal key in a definition that is invalid anyway: refused, not stored, not echoed.
     const literal = await call('POST', '/v1/providers', {
       name: 'broken',
-      provider: { kind: 'groq', credential: newKey },
+      provider: { kind: 'groq', credential: newKey, base_url: 'ftp://nowhere' },
     });
     expect(literal.status).toBe(422);
     expect(JSON.stringify(literal.body)).not.toContain(newKey);
-    expect((literal.body.error as { message: string }).message).toMatch(/env:VARIABLE_NAME/);
     expect(git(repo, 'rev-parse', 'HEAD')).toBe(before);
     expect(git(repo, 'status', '--porcelain')).toBe('');
   });
@@ -122,13 +122,10 @@ describe('self-expansion through the API alone, against the running service', ()
     expect(tested.body).toMatchObject({ ok: true, credentialAccepted: true, models: 2 });
 
     const commits = policyCommits();
+    // The agent got a key: sent as a literal, it goes into the secret store, never the repository.
     const added = await call('POST', '/v1/providers', {
       name: 'nova',
-      provider: {
-        kind: 'openai_compatible',
-        base_url: `${nova.url}/v1`,
-        credential: 'env:NOVA_API_KEY',
-      },
+      provider: { kind: 'openai_compatible', base_url: `${nova.url}/v1`, credential: newKey },
       reason: 'the agents profile needs more capacity',
     });
     expect(added.status).toBe(200);
@@ -139,6 +136,9 @@ describe('self-expansion through the API alone, against the running service', ()
       /providers: add nova[\s\S]*Reason: the agents profile needs more capacity/,
     );
     expect(added.body.apply).toMatchObject({ outcome: 'unchanged' }); // no model uses it yet
+    expect(JSON.stringify(added.body)).not.toContain(newKey);
+    expect(git(repo, 'show', commit)).toContain('credential: secret:nova');
+    expect(git(repo, 'log', '-p', '--all')).not.toContain(newKey);
 
     const generated = await generatedCommit();
     const synced = await call('POST', '/v1/providers/nova/sync', {});

@@ -258,7 +258,7 @@ describe('token comparison', () => {
     expect(authorize(`Bearer research-agent=${ADMIN}`, named)).toEqual({ ok: false });
     const bare = authorize(`Bearer ${READ}`, named);
     expect(bare).toMatchObject({ ok: true, scope: 'read' });
-    expect((bare as { name: string }).name).toMatch(/^read-token-[0-9a-f]{8}$/);
+    expect((bare as { name: string }).name).toMatch(/^read:[0-9a-f]{12}$/);
     expect(JSON.stringify(bare)).not.toContain(READ);
   });
 
