@@ -115,7 +115,7 @@ export async function startService(
       settings,
       env,
       log: log.child({ subsystem: 'providers' }),
-      apply: () => apply.api.apply({ force: false }),
+      apply: (before) => apply.api.apply({ force: false, before }),
       // Credentials as LiteLLM gets them: stored values over the environment.
       credentials: (reference) => envCredentials(keys.litellmEnv())(reference),
       // A literal credential sent to the API goes into the secret store, never the repository.

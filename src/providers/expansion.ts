@@ -14,8 +14,8 @@ export type StoreSecret = (reference: string, value: string) => Promise<void>;
 export interface ExpansionDeps {
   policiesDir: string;
   repo: () => Promise<PolicyRepo>;
-  /** One apply through the apply subsystem's queue. */
-  apply: () => Promise<ApplyReport>;
+  /** One apply through the apply subsystem's queue; `before` (the commit) runs inside its lock. */
+  apply: (before: () => Promise<void>) => Promise<ApplyReport>;
   pool: PoolStore;
   /** Absent until a secret store is wired in: literal credentials are then refused. */
   storeSecret?: StoreSecret;

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { ApplyReport } from '../apply/controller.js';
@@ -82,8 +83,11 @@ export function planProposal(
 
 export interface CarryOut {
   repo: PolicyRepo;
-  /** The normal apply path (validated, compiled, committed, reloaded, verified, rolled back). */
-  apply: () => Promise<ApplyReport>;
+  /**
+   * The normal apply path (validated, compiled, committed, reloaded, verified, rolled back), with
+   * `before` — writing and committing the policy change — run inside its lock.
+   */
+  apply: (before: () => Promise<void>) => Promise<ApplyReport>;
   author: CommitAuthor;
   reason: string | undefined;
   dryRun: boolean;
@@ -102,22 +106,50 @@ export async function carryOut(
   if (options.dryRun) return { dryRun: true, plan };
   if (!plan.valid) throw new ProposalInvalidError(plan);
   if (editor.edits.size === 0) return { dryRun: false, plan };
-  await options.beforeWrite?.();
-  const files: string[] = [];
-  for (const [file, text] of editor.edits) {
-    const absolute = editor.absolute(file);
-    if (path.relative(policies.dir, absolute).startsWith('..')) {
-      throw new InputError(`refusing to write ${file} outside the policies directory`);
+  let commit: string | undefined;
+  const write = async (): Promise<void> => {
+    await options.beforeWrite?.();
+    const files: string[] = [];
+    for (const [file, text] of editor.edits) {
+      const absolute = editor.absolute(file);
+      if (path.relative(policies.dir, absolute).startsWith('..')) {
+        throw new InputError(`refusing to write ${file} outside the policies directory`);
+      }
+      await writeFileAtomically(absolute, text);
+      files.push(absolute);
     }
-    await writeFileAtomically(absolute, text);
-    files.push(absolute);
+    try {
+      commit = await options.repo.commit(
+        files,
+        commitMessage(what, options.reason, options.author),
+        options.author,
+      );
+    } catch (error) {
+      // Git refused: the files go back as they were, so nothing is half-applied.
+      for (const file of editor.edits.keys()) {
+        const before = editor.before(file);
+        if (before === undefined) await rm(editor.absolute(file), { force: true });
+        else await writeFileAtomically(editor.absolute(file), before);
+      }
+      throw error;
+    }
+  };
+  let apply: ApplyReport;
+  try {
+    apply = await options.apply(write);
+  } catch (error) {
+    // Committed, but the apply did not run to its end: the commit must not go live later
+    // behind the caller's back (the next trigger would apply it).
+    if (commit) {
+      await options.repo.revert(
+        commit,
+        `The apply did not complete: ${error instanceof Error ? error.message : String(error)}`,
+        options.author,
+      );
+    }
+    throw error;
   }
-  const commit = await options.repo.commit(
-    files,
-    commitMessage(what, options.reason, options.author),
-    options.author,
-  );
-  const apply = await options.apply();
+  if (!commit) return { dryRun: false, plan, apply };
   if (apply.outcome === 'applied' || apply.outcome === 'unchanged') {
     return { dryRun: false, plan, commit, apply };
   }

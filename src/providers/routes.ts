@@ -236,8 +236,9 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
         const entry = (await definedProviders()).get(params.name!);
         if (!entry)
           throw new HttpError(404, 'not_found', `no provider "${params.name}" in the policies`);
+        // A provider that fails is reported (ok: false, error), not an error of this request.
         const [report] = await deps.sync.sync(new Map([[entry.name, entry.value]]));
-        return { status: report?.ok ? 200 : 502, body: report };
+        return { status: 200, body: report };
       },
     },
     {

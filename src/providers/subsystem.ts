@@ -19,8 +19,11 @@ export interface ProvidersDeps {
   env: NodeJS.ProcessEnv;
   /** The `providers` child logger. */
   log: Logger;
-  /** One apply through the apply subsystem's queue (API mutations take the normal path). */
-  apply: () => Promise<ApplyReport>;
+  /**
+   * One apply through the apply subsystem's queue (API mutations take the normal path); `before`
+   * (the policy commit) runs inside the apply lock.
+   */
+  apply: (before: () => Promise<void>) => Promise<ApplyReport>;
   /** Reads credential references; default: the environment. */
   credentials?: CredentialLookup;
   /** The secret store for literal credentials sent to the API; without one they are refused. */

@@ -118,7 +118,10 @@ async function discover(
   const result = await carryOut(what, policies, editor, {
     repo: await PolicyRepo.open(dir),
     // Committed only: the running service applies the new policy commit (its poll trigger).
-    apply: () => Promise.resolve({ outcome: 'unchanged', problems: [] }),
+    apply: async (commit) => {
+      await commit();
+      return { outcome: 'unchanged', problems: [] };
+    },
     author: { name: 'cli' },
     reason: options.reason ?? 'modelcenter providers discover --write',
     dryRun: false,
