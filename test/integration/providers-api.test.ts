@@ -236,4 +236,44 @@ describe('self-expansion through the API alone, against the running service', ()
     const failed = await call('POST', '/v1/providers/nova/pull', { model: 'x' });
     expect(failed.status).toBe(422); // not an Ollama server
   });
+
+  it('the CLI asks the running service: sync, list, info, a dry-run promotion that commits nothing', async () => {
+    const env = { MODELCENTER_URL: api, MODELCENTER_TOKEN: adminToken };
+    const run = async (...args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(
+        args,
+        { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), cwd: repo },
+        env,
+      );
+      return { code, stdout, stderr };
+    };
+    const synced = await run('models', 'sync', 'nova');
+    expect(synced.code).toBe(0);
+    expect(synced.stdout).toMatch(/^nova: 2 of 2 listed kept; 0 new; 0 disappeared/);
+    const listed = await run('models', 'list', '--source', 'discovered');
+    expect(listed.stdout).toMatch(
+      /nova\/nova-large\s+discovered\s+nova\s+nova-large\s+32000\s+chat,streaming\s+curated as nova-large/,
+    );
+    const info = await run('models', 'info', 'nova/nova-small');
+    expect(JSON.parse(info.stdout)).toEqual([
+      expect.objectContaining({ id: 'nova/nova-small', contextWindow: 8000 }),
+    ]);
+    const head = git(repo, 'rev-parse', 'HEAD');
+    const dry = await run(
+      'models',
+      'promote',
+      'nova/nova-small',
+      '--profile',
+      'agents',
+      '--dry-run',
+    );
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('+  nova-small:');
+    expect(git(repo, 'rev-parse', 'HEAD')).toBe(head);
+    const unknown = await run('models', 'disable', 'no-such-model');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no model "no-such-model" in the catalog');
+  });
 });
