@@ -1,6 +1,6 @@
 import { credentialEnvName } from '../compile/compile.js';
 import { kindInfo } from '../policy/provider-kinds.js';
-import type { Provider } from '../policy/schema.js';
+import { CREDENTIAL_REFERENCE, type Provider } from '../policy/schema.js';
 import { InputError } from '../shared/errors.js';
 import type { ProviderTarget } from './list-models.js';
 
@@ -20,6 +20,8 @@ export function targetFor(
   name: string,
   provider: Provider,
   credentials: CredentialLookup,
+  /** A literal key is used as it is (testing a key before it is saved); else it is refused. */
+  options: { literalKey?: boolean } = {},
 ): ProviderTarget {
   const info = kindInfo(provider.kind);
   const baseUrl = provider.base_url ?? info.defaultBaseUrl;
@@ -29,6 +31,16 @@ export function targetFor(
       { status: 422, field: 'base_url' },
     );
   }
+  const literal =
+    provider.credential !== undefined && !CREDENTIAL_REFERENCE.test(provider.credential);
+  if (literal && !options.literalKey) {
+    // Never echoed: it may be a key.
+    throw new InputError(
+      `provider "${name}": the credential is not a reference — write env:VARIABLE_NAME or secret:name`,
+      { status: 422, field: 'credential' },
+    );
+  }
+  if (literal) return { info, baseUrl, key: provider.credential };
   const key = provider.credential ? credentials(provider.credential) : undefined;
   if (provider.credential && key === undefined) {
     throw new InputError(

@@ -27,7 +27,8 @@ export async function testProvider(
 ): Promise<ProviderTestReport> {
   let target;
   try {
-    target = targetFor(name, provider, credentials);
+    // A key the caller just got may be tested as it is, before it is stored anywhere.
+    target = targetFor(name, provider, credentials, { literalKey: true });
   } catch (error) {
     return { ok: false, reachable: false, error: describeError(error) };
   }

@@ -120,6 +120,12 @@ describe('self-expansion through the API alone, against the running service', ()
       },
     });
     expect(tested.body).toMatchObject({ ok: true, credentialAccepted: true, models: 2 });
+    // The key the agent just got, tested as it is before it is saved anywhere; never echoed.
+    const literalTest = await call('POST', '/v1/providers/test', {
+      provider: { kind: 'openai_compatible', base_url: `${nova.url}/v1`, credential: newKey },
+    });
+    expect(literalTest.body).toMatchObject({ ok: true, models: 2 });
+    expect(JSON.stringify(literalTest.body)).not.toContain(newKey);
 
     const commits = policyCommits();
     // The agent got a key: sent as a literal, it goes into the secret store, never the repository.

@@ -3,6 +3,7 @@ import { discoverFromEnv, kindFromUrl } from '../../src/providers/discover-env.j
 import { catalogEntry, modelName } from '../../src/providers/expansion.js';
 import { keptByDiscovery, matchesGlob } from '../../src/providers/glob.js';
 import { PolicyEditor } from '../../src/providers/policy-edit.js';
+import { targetFor } from '../../src/providers/target.js';
 import { commitMessage } from '../../src/providers/proposal.js';
 import { emptyPool, mergeSync, type DiscoveredModel } from '../../src/providers/pool.js';
 
@@ -70,6 +71,28 @@ describe('providers from the environment', () => {
     expect(kindFromUrl('https://api.groq.com/openai/v1')).toBe('groq');
     expect(kindFromUrl('http://box:11434')).toBe('ollama');
     expect(kindFromUrl('http://box:8000/v1')).toBe('openai_compatible');
+  });
+});
+
+describe('where a provider is called', () => {
+  it('reads references, refuses a literal without repeating it, and names the missing variable', () => {
+    const lookup = (ref: string) => (ref === 'env:GROQ_API_KEY' ? 'value' : undefined);
+    expect(targetFor('g', { kind: 'groq', credential: 'env:GROQ_API_KEY' }, lookup)).toMatchObject({
+      baseUrl: 'https://api.groq.com/openai/v1',
+      key: 'value',
+    });
+    expect(() => targetFor('g', { kind: 'groq', credential: 'gsk-literal-1234' }, lookup)).toThrow(
+      /not a reference — write env:VARIABLE_NAME/,
+    );
+    try {
+      targetFor('g', { kind: 'groq', credential: 'gsk-literal-1234' }, lookup);
+    } catch (error) {
+      expect(String(error)).not.toContain('gsk-literal');
+    }
+    expect(() => targetFor('g', { kind: 'groq', credential: 'env:OTHER' }, lookup)).toThrow(
+      /set OTHER in the controller's environment/,
+    );
+    expect(() => targetFor('v', { kind: 'vllm' }, lookup)).toThrow(/give base_url/);
   });
 });
 
