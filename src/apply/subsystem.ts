@@ -81,6 +81,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     deps.masterKey,
     providerEnv(settings.configFile, deps.litellmEnv ?? deps.env, log),
     deps.spoolDir,
+    log,
   );
   // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).
   const { webhook } = spendSettings(deps.env, settings.stateDir);

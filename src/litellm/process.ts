@@ -19,6 +19,9 @@ export const OFFLINE_ENV: Readonly<Record<string, string>> = {
   NO_PROXY: '127.0.0.1,localhost',
 };
 
+/** SIGTERM → SIGKILL: LiteLLM's drain plus its 5 s exit flush of the logging queue, with room. */
+export const DEFAULT_STOP_GRACE_MS = 30_000;
+
 export interface StartOptions {
   configPath: string;
   masterKey: string;
@@ -38,6 +41,14 @@ export interface StartOptions {
    * before it binds, so starting it meanwhile saves the stop time.
    */
   portFreedBy?: Promise<unknown>;
+  /**
+   * How long stop() waits after SIGTERM before SIGKILL (default 30 s). LiteLLM drains requests
+   * in flight, then runs its logging queue at exit (up to 5 s): what is killed before that is an
+   * answered request missing from the ledger.
+   */
+  stopGraceMs?: number;
+  /** Called when stop() had to SIGKILL after the grace (the caller logs it: records may be lost). */
+  onKilledAfterGrace?: (graceMs: number) => void;
 }
 
 export interface RunningLiteLLM {
@@ -49,7 +60,7 @@ export interface RunningLiteLLM {
   output(): string;
   /** Resolves with the exit code once the process has ended. */
   exited: Promise<number | null>;
-  /** Graceful: SIGTERM, SIGKILL after 10 s. An exit after this was asked for is not a crash. */
+  /** Graceful: SIGTERM, SIGKILL after the grace. An exit after this was asked for is not a crash. */
   stop(): Promise<void>;
   /** stop() was called: an exit now is expected. */
   readonly stopping: boolean;
@@ -166,7 +177,12 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
     stopping = true;
     if (done) return;
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const graceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    const timer = setTimeout(() => {
+      if (done) return;
+      child.kill('SIGKILL');
+      options.onKilledAfterGrace?.(graceMs);
+    }, graceMs);
     await exited;
     clearTimeout(timer);
   };

@@ -35,6 +35,8 @@ export interface BlueGreenOptions {
   spoolDir?: string;
   /** Backoff, intensity limit and readiness probing of LiteLLM and nginx. */
   supervision?: SupervisionOptions;
+  /** Told when a LiteLLM had to be killed after its stop grace (records in flight may be lost). */
+  onKilledAfterGrace?: (graceMs: number) => void;
 }
 
 interface Active {
@@ -215,6 +217,9 @@ export class BlueGreenStrategy implements ReloadStrategy {
         }),
         ...(this.options.binary && { binary: this.options.binary }),
         ...spoolOption(this.options),
+        ...(this.options.onKilledAfterGrace && {
+          onKilledAfterGrace: this.options.onKilledAfterGrace,
+        }),
         onSpawn: (pid, port) => this.children.record(pid, `--port ${port}`),
       });
     } catch (error) {

@@ -19,6 +19,7 @@ export async function makeStrategy(
   masterKey: string,
   env: () => Record<string, string>,
   spoolDir: string,
+  log?: Logger,
 ): Promise<ReloadStrategy> {
   const supervision: SupervisionOptions = {
     probeIntervalMs: settings.supervisionProbeSeconds * 1000,
@@ -36,6 +37,11 @@ export async function makeStrategy(
     stateDir: settings.stateDir,
     spoolDir,
     supervision,
+    onKilledAfterGrace: (graceMs: number) =>
+      log?.warn(
+        { graceMs },
+        'LiteLLM did not exit after SIGTERM within the grace and was killed: requests it was still answering, and their spend records, may be lost',
+      ),
   };
   switch (settings.strategy) {
     case 'admin-api':

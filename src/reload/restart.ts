@@ -29,6 +29,8 @@ export interface RestartOptions {
   stateDir?: string;
   /** Backoff, intensity limit and readiness probing of the supervised process. */
   supervision?: SupervisionOptions;
+  /** Told when a LiteLLM had to be killed after its stop grace (records in flight may be lost). */
+  onKilledAfterGrace?: (graceMs: number) => void;
 }
 
 /** uvicorn's answer when the old instance still holds the port: `[Errno 98] … address already in use`. */
@@ -203,6 +205,9 @@ export class RestartStrategy implements ReloadStrategy {
       }),
       ...(this.options.binary && { binary: this.options.binary }),
       ...spoolOption(this.options),
+      ...(this.options.onKilledAfterGrace && {
+        onKilledAfterGrace: this.options.onKilledAfterGrace,
+      }),
       ...(portFreedBy && { portFreedBy }),
       onSpawn: (pid, spawnedOn) => this.children?.record(pid, `--port ${spawnedOn}`),
     });

@@ -8,6 +8,7 @@ import { openDatabase } from '../../src/store/db.js';
 import { callIdCounts } from '../../src/store/ledger.js';
 import { migrate } from '../../src/store/migrate.js';
 import { chat } from '../helpers/spend.js';
+import { scaled } from '../helpers/timing.js';
 import { spendPolicies } from '../helpers/spend.js';
 import { providerEnv, startStack, type Stack } from '../helpers/stack.js';
 
@@ -56,6 +57,22 @@ function traffic(): Traffic {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * LiteLLM logs after it answers, and on a loaded machine later still: wait until every answered
+ * request has reached the ledger, or the (scaled) limit passes and the assertion names the missing.
+ */
+async function settled(
+  counts: () => Promise<Map<string, number>>,
+  succeeded: string[],
+): Promise<void> {
+  const deadline = Date.now() + scaled(15_000);
+  while (Date.now() < deadline) {
+    const seen = await counts();
+    if (succeeded.every((id) => seen.has(id))) return;
+    await sleep(250);
+  }
+}
 
 function startIngester(ledgerDir: string): Promise<ChildProcess> {
   // node itself (not the tsx wrapper), so SIGKILL hits the process that holds the ledger.
@@ -140,7 +157,8 @@ describe('spend ledger across restarts', () => {
       while (load.succeeded.length < restartedAt + 20) await sleep(100);
       load.stop();
       await load.done;
-      await sleep(2500);
+      await settled(() => callIdCounts(db), load.succeeded);
+      await sleep(500); // a record written twice would arrive now
       await ingester.stop();
       await ingester.runOnce();
 
