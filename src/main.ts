@@ -13,6 +13,8 @@ import { SecretValues } from './log/redact.js';
 import { Metrics } from './metrics/metrics.js';
 import { startHealth } from './health/subsystem.js';
 import type { ReloadStrategy } from './reload/strategy.js';
+import { startProviders } from './providers/subsystem.js';
+import { envCredentials } from './providers/target.js';
 import { startScheduler, type JobRun } from './scheduler/subsystem.js';
 import type { Settings } from './settings/settings.js';
 import { stateSecret } from './settings/state-secret.js';
@@ -141,6 +143,21 @@ export async function startService(
       litellmUrl: () => apply.litellmUrl(),
       masterKey,
       mask: (text) => secrets.mask(text),
+    }),
+  );
+  await running.start('providers', () =>
+    startProviders({
+      settings,
+      env,
+      log: log.child({ subsystem: 'providers' }),
+      apply: (before) => apply.api.apply({ force: false, before }),
+      // Credentials as LiteLLM gets them: stored values over the environment.
+      credentials: (reference) => envCredentials(keys.litellmEnv())(reference),
+      // A literal credential sent to the API goes into the secret store, never the repository.
+      storeSecret: async (reference, value) => {
+        secrets.add(value);
+        await keys.store.put(reference, value);
+      },
     }),
   );
   const scheduler = await running.start('scheduler', () =>

@@ -7,7 +7,18 @@ export interface Tokens {
   admin: readonly string[];
 }
 
-export type AuthResult = { ok: true; scope: Scope } | { ok: false };
+export type AuthResult = { ok: true; scope: Scope; name: string } | { ok: false };
+
+/**
+ * A token as configured: `name=value` names it (the name authors the policy commits it makes
+ * through the API and stands in the audit), a bare value is named by its scope and fingerprint
+ * (`tokenName`).
+ */
+export function tokenEntry(entry: string, scope: Scope): { name: string; value: string } {
+  const named = /^([a-z0-9][a-z0-9._-]{0,63})=(.+)$/.exec(entry);
+  if (named) return { name: named[1]!, value: named[2]! };
+  return { name: tokenName(`Bearer ${entry}`, scope), value: entry };
+}
 
 /**
  * Which scope a bearer token grants. Constant-time: both sides are hashed to equal length and every
@@ -17,13 +28,19 @@ export type AuthResult = { ok: true; scope: Scope } | { ok: false };
 export function authorize(header: string | undefined, tokens: Tokens): AuthResult {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
   const presented = digest(match?.[1] ?? '');
-  let admin = false;
-  let read = false;
-  for (const token of tokens.admin) admin = timingSafeEqual(presented, digest(token)) || admin;
-  for (const token of tokens.read) read = timingSafeEqual(presented, digest(token)) || read;
+  let admin: string | undefined;
+  let read: string | undefined;
+  for (const token of tokens.admin) {
+    const { name, value } = tokenEntry(token, 'admin');
+    if (timingSafeEqual(presented, digest(value))) admin ??= name;
+  }
+  for (const token of tokens.read) {
+    const { name, value } = tokenEntry(token, 'read');
+    if (timingSafeEqual(presented, digest(value))) read ??= name;
+  }
   if (!match) return { ok: false };
-  if (admin) return { ok: true, scope: 'admin' };
-  if (read) return { ok: true, scope: 'read' };
+  if (admin) return { ok: true, scope: 'admin', name: admin };
+  if (read) return { ok: true, scope: 'read', name: read };
   return { ok: false };
 }
 

@@ -9,7 +9,8 @@ export interface ServiceApi {
   /** Every instance up and serving the committed deployment set, else why not. */
   readiness(): Promise<{ ready: boolean; reason?: string }>;
   plan(): Promise<Plan>;
-  apply(options: { force: boolean }): Promise<ApplyReport>;
+  /** `before`: a change to make inside the apply lock first (a policy commit through the API). */
+  apply(options: { force: boolean; before?: () => Promise<void> }): Promise<ApplyReport>;
   reload(): Promise<ApplyReport>;
   rollback(to: string | undefined): Promise<ApplyReport>;
   drift(): Promise<DriftReport>;

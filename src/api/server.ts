@@ -3,7 +3,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
-import { allows, authorize, tokenName, type Scope, type Tokens } from './auth.js';
+import { allows, authorize, type Scope, type Tokens } from './auth.js';
 
 /** The slice of a logger the API uses (pino's Logger fits). */
 export interface ApiLog {
@@ -17,7 +17,11 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
-  /** Who asks: the token's name (`tokenName`, e.g. `admin:3fa1…`), or `anonymous` on public routes. */
+  /**
+   * Who asks: the token's name — `name` for a token configured as `name=value`, else its scope
+   * and fingerprint (`admin:3fa1…`, `tokenName`) — or `anonymous` on public routes. The audit
+   * records it; policy commits through the API are authored by it.
+   */
   actor: string;
 }
 
@@ -31,10 +35,15 @@ export interface Reply {
    * Only for admin routes that hand a key to its owner once.
    */
   unmasked?: boolean;
+  /**
+   * Streamed after the head instead of `body` (NDJSON progress): each piece is masked and written
+   * as it comes; `body` is ignored.
+   */
+  stream?: AsyncIterable<string>;
 }
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** OpenAPI-style template: `/v1/jobs/{name}/run`. */
   path: string;
   scope: Scope | 'public';
@@ -131,6 +140,30 @@ export function createApiServer(options: ApiServerOptions): Server {
       if (status >= 500) options.log.error(details, 'http request failed');
       else options.log.info(details, 'http request');
     };
+    /** A streamed answer: the head now, each piece masked as it comes; a failure mid-way ends it with an error line. */
+    const stream = async (
+      status: number,
+      pieces: AsyncIterable<string>,
+      contentType = 'application/x-ndjson',
+    ): Promise<void> => {
+      response.writeHead(status, { 'content-type': contentType, 'x-request-id': requestId });
+      try {
+        for await (const piece of pieces) {
+          response.write(options.mask ? options.mask(piece) : piece);
+        }
+      } catch (error) {
+        const message = error instanceof ModelCenterError ? error.message : 'internal error';
+        const line = JSON.stringify({ error: { code: 'failed', message, requestId } });
+        response.write(`${options.mask ? options.mask(line) : line}\n`);
+      }
+      response.end();
+      const seconds = (performance.now() - started) / 1000;
+      options.onRequest?.(request.method ?? 'GET', template, status, seconds);
+      options.log.info(
+        { requestId, method: request.method, route: template, status },
+        'http request',
+      );
+    };
     const fail = (status: number, code: string, message: string, field?: string): void =>
       send(status, { error: { code, message, requestId, ...(field && { field }) } });
 
@@ -177,7 +210,7 @@ export function createApiServer(options: ApiServerOptions): Server {
             `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
-        actor = tokenName(request.headers.authorization, auth.scope);
+        actor = auth.name;
       }
       let params: Record<string, string>;
       try {
@@ -245,6 +278,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         requestId,
         actor,
       });
+      if (reply.stream) return stream(reply.status, reply.stream, reply.contentType);
       send(
         reply.status,
         reply.body,

@@ -8,6 +8,7 @@ import type { Settings } from '../settings/settings.js';
 import { stateSecret } from '../settings/state-secret.js';
 import { describeError } from '../shared/errors.js';
 import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
+import { tokenEntry } from './auth.js';
 import { apiRoutes, type ServiceApi } from './routes.js';
 import { createApiServer, type Route } from './server.js';
 
@@ -45,7 +46,8 @@ export async function startApi(deps: ApiDeps): Promise<ApiSubsystem> {
         ? settings.adminTokens
         : [await stateSecret(settings.stateDir, 'api-token', 'mc-', deps.serviceLog)],
   };
-  for (const token of [...tokens.read, ...tokens.admin]) deps.secrets.add(token);
+  for (const token of tokens.read) deps.secrets.add(tokenEntry(token, 'read').value);
+  for (const token of tokens.admin) deps.secrets.add(tokenEntry(token, 'admin').value);
   const server = createApiServer({
     routes: apiRoutes(deps.service, deps.version),
     tokens,

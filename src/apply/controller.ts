@@ -77,8 +77,18 @@ export class Controller {
     return this.options.state;
   }
 
-  apply(opts: { force?: boolean; reload?: boolean } = {}): Promise<ApplyReport> {
-    return this.lock.run(() => this.applyLocked(opts));
+  /**
+   * `before` runs inside the mutation lock, right before the apply: a policy commit made through
+   * the API, so no other trigger applies it in between and the report is that change's own. When
+   * it throws, nothing is applied.
+   */
+  apply(
+    opts: { force?: boolean; reload?: boolean; before?: () => Promise<void> } = {},
+  ): Promise<ApplyReport> {
+    return this.lock.run(async () => {
+      await opts.before?.();
+      return this.applyLocked(opts);
+    });
   }
 
   /** Resolves once every mutation queued so far has finished. */

@@ -187,7 +187,8 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     run,
     api: {
       plan: () => controller.plan(),
-      apply: ({ force }) => mutate('api', () => controller.apply({ force })),
+      apply: ({ force, before }) =>
+        mutate('api', () => controller.apply({ force, ...(before && { before }) })),
       reload: () => mutate('api-reload', () => controller.apply({ reload: true })),
       // The controller refuses a target that is not one generated commit (RevisionError → 400/404).
       rollback: (to) => mutate('api-rollback', () => controller.rollback(to)),

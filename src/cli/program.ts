@@ -3,6 +3,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerKeys } from './commands/keys.js';
 import { registerProvidersHealth } from './commands/health.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerModels, registerProviders } from './commands/providers.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerSpend } from './commands/spend.js';
@@ -35,6 +36,9 @@ export function buildProgram(context: CliContext): Command {
   registerService(program, context);
   registerStatus(program, context);
   registerSpend(program, context);
+  registerProviders(program, context);
+  registerModels(program, context);
+  // After registerProviders: it joins the `providers` group.
   registerProvidersHealth(program, context);
   registerCompletion(program, context);
   registerKeys(program, context);

@@ -19,9 +19,26 @@ export async function askService(
   body: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   io: CliIo,
-  /** GET sends no body (put parameters in the route's query). */
-  method: 'POST' | 'GET' = 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' = 'POST',
 ): Promise<ServiceAnswer> {
+  const target = await serviceTarget(env, io);
+  if ('failed' in target) return target;
+  const { base, token } = target;
+  try {
+    return await postJson(`${base}${route}`, token, body, 30 * 60_000, method);
+  } catch (error) {
+    io.stderr(
+      `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
+    );
+    return { failed: EXIT.operationalFailure };
+  }
+}
+
+/** The running service's address and the token to call it with, or why there is none (said on stderr). */
+export async function serviceTarget(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<{ base: string; token: string } | { failed: ExitCode }> {
   const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
   const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
   const token =
@@ -32,14 +49,7 @@ export async function askService(
     );
     return { failed: EXIT.invalidInput };
   }
-  try {
-    return await postJson(`${base}${route}`, token, body, 30 * 60_000, method);
-  } catch (error) {
-    io.stderr(
-      `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
-    );
-    return { failed: EXIT.operationalFailure };
-  }
+  return { base, token };
 }
 
 /**
@@ -51,7 +61,7 @@ function postJson(
   token: string,
   body: Record<string, unknown>,
   timeoutMs: number,
-  method: 'POST' | 'GET' = 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' = 'POST',
 ): Promise<{ status: number; ok: boolean; statusText: string; answer: Record<string, unknown> }> {
   const text = method === 'GET' ? '' : JSON.stringify(body);
   const send = url.startsWith('https:') ? httpsRequest : httpRequest;

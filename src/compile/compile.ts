@@ -1,6 +1,6 @@
 import { durationSeconds } from '../shared/duration.js';
 import { keepsContent, type Entry, type PolicySet } from '../policy/policy-set.js';
-import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
+import { kindInfo } from '../policy/provider-kinds.js';
 import {
   CREDENTIAL_REFERENCE,
   type Cache,
@@ -63,7 +63,7 @@ export function profileDeploymentId(profile: string, entry: Entry<Model>): strin
 export function compile(set: PolicySet): LiteLLMConfig {
   const modelList: LiteLLMDeployment[] = [];
   for (const entry of set.models.values()) {
-    if (entry.value.expose === false) continue;
+    if (entry.value.expose === false || entry.value.enabled === false) continue;
     modelList.push(deployment(set, entry, entry.name, modelDeploymentId(entry)));
   }
   const selections = new Map<string, Entry<Model>[]>();
@@ -218,7 +218,7 @@ function providerParams(
   upstream: string,
   mode: LiteLLMModelInfo['mode'],
 ): LiteLLMParams {
-  const info = PROVIDER_KIND_INFO[provider.kind];
+  const info = kindInfo(provider.kind);
   const prefix = mode === 'embedding' && info.embeddingPrefix ? info.embeddingPrefix : info.prefix;
   const params: LiteLLMParams = { model: `${prefix}/${upstream}` };
   const base = provider.base_url ?? info.defaultBaseUrl;
@@ -227,8 +227,8 @@ function providerParams(
   else if (!info.needsCredential && info.modelsEndpoint === 'openai')
     params.api_key = KEYLESS_PLACEHOLDER;
   if (provider.api_version) params.api_version = provider.api_version;
-  if (provider.region && provider.kind === 'bedrock') params.aws_region_name = provider.region;
-  if (provider.region && provider.kind === 'vertex') params.vertex_location = provider.region;
+  if (provider.region && info.id === 'bedrock') params.aws_region_name = provider.region;
+  if (provider.region && info.id === 'vertex') params.vertex_location = provider.region;
   if (provider.limits?.rpm) params.rpm = provider.limits.rpm;
   if (provider.limits?.tpm) params.tpm = provider.limits.tpm;
   if (provider.timeout) params.timeout = durationSeconds(provider.timeout);

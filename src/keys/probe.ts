@@ -1,4 +1,4 @@
-import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
+import { kindInfo } from '../policy/provider-kinds.js';
 import type { Provider } from '../policy/schema.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
 
@@ -50,7 +50,7 @@ export async function probeCredential(
   options: { litellm?: () => LiteLLMProbe | undefined; timeoutMs?: number } = {},
 ): Promise<ProbeResult> {
   const { provider } = target;
-  const info = PROVIDER_KIND_INFO[provider.kind];
+  const info = kindInfo(provider.kind);
   const base = (provider.base_url ?? info.defaultBaseUrl ?? '').replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   switch (info.modelsEndpoint) {

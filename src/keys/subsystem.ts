@@ -3,7 +3,7 @@ import { HttpError, type Route } from '../api/server.js';
 import { buildFromDir } from '../compile/build.js';
 import type { Logger } from '../log/logger.js';
 import type { Entry } from '../policy/policy-set.js';
-import { PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
+import { kindInfo } from '../policy/provider-kinds.js';
 import type { Provider } from '../policy/schema.js';
 import type { SecretValues } from '../log/redact.js';
 import type { JobRun } from '../scheduler/subsystem.js';
@@ -385,7 +385,7 @@ const emptyBody = z.object({}).strict();
  * of its first model as compiled (the key itself is added by the probe).
  */
 function probeParams(entry: Entry<Provider>): Record<string, unknown> {
-  const info = PROVIDER_KIND_INFO[entry.value.kind];
+  const info = kindInfo(entry.value.kind);
   return {
     model: `${info.prefix}/probe`,
     ...(entry.value.base_url && { api_base: entry.value.base_url }),

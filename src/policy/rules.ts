@@ -1,6 +1,6 @@
 import { durationSeconds } from '../shared/duration.js';
 import type { Problem } from './problems.js';
-import { PROVIDER_KIND_INFO } from './provider-kinds.js';
+import { kindInfo } from './provider-kinds.js';
 import type { Entry, PolicySet } from './policy-set.js';
 import { CREDENTIAL_REFERENCE, type Provider } from './schema.js';
 import {
@@ -79,7 +79,7 @@ export function credentialProblem(
 export const providerRules: Rule = (set) =>
   [...set.providers.values()].flatMap((entry) => {
     const provider = entry.value;
-    const info = PROVIDER_KIND_INFO[provider.kind];
+    const info = kindInfo(provider.kind);
     const problems = credentialProblem(entry, ['credential'], provider.credential);
     if (info.needsBaseUrl && !provider.base_url) {
       problems.push(
@@ -115,7 +115,7 @@ export const providerRules: Rule = (set) =>
         ),
       );
     }
-    if (provider.kind === 'azure' && !provider.api_version) {
+    if (info.id === 'azure' && !provider.api_version) {
       problems.push(
         at(
           entry,

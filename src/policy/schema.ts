@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DURATION_PATTERN } from '../shared/duration.js';
+import { PROVIDER_KINDS } from './provider-kinds.js';
 
 /**
  * The written form of policy files. Strict objects: an unknown key is an error, so a typo never
@@ -22,30 +23,8 @@ const duration = z
 export const CREDENTIAL_REFERENCE = /^(env:[A-Z_][A-Z0-9_]*|secret:[a-z0-9][a-z0-9._-]*)$/;
 const credential = z.string().min(1);
 
-export const PROVIDER_KINDS = [
-  'openai',
-  'anthropic',
-  'gemini',
-  'mistral',
-  'cohere',
-  'groq',
-  'deepseek',
-  'xai',
-  'openrouter',
-  'together',
-  'fireworks',
-  'perplexity',
-  'cerebras',
-  'ollama',
-  'vllm',
-  'lmstudio',
-  'llamacpp',
-  'azure',
-  'bedrock',
-  'vertex',
-  'openai_compatible',
-] as const;
-export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+/** Every kind of the provider registry (src/policy/provider-kinds.ts). */
+export { PROVIDER_KINDS, type ProviderKind } from './provider-kinds.js';
 
 export const CAPABILITIES = [
   'chat',
@@ -152,6 +131,8 @@ export const modelSchema = z.strictObject({
     .optional(),
   quality: z.number().int().min(0).max(100).optional(),
   expose: z.boolean().optional(),
+  /** `false`: not served at all, neither under its own name nor in any profile (`models disable`). */
+  enabled: z.boolean().optional(),
 });
 
 export const PRESET_PARAMS = z.strictObject({

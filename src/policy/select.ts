@@ -1,11 +1,11 @@
-import { PROVIDER_KIND_INFO } from './provider-kinds.js';
+import { kindInfo } from './provider-kinds.js';
 import type { Entry, PolicySet } from './policy-set.js';
 import type { Model, Preference, Profile } from './schema.js';
 
 export function isLocalModel(set: PolicySet, model: Model): boolean {
   const provider = set.providers.get(model.provider)?.value;
   if (!provider) return false;
-  return provider.local ?? PROVIDER_KIND_INFO[provider.kind].localByDefault;
+  return provider.local ?? kindInfo(provider.kind).localByDefault;
 }
 
 /** Blended price per million tokens; local models cost nothing, unpriced remote ones sort last. */
@@ -30,6 +30,7 @@ export function selectModels(set: PolicySet, profile: Profile): Selection {
     pool = pool.filter(test);
     if (pool.length < before) dropped.push({ reason, count: before - pool.length });
   };
+  keep('disabled (enabled: false)', (m) => m.value.enabled !== false);
   if (profile.models) {
     const listed = new Set(profile.models);
     keep('not listed in models', (m) => listed.has(m.name));

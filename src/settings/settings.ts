@@ -117,7 +117,11 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   supervisionMaxRestarts: 5,
   supervisionWindowSeconds: 300,
   // key-rotation: rotations due by the policies' rotate_every, and key anomalies (src/keys/schedule.ts).
-  schedules: { 'drift-check': '*/5 * * * *', 'key-rotation': '* * * * *' },
+  schedules: {
+    'drift-check': '*/5 * * * *',
+    'key-rotation': '* * * * *',
+    'model-sync': '17 * * * *',
+  },
   logLevel: 'info',
 };
 

@@ -13,7 +13,12 @@ import {
   startFake,
 } from './core.js';
 
-/** A fake Ollama server: /api/chat, /api/generate, /api/embed, /api/tags, /api/show. */
+/**
+ * A fake Ollama server: /api/chat, /api/generate, /api/embed, /api/tags, /api/show, and /api/pull,
+ * which streams progress lines as the real one does (manifest, layers with completed/total,
+ * verifying, success) and then lists the pulled model in /api/tags. A name ending in ":missing"
+ * fails the way Ollama does for an unknown model.
+ */
 export const ollamaFlavour: Flavour = {
   presentedKey: (req) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1],
   authorized: (req, apiKey) => req.headers.authorization === `Bearer ${apiKey}`,
@@ -33,6 +38,27 @@ export const ollamaFlavour: Flavour = {
           details: { family: 'llama', parameter_size: '8B', quantization_level: 'Q4_K_M' },
         })),
       });
+    }
+    if (path === '/api/pull') {
+      const name = field(body.model, field(body.name, ''));
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      const line = (value: object) => res.write(`${JSON.stringify(value)}\n`);
+      line({ status: 'pulling manifest' });
+      await sleep(20);
+      if (name.endsWith(':missing')) {
+        res.end(`${JSON.stringify({ error: 'pull model manifest: file does not exist' })}\n`);
+        return;
+      }
+      const total = 40_000_000;
+      for (let completed = 0; completed <= total; completed += 10_000_000) {
+        line({ status: 'pulling 6a0746a1ec1a', digest: 'sha256:6a0746a1ec1a', total, completed });
+        await sleep(20);
+      }
+      line({ status: 'verifying sha256 digest' });
+      line({ status: 'writing manifest' });
+      windows[name] = 4096;
+      res.end(`${JSON.stringify({ status: 'success' })}\n`);
+      return;
     }
     if (path === '/api/show') {
       return sendJson(res, 200, {

@@ -37,11 +37,13 @@ export const openaiFlavour: Flavour = {
       const ids = Object.keys(options.contextWindows ?? {});
       return sendJson(res, 200, {
         object: 'list',
+        // context_window as Groq's list says it (OpenAI's own says only ids).
         data: ids.map((id) => ({
           id,
           object: 'model',
           created: 1_700_000_000,
           owned_by: options.name,
+          context_window: options.contextWindows![id],
         })),
       });
     }

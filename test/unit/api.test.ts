@@ -241,12 +241,26 @@ describe('HTTP API: auth, validation, errors (in-process)', () => {
 describe('token comparison', () => {
   const tokens = { admin: [ADMIN], read: [READ] };
   it('grants the scope of the matching token only', () => {
-    expect(authorize(`Bearer ${ADMIN}`, tokens)).toEqual({ ok: true, scope: 'admin' });
-    expect(authorize(`bearer ${READ}`, tokens)).toEqual({ ok: true, scope: 'read' });
+    expect(authorize(`Bearer ${ADMIN}`, tokens)).toMatchObject({ ok: true, scope: 'admin' });
+    expect(authorize(`bearer ${READ}`, tokens)).toMatchObject({ ok: true, scope: 'read' });
     expect(authorize(`Bearer ${ADMIN.slice(0, -1)}`, tokens)).toEqual({ ok: false });
     expect(authorize(ADMIN, tokens)).toEqual({ ok: false });
     expect(authorize(undefined, tokens)).toEqual({ ok: false });
     expect(authorize('Bearer ', { admin: [], read: [] })).toEqual({ ok: false });
+  });
+
+  it('names a token written name=value by its name (it authors policy commits), a bare one by scope and fingerprint', () => {
+    const named = { admin: [`research-agent=${ADMIN}`], read: [READ] };
+    expect(authorize(`Bearer ${ADMIN}`, named)).toEqual({
+      ok: true,
+      scope: 'admin',
+      name: 'research-agent',
+    });
+    expect(authorize(`Bearer research-agent=${ADMIN}`, named)).toEqual({ ok: false });
+    const bare = authorize(`Bearer ${READ}`, named);
+    expect(bare).toMatchObject({ ok: true, scope: 'read' });
+    expect((bare as { name: string }).name).toMatch(/^read:[0-9a-f]{12}$/);
+    expect(JSON.stringify(bare)).not.toContain(READ);
   });
 
   // A timing comparison: on a shared, loaded machine one noisy round can tip it, so it gets two retries.

@@ -2,7 +2,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { buildFromDir, buildFromTexts } from '../../src/compile/build.js';
 import { PROVIDER_KINDS } from '../../src/policy/schema.js';
-import { PROVIDER_KIND_INFO } from '../../src/policy/provider-kinds.js';
+import { kindInfo } from '../../src/policy/provider-kinds.js';
 import { render } from '../../src/compile/render.js';
 import type { LiteLLMConfig } from '../../src/compile/litellm-config.js';
 import { SPOOL_CALLBACK, SPOOL_CONTENT_CALLBACK } from '../../src/compile/compile.js';
@@ -111,12 +111,12 @@ describe('compile', () => {
 
   it('maps every provider kind to a LiteLLM prefix and base URL', () => {
     for (const kind of PROVIDER_KINDS) {
-      const info = PROVIDER_KIND_INFO[kind];
+      const info = kindInfo(kind);
       const provider = [
         `kind: ${kind}`,
         'credential: env:KEY',
         info.needsBaseUrl ? 'base_url: http://box.internal:8000/v1' : '',
-        kind === 'azure' ? 'api_version: "2024-10-21"' : '',
+        info.id === 'azure' ? 'api_version: "2024-10-21"' : '',
       ]
         .filter(Boolean)
         .join(', ');
@@ -133,14 +133,18 @@ describe('compile', () => {
 
   it('never renders an openai/ deployment without an api_key, whatever the kind (LiteLLM #50218 sent OPENAI_ADMIN_KEY instead)', () => {
     let openaiDeployments = 0;
+    let expected = 0;
     for (const kind of PROVIDER_KINDS) {
-      const info = PROVIDER_KIND_INFO[kind];
-      for (const credential of info.needsCredential ? ['env:KEY'] : ['env:KEY', undefined]) {
+      const info = kindInfo(kind);
+      const credentials = info.needsCredential ? ['env:KEY'] : ['env:KEY', undefined];
+      // Three deployments per provider (m, e and the profile's m), all openai/ for an openai/ prefix.
+      if (info.prefix === 'openai') expected += 3 * credentials.length;
+      for (const credential of credentials) {
         const provider = [
           `kind: ${kind}`,
           credential ? `credential: ${credential}` : '',
           info.needsBaseUrl ? 'base_url: http://box.internal:8000/v1' : '',
-          kind === 'azure' ? 'api_version: "2024-10-21"' : '',
+          info.id === 'azure' ? 'api_version: "2024-10-21"' : '',
         ]
           .filter(Boolean)
           .join(', ');
@@ -154,8 +158,10 @@ describe('compile', () => {
         }
       }
     }
-    // openai, llamacpp and openai_compatible, with and without a credential where it is optional.
-    expect(openaiDeployments).toBe(15);
+    // openai, llamacpp, localai, stepfun, yi, 01.ai and openai_compatible, with and without a
+    // credential where it is optional.
+    expect(openaiDeployments).toBe(expected);
+    expect(openaiDeployments).toBeGreaterThanOrEqual(15);
   });
 
   it('renders env references inside provider params (a header value) as os.environ references', () => {
