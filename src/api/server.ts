@@ -17,6 +17,8 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
+  /** The token's scope; undefined on public routes. */
+  scope?: Scope;
 }
 
 export interface Reply {
@@ -153,6 +155,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const { route } = hit.c;
       template = route.path;
+      let scope: Scope | undefined;
       if (route.scope !== 'public') {
         const auth = authorize(request.headers.authorization, options.tokens);
         if (!auth.ok) {
@@ -169,6 +172,7 @@ export function createApiServer(options: ApiServerOptions): Server {
             `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
+        scope = auth.scope;
       }
       let params: Record<string, string>;
       try {
@@ -234,6 +238,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         query: query.value as Record<string, unknown>,
         params,
         requestId,
+        ...(scope && { scope }),
       });
       send(reply.status, reply.body, reply.contentType);
     })().catch((error: unknown) => {

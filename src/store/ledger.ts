@@ -718,6 +718,45 @@ export async function undeliveredAlerts(
   }));
 }
 
+/** Budget alerts raised since `since` (delivered or not), newest first. */
+export async function alertsSince(
+  db: Queryable,
+  since: Date,
+): Promise<
+  {
+    budget: string;
+    periodStart: Date;
+    threshold: number;
+    spendUsd: number;
+    limitUsd: number;
+    firedAt: Date;
+    delivered: boolean;
+  }[]
+> {
+  const rows = await db.query<{
+    budget: string;
+    period_start: string | Date;
+    threshold: number;
+    spend_usd: number;
+    limit_usd: number;
+    fired_at: string | Date;
+    delivered: boolean;
+  }>(
+    `SELECT budget, period_start, threshold, spend_usd, limit_usd, fired_at, delivered
+     FROM spend_alerts WHERE fired_at >= $1 ORDER BY fired_at DESC, threshold DESC LIMIT 500`,
+    [since.toISOString()],
+  );
+  return rows.map((r) => ({
+    budget: r.budget,
+    periodStart: new Date(r.period_start),
+    threshold: Number(r.threshold),
+    spendUsd: Number(r.spend_usd),
+    limitUsd: Number(r.limit_usd),
+    firedAt: new Date(r.fired_at),
+    delivered: r.delivered,
+  }));
+}
+
 /** One attempt of a call as `spend show` and `GET /v1/spend/requests/{callId}` present it. */
 export interface CallAttempt extends Omit<
   LedgerRow,

@@ -1,0 +1,73 @@
+import { html } from 'htm/preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import Chart from 'chart.js/auto';
+import type { SpendSeries } from './types.js';
+
+/** A stable, distinguishable colour per series index (golden-angle hues). */
+function colour(i: number): string {
+  return `hsl(${(i * 137.508) % 360} 62% 52%)`;
+}
+
+/**
+ * Spend over time as a Chart.js stacked bar chart, one dataset per series. Below it, each
+ * dataset's total as the chart holds it (read back from the chart, so what is listed is what is
+ * drawn).
+ */
+export function StackedSpendChart(props: { data: SpendSeries }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const chart = useRef<Chart<'bar'> | undefined>(undefined);
+  const [drawn, setDrawn] = useState<{ label: string; total: number; colour: string }[]>([]);
+
+  useEffect(() => {
+    if (!canvas.current) return;
+    chart.current = new Chart(canvas.current, {
+      type: 'bar',
+      data: { labels: [], datasets: [] },
+      options: {
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        interaction: { mode: 'index', intersect: false },
+        scales: {
+          x: { stacked: true, ticks: { maxTicksLimit: 16 } },
+          y: { stacked: true, title: { display: true, text: 'USD' } },
+        },
+        plugins: { legend: { position: 'right' } },
+      },
+    });
+    return () => chart.current?.destroy();
+  }, []);
+
+  useEffect(() => {
+    const current = chart.current;
+    if (!current) return;
+    current.data.labels = props.data.buckets;
+    current.data.datasets = props.data.series.map((s, i) => ({
+      label: s.key,
+      data: s.costUsd,
+      backgroundColor: colour(i),
+      stack: 'spend',
+    }));
+    current.update();
+    setDrawn(
+      current.data.datasets.map((d, i) => ({
+        label: d.label ?? '',
+        total: (d.data as number[]).reduce((a, b) => a + b, 0),
+        colour: colour(i),
+      })),
+    );
+  }, [props.data]);
+
+  return html`<div>
+    <div class="chart"><canvas ref=${canvas} data-testid="spend-chart"></canvas></div>
+    <ul class="legend" data-testid="chart-series">
+      ${drawn.map(
+        (d) =>
+          html`<li data-series=${d.label} data-total=${d.total}>
+            <span class="swatch" style=${{ background: d.colour }}></span>${d.label}
+            <b>$${d.total.toFixed(6)}</b>
+          </li>`,
+      )}
+    </ul>
+  </div>`;
+}
