@@ -60,7 +60,13 @@ export function StackedSpendChart(props: { data: SpendSeries }) {
 
   return html`<div>
     <div class="chart"><canvas ref=${canvas} data-testid="spend-chart"></canvas></div>
-    <ul class="legend" data-testid="chart-series">
+    <ul
+      class="legend"
+      data-testid="chart-series"
+      data-bucket=${props.data.bucket}
+      data-from=${props.data.from}
+      data-buckets=${props.data.buckets.length}
+    >
       ${drawn.map(
         (d) =>
           html`<li data-series=${d.label} data-total=${d.total}>
