@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Queryable } from '../store/db.js';
-import { queryReport } from '../store/ledger.js';
+import { spendPerBucket } from '../store/ledger.js';
 import { pointInTime, ReportQueryError, UNSET } from './report.js';
 
 /** A chart of a year of hours is unreadable and slow: at most this many buckets per series. */
@@ -67,25 +67,21 @@ export async function spendSeries(
       `${buckets.length} ${query.bucket}s from ${from.toISOString()} to ${to.toISOString()} is more than ${MAX_BUCKETS}: use bucket=day or a shorter range`,
       'since',
     );
-  const groups = await queryReport(db, {
-    groupBy: [query.bucket, query.by],
-    from,
-    to,
-    filters: {},
-  });
-  const index = new Map(buckets.map((b, i) => [b, i]));
+  const rows = await spendPerBucket(db, { bucket: query.bucket, by: query.by, from, to });
+  const width = query.bucket === 'hour' ? HOUR_MS : DAY_MS;
+  const first = Math.floor(from.getTime() / width) * width;
   const byKey = new Map<string, { costUsd: number[]; requests: number[] }>();
-  for (const group of groups) {
-    const at = index.get(group.keys[query.bucket] ?? '');
-    if (at === undefined) continue; // outside the widened range's buckets: cannot happen for rollups
-    const key = group.keys[query.by] ?? UNSET;
+  for (const row of rows) {
+    const at = Math.round((row.startMs - first) / width);
+    if (at < 0 || at >= buckets.length) continue; // the range widened to whole hours: not drawn
+    const key = row.key ?? UNSET;
     let entry = byKey.get(key);
     if (!entry) {
       entry = { costUsd: buckets.map(() => 0), requests: buckets.map(() => 0) };
       byKey.set(key, entry);
     }
-    entry.costUsd[at]! += group.costUsd;
-    entry.requests[at]! += group.requests;
+    entry.costUsd[at]! += row.costUsd;
+    entry.requests[at]! += row.requests;
   }
   const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
   const series = [...byKey.entries()]

@@ -132,8 +132,15 @@ const INSERT_ROWS_KEYS = `
   SELECT count(*)::int AS n, string_agg(call_id || '|' || status || '|' || us, E'\n') AS keys
   FROM inserted`;
 
-const ROLLUP_KEYS = ['goal', 'caller', 'profile', 'deployment', 'model', 'provider'] as const;
-type RollupKey = (typeof ROLLUP_KEYS)[number];
+export const ROLLUP_KEYS = [
+  'goal',
+  'caller',
+  'profile',
+  'deployment',
+  'model',
+  'provider',
+] as const;
+export type RollupKey = (typeof ROLLUP_KEYS)[number];
 
 /** What one batch adds to one rollup row (hourly or daily). */
 export interface RollupDelta {
@@ -646,6 +653,65 @@ function toNumbers(value: unknown): number[] {
   if (typeof value === 'string')
     return value.replace(/[{}]/g, '').split(',').filter(Boolean).map(Number);
   return [];
+}
+
+/** Cost and requests of one bucket for one value of a dimension (`spendPerBucket`). */
+export interface BucketSpend {
+  /** The bucket's start, ms since the epoch (UTC hour or day). */
+  startMs: number;
+  /** The dimension's value; null when not set. */
+  key: string | null;
+  costUsd: number;
+  requests: number;
+}
+
+/**
+ * Cost and requests per hour or UTC day and per value of one rollup dimension over [from, to)
+ * (widened to whole hours): the dashboard's chart. Only the two sums are read — no histograms,
+ * which make a report's rollup rows costly — from daily rollups for whole days when bucketing by
+ * day, hourly ones otherwise.
+ */
+export async function spendPerBucket(
+  db: Queryable,
+  spec: { bucket: 'hour' | 'day'; by: RollupKey; from: Date; to: Date },
+): Promise<BucketSpend[]> {
+  if (!ROLLUP_KEYS.includes(spec.by)) throw new Error(`not a rollup dimension: ${spec.by}`);
+  const hourMs = HOUR_S * 1000;
+  const dayMs = DAY_S * 1000;
+  const from = Math.floor(spec.from.getTime() / hourMs) * hourMs;
+  const to = spec.to.getTime();
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const columns = `${spec.by}, cost_usd, requests`;
+  const firstDay = Math.ceil(from / dayMs) * dayMs;
+  const lastDay = Math.floor(to / dayMs) * dayMs;
+  let source: string;
+  let params: unknown[];
+  if (spec.bucket === 'hour' || firstDay >= lastDay) {
+    params = [iso(from), iso(to)];
+    source = `SELECT hour AS ts, ${columns} FROM spend_hourly WHERE hour >= $1 AND hour < $2`;
+  } else {
+    params = [iso(from), iso(firstDay), iso(lastDay), iso(to)];
+    source = `SELECT day AS ts, ${columns} FROM spend_daily WHERE day >= $2 AND day < $3
+              UNION ALL
+              SELECT hour AS ts, ${columns} FROM spend_hourly
+              WHERE (hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4)`;
+  }
+  const width = spec.bucket === 'hour' ? HOUR_S : DAY_S;
+  const rows = await db.query<{ b: number | string; k: string | null; cost: number; n: number }>(
+    `SELECT floor(extract(epoch FROM ts) / ${width})::float8 AS b, nullif(${spec.by}, '') AS k,
+            sum(cost_usd)::float8 AS cost, sum(requests)::float8 AS n
+     FROM (${source}) AS src
+     GROUP BY 1, 2`,
+    params,
+  );
+  return rows
+    .filter((r) => Number(r.n) > 0)
+    .map((r) => ({
+      startMs: Number(r.b) * width * 1000,
+      key: r.k,
+      costUsd: Number(r.cost),
+      requests: Number(r.n),
+    }));
 }
 
 /** Total spend in a range, optionally narrowed by filters: what budgets compare against. */

@@ -212,6 +212,18 @@ describe('the dashboard at /ui/ (headless Chromium, a real LiteLLM, traffic thro
     const csv = await readFile(await download.path(), 'utf8');
     expect(csv.split('\n')[0]).toMatch(/goal.*Cost.*Requests/);
     for (const goal of Object.keys(TRAFFIC)) expect(csv).toContain(goal);
+    // Any report as a table: goal × provider, as the API answers it.
+    await page.getByTestId('run-report').click();
+    await page.waitForSelector('[data-table=report-goal-provider] .tabulator-row');
+    const rows = await page
+      .locator('[data-table=report-goal-provider] .tabulator-row')
+      .allTextContents();
+    const byProvider = await apiGet<Report>('/v1/spend/report?groupBy=goal,provider&since=7d');
+    expect(rows).toHaveLength(byProvider.lines.length);
+    for (const line of byProvider.lines)
+      expect(
+        rows.some((r) => r.includes(line.keys.goal!) && r.includes(`$${line.costUsd.toFixed(4)}`)),
+      ).toBe(true);
     await screenshot(page, 'spend');
     await page.close();
   });

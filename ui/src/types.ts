@@ -54,7 +54,13 @@ export interface SpendSeries {
   by: string;
   bucket: 'hour' | 'day';
   buckets: string[];
-  series: { key: string; costUsd: number[]; requests: number[]; totalCostUsd: number }[];
+  series: {
+    key: string;
+    costUsd: number[];
+    requests: number[];
+    totalCostUsd: number;
+    totalRequests: number;
+  }[];
   totalCostUsd: number;
   totalRequests: number;
 }
