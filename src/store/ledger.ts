@@ -696,22 +696,28 @@ export async function spendPerBucket(
               SELECT hour AS ts, ${columns} FROM spend_hourly
               WHERE (hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4)`;
   }
-  const width = spec.bucket === 'hour' ? HOUR_S : DAY_S;
-  const rows = await db.query<{ b: number | string; k: string | null; cost: number; n: number }>(
-    `SELECT floor(extract(epoch FROM ts) / ${width})::float8 AS b, nullif(${spec.by}, '') AS k,
-            sum(cost_usd)::float8 AS cost, sum(requests)::float8 AS n
+  // Grouped on the rows' own period start (hour or day) first, the few groups then bucketed here:
+  // no function evaluated per row.
+  const rows = await db.query<{ ts: string | Date; k: string; cost: number; n: number }>(
+    `SELECT ts, ${spec.by} AS k, sum(cost_usd)::float8 AS cost, sum(requests)::float8 AS n
      FROM (${source}) AS src
      GROUP BY 1, 2`,
     params,
   );
-  return rows
-    .filter((r) => Number(r.n) > 0)
-    .map((r) => ({
-      startMs: Number(r.b) * width * 1000,
-      key: r.k,
-      costUsd: Number(r.cost),
-      requests: Number(r.n),
-    }));
+  const width = (spec.bucket === 'hour' ? HOUR_S : DAY_S) * 1000;
+  const merged = new Map<string, BucketSpend>();
+  for (const row of rows) {
+    if (Number(row.n) <= 0) continue;
+    const startMs = Math.floor(new Date(row.ts).getTime() / width) * width;
+    const key = row.k === '' ? null : row.k;
+    const id = `${startMs}\u0000${row.k}`;
+    const entry = merged.get(id);
+    if (entry) {
+      entry.costUsd += Number(row.cost);
+      entry.requests += Number(row.n);
+    } else merged.set(id, { startMs, key, costUsd: Number(row.cost), requests: Number(row.n) });
+  }
+  return [...merged.values()];
 }
 
 /** Total spend in a range, optionally narrowed by filters: what budgets compare against. */

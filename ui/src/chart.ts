@@ -3,50 +3,63 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import Chart from 'chart.js/auto';
 import type { SpendSeries } from './types.js';
 
+/** Past this many buckets bars are too thin to read and slow to draw: a stacked area instead. */
+const MAX_BARS = 200;
+
 /** A stable, distinguishable colour per series index (golden-angle hues). */
 function colour(i: number): string {
   return `hsl(${(i * 137.508) % 360} 62% 52%)`;
 }
 
+function makeChart(canvas: HTMLCanvasElement, type: 'bar' | 'line'): Chart<'bar' | 'line'> {
+  return new Chart<'bar' | 'line'>(canvas, {
+    type,
+    data: { labels: [], datasets: [] },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      normalized: true,
+      interaction: { mode: 'index', intersect: false },
+      elements: { point: { radius: 0 }, line: { borderWidth: 1 } },
+      scales: {
+        x: { stacked: true, ticks: { maxTicksLimit: 16 } },
+        y: { stacked: true, title: { display: true, text: 'USD' } },
+      },
+      plugins: { legend: { position: 'right' } },
+    },
+  });
+}
+
 /**
- * Spend over time as a Chart.js stacked bar chart, one dataset per series. Below it, each
- * dataset's total as the chart holds it (read back from the chart, so what is listed is what is
- * drawn).
+ * Spend over time as a Chart.js stacked chart (bars, or a stacked area past MAX_BARS buckets),
+ * one dataset per series. Below it, each dataset's total as the chart holds it (read back from
+ * the chart, so what is listed is what is drawn).
  */
 export function StackedSpendChart(props: { data: SpendSeries }) {
   const canvas = useRef<HTMLCanvasElement>(null);
-  const chart = useRef<Chart<'bar'> | undefined>(undefined);
+  const chart = useRef<{ chart: Chart<'bar' | 'line'>; type: 'bar' | 'line' } | undefined>(
+    undefined,
+  );
   const [drawn, setDrawn] = useState<{ label: string; total: number; colour: string }[]>([]);
+
+  useEffect(() => () => chart.current?.chart.destroy(), []);
 
   useEffect(() => {
     if (!canvas.current) return;
-    chart.current = new Chart(canvas.current, {
-      type: 'bar',
-      data: { labels: [], datasets: [] },
-      options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: 'index', intersect: false },
-        scales: {
-          x: { stacked: true, ticks: { maxTicksLimit: 16 } },
-          y: { stacked: true, title: { display: true, text: 'USD' } },
-        },
-        plugins: { legend: { position: 'right' } },
-      },
-    });
-    return () => chart.current?.destroy();
-  }, []);
-
-  useEffect(() => {
-    const current = chart.current;
-    if (!current) return;
+    const type = props.data.buckets.length > MAX_BARS ? 'line' : 'bar';
+    if (chart.current?.type !== type) {
+      chart.current?.chart.destroy();
+      chart.current = { chart: makeChart(canvas.current, type), type };
+    }
+    const current = chart.current.chart;
     current.data.labels = props.data.buckets;
     current.data.datasets = props.data.series.map((s, i) => ({
       label: s.key,
       data: s.costUsd,
       backgroundColor: colour(i),
-      stack: 'spend',
+      borderColor: colour(i),
+      ...(type === 'line' ? { fill: i === 0 ? 'origin' : '-1' } : { stack: 'spend' }),
     }));
     current.update();
     setDrawn(
