@@ -194,7 +194,7 @@ try {
     );
   }
   results.push(
-    await timeIt('Spend: period → last 90 days (daily, 91 bars × 50)', async () => {
+    await timeIt('Spend: period → last 90 days (daily, 91 buckets × 50)', async () => {
       await page.selectOption('[data-testid=period]', '90d');
       await seriesDrawn(goals, 'day', 90);
     }),
@@ -213,7 +213,7 @@ try {
     }),
   );
   results.push(
-    await timeIt('Spend: bucket → hourly, last 7 days (168 bars × 50)', async () => {
+    await timeIt('Spend: period → last 7 days, hourly (168 buckets × 50)', async () => {
       await page.selectOption('[data-testid=period]', '7d');
       await seriesDrawn(goals, 'hour', 168);
     }),

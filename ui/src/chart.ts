@@ -3,8 +3,11 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import Chart from 'chart.js/auto';
 import type { SpendSeries } from './types.js';
 
-/** Past this many buckets bars are too thin to read and slow to draw: a stacked area instead. */
-const MAX_BARS = 200;
+/**
+ * Past this many bars (buckets × series) they are too thin to read and slow to draw: a stacked
+ * area instead (a week by day for 50 goals is 400 bars; a week by hour, 8,400).
+ */
+const MAX_BARS = 2000;
 
 /** A stable, distinguishable colour per series index (golden-angle hues). */
 function colour(i: number): string {
@@ -32,7 +35,7 @@ function makeChart(canvas: HTMLCanvasElement, type: 'bar' | 'line'): Chart<'bar'
 }
 
 /**
- * Spend over time as a Chart.js stacked chart (bars, or a stacked area past MAX_BARS buckets),
+ * Spend over time as a Chart.js stacked chart (bars, or a stacked area past MAX_BARS bars),
  * one dataset per series. Below it, each dataset's total as the chart holds it (read back from
  * the chart, so what is listed is what is drawn).
  */
@@ -47,7 +50,8 @@ export function StackedSpendChart(props: { data: SpendSeries }) {
 
   useEffect(() => {
     if (!canvas.current) return;
-    const type = props.data.buckets.length > MAX_BARS ? 'line' : 'bar';
+    const bars = props.data.buckets.length * props.data.series.length;
+    const type = bars > MAX_BARS ? 'line' : 'bar';
     if (chart.current?.type !== type) {
       chart.current?.chart.destroy();
       chart.current = { chart: makeChart(canvas.current, type), type };
