@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { HttpError, type Route } from '../api/server.js';
+import { HttpError, type Reply, type Route } from '../api/server.js';
 import type { Logger } from '../log/logger.js';
 import type { JobRun } from '../scheduler/subsystem.js';
 import { describeError } from '../shared/errors.js';
-import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
+import type { Subsystem } from '../shared/subsystem.js';
 import { BUNDLE_FILES, ensureUiBuilt, uiPaths } from './bundle.js';
 
 export interface UiDeps {
@@ -26,25 +26,28 @@ const CONTENT_TYPES: Record<string, string> = {
  * types, so the same read and admin scopes apply.
  */
 export async function startUi(deps: UiDeps): Promise<Subsystem<Route, JobRun>> {
+  // The dashboard is a view: without it the controller still applies and serves, and /ui/ says why.
+  let unavailable: string | undefined;
+  const files = new Map<string, { text: string; contentType: string }>();
   try {
     if (await ensureUiBuilt(deps.root)) deps.log.info({}, 'dashboard bundle built');
+    const { outDir } = uiPaths(deps.root);
+    for (const name of BUNDLE_FILES) {
+      files.set(name, {
+        text: await readFile(path.join(outDir, name), 'utf8'),
+        contentType: CONTENT_TYPES[path.extname(name)] ?? 'text/plain; charset=utf-8',
+      });
+    }
   } catch (error) {
-    throw new ServiceStartError(
-      `the dashboard could not be built: ${describeError(error)} — run "npm ci" then "npm run build:ui"`,
-      'failed',
-    );
+    unavailable = `the dashboard could not be built: ${describeError(error)} — run "npm ci" then "npm run build:ui" and restart`;
+    deps.log.error({ err: unavailable }, 'dashboard unavailable');
   }
-  const { outDir } = uiPaths(deps.root);
-  const files = new Map<string, { text: string; contentType: string }>();
-  for (const name of BUNDLE_FILES) {
-    files.set(name, {
-      text: await readFile(path.join(outDir, name), 'utf8'),
-      contentType: CONTENT_TYPES[path.extname(name)] ?? 'text/plain; charset=utf-8',
-    });
-  }
-  const serve = (name: string) => {
+  const serve = (name: string): Promise<Reply> => {
+    if (unavailable)
+      return Promise.reject(new HttpError(503, 'dashboard_unavailable', unavailable));
     const file = files.get(name);
-    if (!file) throw new HttpError(404, 'not_found', `no dashboard file "${name}"`);
+    if (!file)
+      return Promise.reject(new HttpError(404, 'not_found', `no dashboard file "${name}"`));
     return Promise.resolve({ status: 200, body: file.text, contentType: file.contentType });
   };
   return {

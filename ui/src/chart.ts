@@ -87,7 +87,7 @@ export function StackedSpendChart(props: { data: SpendSeries }) {
       ${drawn.map(
         (d) =>
           html`<li data-series=${d.label} data-total=${d.total}>
-            <span class="swatch" style=${{ background: d.colour }}></span>${d.label}
+            <span class="swatch" style=${{ background: d.colour }}></span>${`${d.label} `}
             <b>$${d.total.toFixed(6)}</b>
           </li>`,
       )}
