@@ -271,10 +271,10 @@ describe('the dashboard at /ui/ (headless Chromium, a real LiteLLM, traffic thro
     expect(
       await page.locator('[data-action], button.rollback, [data-testid=confirm]').count(),
     ).toBe(0);
+    await screenshot(page, 'read-token');
     await page.click('[data-tab=spend]');
     await page.waitForSelector('[data-testid=chart-series] li');
     expect(await page.locator('[data-testid=call-lookup] form').count()).toBe(0);
-    await screenshot(page, 'read-token');
 
     const token = await page.evaluate<string | null>("sessionStorage.getItem('modelcenter.token')");
     for (const [route, body] of [
