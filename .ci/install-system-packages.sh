@@ -2,12 +2,14 @@
 # Installs the Debian packages the tests and the blue-green strategy need, when they are missing:
 #   nginx-light  — the front that blue-green switches between LiteLLM instances
 #   postgresql   — the PostgreSQL server the spend-ledger tests run against
+#   chromium     — the headless browser the dashboard's end-to-end tests drive (playwright-core)
 # Idempotent and quick when everything is present. Needs root (or sudo) only to install.
 set -euo pipefail
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi

@@ -22,6 +22,7 @@ import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
 import { startTriggers } from './watch/triggers.js';
+import { startUi } from './ui/subsystem.js';
 
 export { ServiceStartError } from './shared/subsystem.js';
 
@@ -160,6 +161,7 @@ export async function startService(
       },
     }),
   );
+  await running.start('ui', () => startUi({ log: log.child({ subsystem: 'ui' }) }));
   const scheduler = await running.start('scheduler', () =>
     startScheduler({
       log: log.child({ subsystem: 'scheduler' }),

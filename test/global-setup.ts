@@ -6,6 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { ensureLiteLLMInstalled } from '../src/litellm/install.js';
 import { startLiteLLM } from '../src/litellm/process.js';
 import { projectRoot } from '../src/shared/paths.js';
+import { ensureUiBuilt } from '../src/ui/bundle.js';
 import { leftoverProcesses, killAll } from './helpers/processes.js';
 
 declare module 'vitest' {
@@ -28,6 +29,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw new Error(`${script} failed (exit ${result.status}): see its output above`);
   }
   await ensureLiteLLMInstalled();
+  // The dashboard's bundle (dist/ui/, never committed), built when missing or older than ui/.
+  await ensureUiBuilt();
   const coldStartMs = await measureColdStart();
   process.stdout.write(
     `LiteLLM cold start on this machine: ${(coldStartMs / 1000).toFixed(1)} s\n`,

@@ -23,6 +23,8 @@ export interface HandlerContext {
    * records it; policy commits through the API are authored by it.
    */
   actor: string;
+  /** The token's scope; undefined on public routes. */
+  scope?: Scope;
 }
 
 export interface Reply {
@@ -194,6 +196,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       const { route } = hit.c;
       template = route.path;
       let actor = 'anonymous';
+      let scope: Scope | undefined;
       if (route.scope !== 'public') {
         const auth = authorize(request.headers.authorization, options.tokens);
         if (!auth.ok) {
@@ -211,6 +214,7 @@ export function createApiServer(options: ApiServerOptions): Server {
           );
         }
         actor = auth.name;
+        scope = auth.scope;
       }
       let params: Record<string, string>;
       try {
@@ -277,6 +281,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         params,
         requestId,
         actor,
+        ...(scope && { scope }),
       });
       if (reply.stream) return stream(reply.status, reply.stream, reply.contentType);
       send(

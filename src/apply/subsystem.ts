@@ -18,6 +18,8 @@ import type { Settings } from '../settings/settings.js';
 import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
 import { Controller, type ApplyReport, type DriftReport } from './controller.js';
 import { ApplyBusyError } from './lock.js';
+import { ApplyHistory } from './history.js';
+import { liveStateRoutes } from './live-routes.js';
 
 export interface ApplyDeps {
   settings: Settings;
@@ -104,6 +106,13 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     stateDir: settings.stateDir,
   });
 
+  // The dashboard's live state: recent applies (kept across restarts) and supervised restarts.
+  const history = await ApplyHistory.open(settings.stateDir);
+  const restarts: Record<string, number> = {};
+  strategy.onSupervision?.((event) => {
+    if (event.kind === 'restarted') restarts[event.process] = (restarts[event.process] ?? 0) + 1;
+  });
+
   const seenAtStart = JSON.stringify(await state.provenance(settings.policies));
   const firstStarted = performance.now();
   const first = await controller.start().catch(async (error: unknown) => {
@@ -124,13 +133,39 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
   }
   metrics.setStrategy(strategy.name);
   metrics.recordApply(first.outcome, firstSeconds);
+  await history.record({
+    at: new Date(Date.now() - firstSeconds * 1000).toISOString(),
+    trigger: 'start',
+    outcome: first.outcome,
+    ...(first.commit && { commit: first.commit }),
+    durationMs: Math.round(firstSeconds * 1000),
+    problems: first.problems,
+  });
 
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
   const run: RunApply = async (trigger, work) => {
     const started = performance.now();
-    const record = (outcome: ApplyReport['outcome'], problems: string[]): void => {
-      metrics.recordApply(outcome, (performance.now() - started) / 1000);
+    const startedAt = new Date().toISOString();
+    const record = (
+      outcome: ApplyReport['outcome'],
+      problems: string[],
+      commit: string | undefined,
+    ): void => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.recordApply(outcome, seconds);
       lastApply = { at: new Date().toISOString(), trigger, outcome, problems };
+      history
+        .record({
+          at: startedAt,
+          trigger,
+          outcome,
+          ...(commit && { commit }),
+          durationMs: Math.round(seconds * 1000),
+          problems,
+        })
+        .catch((error: unknown) =>
+          log.warn({ err: String(error) }, 'apply history not written; the dashboard misses it'),
+        );
     };
     let report: ApplyReport;
     try {
@@ -139,7 +174,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
       // Git refused the commit: the apply failed (status and metrics say so) and is retried.
       // A busy lock or a refused rollback target is not an apply and is not counted.
       if (error instanceof GitStateError) {
-        record('failed', [error.message]);
+        record('failed', [error.message], undefined);
         log.error(
           { trigger, outcome: 'failed', problems: [error.message] },
           'apply did not go live',
@@ -147,7 +182,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
       }
       throw error;
     }
-    record(report.outcome, report.problems);
+    record(report.outcome, report.problems, report.commit);
     logReport(log, trigger, report);
     return report;
   };
@@ -209,6 +244,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
         }
       },
     },
+    routes: liveStateRoutes({ state, history }),
     // /readyz: every process up and serving the committed deployment set.
     readiness: async () => {
       const { ready, reason } = await controller.readiness();
@@ -221,13 +257,24 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
         strategyReason: settings.strategyReason,
         supervision: strategy.readiness?.(),
         generatedCommit: (await state.generatedCommits(1))[0],
+        policyCommit: await policyCommitOf(state),
         lastKnownGood: await state.lastKnownGood(),
         drift: {
           workingTreeEdited: drift.workingTreeEdited,
           foreignCommit: drift.foreignCommit,
           drifted: drift.drifted,
         },
-        instances: drift.live.instances,
+        // An instance serving exactly the committed set serves the commit last made live; the
+        // restart count is the supervised process's (every instance of a strategy shares it).
+        instances: drift.live.instances.map((instance) => ({
+          ...instance,
+          servedCommit:
+            instance.ready && instance.missing.length === 0 && instance.unexpected.length === 0
+              ? history.liveCommit()
+              : undefined,
+          restarts: restarts.litellm ?? 0,
+        })),
+        restarts,
         lastApply,
       };
     },
@@ -248,4 +295,19 @@ function logReport(log: Logger, trigger: string, report: ApplyReport): void {
   };
   if (report.outcome === 'applied' || report.outcome === 'unchanged') log.info(details, 'apply');
   else log.error({ ...details, litellmOutput: report.litellmOutput }, 'apply did not go live');
+}
+
+/**
+ * The policy commit the generated config came from: its own trailer, or for a rollback commit the
+ * trailer of the commit it restored.
+ */
+async function policyCommitOf(state: GitState): Promise<string | undefined> {
+  const history = await state.generatedHistory(50);
+  let current = history[0];
+  // A rollback to a rollback: follow the chain (bounded by the history read).
+  for (let hops = 0; current?.rollbackTo && hops < history.length; hops += 1) {
+    const target = current.rollbackTo;
+    current = history.find((c) => c.commit === target);
+  }
+  return current?.policyCommit;
 }

@@ -6,6 +6,18 @@ import { InputError, ModelCenterError, describeError } from '../shared/errors.js
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import { GENERATED_TRAILER } from './messages.js';
 
+/** A commit of the generated file, as `generatedHistory` reads it. */
+export interface GeneratedCommit {
+  commit: string;
+  /** Commit time, ISO 8601. */
+  at: string;
+  subject: string;
+  /** `Policy-Commit:` trailer: the policy commit it was rendered from (`none`, or with ` (dirty)`). */
+  policyCommit?: string;
+  /** `Rollback-To:` trailer: the generated commit a rollback restored. */
+  rollbackTo?: string;
+}
+
 /** Git refused an operation; `message` carries git's own words and what to check. */
 export class GitStateError extends ModelCenterError {}
 
@@ -186,6 +198,39 @@ export class GitState {
       .map((line) => {
         const [commit = '', subject = ''] = line.split('\t');
         return { commit, subject };
+      });
+  }
+
+  /**
+   * Commits that changed the generated file, newest first, with when they were made and the
+   * provenance their trailers record: the policy commit rendered, or the commit rolled back to.
+   */
+  async generatedHistory(limit = 50): Promise<GeneratedCommit[]> {
+    const field = '%x1f';
+    const format = [
+      '%H',
+      '%cI',
+      '%s',
+      '%(trailers:key=Policy-Commit,valueonly,separator=%x2C)',
+      '%(trailers:key=Rollback-To,valueonly,separator=%x2C)',
+    ].join(field);
+    const out = await this.git
+      .raw(['log', `-${limit}`, `--format=${format}%x1e`, '--', this.configPath])
+      .catch(() => '');
+    return out
+      .split('\x1e')
+      .map((record) => record.trim())
+      .filter(Boolean)
+      .map((record) => {
+        const [commit = '', at = '', subject = '', policy = '', rollbackTo = ''] =
+          record.split('\x1f');
+        return {
+          commit,
+          at,
+          subject,
+          ...(policy.trim() && { policyCommit: policy.trim() }),
+          ...(rollbackTo.trim() && { rollbackTo: rollbackTo.trim() }),
+        };
       });
   }
 

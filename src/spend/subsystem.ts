@@ -11,6 +11,8 @@ import { deploymentCatalog, readGeneratedConfig } from './extract.js';
 import { IngestBodyError, parseGenericApiBody } from './ingest.js';
 import { ReportQueryError, spendReport } from './report.js';
 import { callRecord, UnknownCallError } from './request.js';
+import { budgetsReport, budgetsReportSchema } from './budgets-report.js';
+import { seriesQuerySchema, spendSeries, spendSeriesSchema, type SeriesQuery } from './series.js';
 import {
   backfillQuerySchema,
   callRecordSchema,
@@ -95,6 +97,32 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           }
           throw error;
         }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/spend/series',
+      scope: 'read',
+      summary:
+        'Spend over time: cost and requests per hour or day, one series per goal, caller, profile, model, provider or deployment (every bucket present, largest series first)',
+      query: seriesQuerySchema,
+      response: spendSeriesSchema,
+      // A range it cannot answer is a ReportQueryError: 400 naming the parameter (query.since).
+      handle: async ({ query }) => ({
+        status: 200,
+        body: await spendSeries(spend.db, query as SeriesQuery, new Date()),
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/spend/budgets',
+      scope: 'read',
+      summary:
+        "Every budget in the policies this period: limit, spend, share used, thresholds and those reached, and the alerts raised (the last 30 days')",
+      response: budgetsReportSchema,
+      handle: async () => {
+        const policies = (await buildFromDir(settings.policies)).set;
+        return { status: 200, body: await budgetsReport(spend.db, policies, new Date()) };
       },
     },
     {

@@ -132,8 +132,15 @@ const INSERT_ROWS_KEYS = `
   SELECT count(*)::int AS n, string_agg(call_id || '|' || status || '|' || us, E'\n') AS keys
   FROM inserted`;
 
-const ROLLUP_KEYS = ['goal', 'caller', 'profile', 'deployment', 'model', 'provider'] as const;
-type RollupKey = (typeof ROLLUP_KEYS)[number];
+export const ROLLUP_KEYS = [
+  'goal',
+  'caller',
+  'profile',
+  'deployment',
+  'model',
+  'provider',
+] as const;
+export type RollupKey = (typeof ROLLUP_KEYS)[number];
 
 /** What one batch adds to one rollup row (hourly or daily). */
 export interface RollupDelta {
@@ -648,6 +655,71 @@ function toNumbers(value: unknown): number[] {
   return [];
 }
 
+/** Cost and requests of one bucket for one value of a dimension (`spendPerBucket`). */
+export interface BucketSpend {
+  /** The bucket's start, ms since the epoch (UTC hour or day). */
+  startMs: number;
+  /** The dimension's value; null when not set. */
+  key: string | null;
+  costUsd: number;
+  requests: number;
+}
+
+/**
+ * Cost and requests per hour or UTC day and per value of one rollup dimension over [from, to)
+ * (widened to whole hours): the dashboard's chart. Only the two sums are read — no histograms,
+ * which make a report's rollup rows costly — from daily rollups for whole days when bucketing by
+ * day, hourly ones otherwise.
+ */
+export async function spendPerBucket(
+  db: Queryable,
+  spec: { bucket: 'hour' | 'day'; by: RollupKey; from: Date; to: Date },
+): Promise<BucketSpend[]> {
+  if (!ROLLUP_KEYS.includes(spec.by)) throw new Error(`not a rollup dimension: ${spec.by}`);
+  const hourMs = HOUR_S * 1000;
+  const dayMs = DAY_S * 1000;
+  const from = Math.floor(spec.from.getTime() / hourMs) * hourMs;
+  const to = spec.to.getTime();
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const columns = `${spec.by}, cost_usd, requests`;
+  const firstDay = Math.ceil(from / dayMs) * dayMs;
+  const lastDay = Math.floor(to / dayMs) * dayMs;
+  let source: string;
+  let params: unknown[];
+  if (spec.bucket === 'hour' || firstDay >= lastDay) {
+    params = [iso(from), iso(to)];
+    source = `SELECT hour AS ts, ${columns} FROM spend_hourly WHERE hour >= $1 AND hour < $2`;
+  } else {
+    params = [iso(from), iso(firstDay), iso(lastDay), iso(to)];
+    source = `SELECT day AS ts, ${columns} FROM spend_daily WHERE day >= $2 AND day < $3
+              UNION ALL
+              SELECT hour AS ts, ${columns} FROM spend_hourly
+              WHERE (hour >= $1 AND hour < $2) OR (hour >= $3 AND hour < $4)`;
+  }
+  // Grouped on the rows' own period start (hour or day) first, the few groups then bucketed here:
+  // no function evaluated per row.
+  const rows = await db.query<{ ts: string | Date; k: string; cost: number; n: number }>(
+    `SELECT ts, ${spec.by} AS k, sum(cost_usd)::float8 AS cost, sum(requests)::float8 AS n
+     FROM (${source}) AS src
+     GROUP BY 1, 2`,
+    params,
+  );
+  const width = (spec.bucket === 'hour' ? HOUR_S : DAY_S) * 1000;
+  const merged = new Map<string, BucketSpend>();
+  for (const row of rows) {
+    if (Number(row.n) <= 0) continue;
+    const startMs = Math.floor(new Date(row.ts).getTime() / width) * width;
+    const key = row.k === '' ? null : row.k;
+    const id = `${startMs}\u0000${row.k}`;
+    const entry = merged.get(id);
+    if (entry) {
+      entry.costUsd += Number(row.cost);
+      entry.requests += Number(row.n);
+    } else merged.set(id, { startMs, key, costUsd: Number(row.cost), requests: Number(row.n) });
+  }
+  return [...merged.values()];
+}
+
 /** Total spend in a range, optionally narrowed by filters: what budgets compare against. */
 export async function spendInRange(
   db: Queryable,
@@ -715,6 +787,45 @@ export async function undeliveredAlerts(
     threshold: Number(r.threshold),
     spendUsd: Number(r.spend_usd),
     limitUsd: Number(r.limit_usd),
+  }));
+}
+
+/** Budget alerts raised since `since` (delivered or not), newest first. */
+export async function alertsSince(
+  db: Queryable,
+  since: Date,
+): Promise<
+  {
+    budget: string;
+    periodStart: Date;
+    threshold: number;
+    spendUsd: number;
+    limitUsd: number;
+    firedAt: Date;
+    delivered: boolean;
+  }[]
+> {
+  const rows = await db.query<{
+    budget: string;
+    period_start: string | Date;
+    threshold: number;
+    spend_usd: number;
+    limit_usd: number;
+    fired_at: string | Date;
+    delivered: boolean;
+  }>(
+    `SELECT budget, period_start, threshold, spend_usd, limit_usd, fired_at, delivered
+     FROM spend_alerts WHERE fired_at >= $1 ORDER BY fired_at DESC, threshold DESC LIMIT 500`,
+    [since.toISOString()],
+  );
+  return rows.map((r) => ({
+    budget: r.budget,
+    periodStart: new Date(r.period_start),
+    threshold: Number(r.threshold),
+    spendUsd: Number(r.spend_usd),
+    limitUsd: Number(r.limit_usd),
+    firedAt: new Date(r.fired_at),
+    delivered: r.delivered,
   }));
 }
 

@@ -1,0 +1,67 @@
+import { html } from 'htm/preact';
+import { useEffect, useRef } from 'preact/hooks';
+import { TabulatorFull as Tabulator, type ColumnDefinition } from 'tabulator-tables';
+import 'tabulator-tables/dist/css/tabulator_simple.min.css';
+
+export type Column = ColumnDefinition;
+
+/**
+ * A Tabulator table (sorting, CSV download) in a Preact view. Tabulator owns the table's DOM;
+ * new rows replace the old ones in place.
+ */
+export function DataTable(props: {
+  id: string;
+  columns: Column[];
+  rows: object[];
+  /** Offers "Download CSV" saving `<csv>.csv`. */
+  csv?: string;
+  placeholder?: string;
+}) {
+  const host = useRef<HTMLDivElement>(null);
+  const table = useRef<Tabulator | undefined>(undefined);
+  const built = useRef<Promise<void> | undefined>(undefined);
+
+  useEffect(() => {
+    if (!host.current) return;
+    const created = new Tabulator(host.current, {
+      columns: props.columns,
+      data: props.rows,
+      layout: 'fitDataStretch',
+      placeholder: props.placeholder ?? 'nothing yet',
+      maxHeight: '420px',
+    });
+    table.current = created;
+    built.current = new Promise((resolve) => created.on('tableBuilt', () => resolve()));
+    return () => {
+      created.destroy();
+      table.current = undefined;
+    };
+    // Columns are fixed per table: a new column set is a new table (its key changes).
+  }, [JSON.stringify(props.columns.map((c) => c.field))]);
+
+  useEffect(() => {
+    const current = table.current;
+    if (current) void built.current?.then(() => current.replaceData(props.rows));
+  }, [props.rows]);
+
+  const download = () => table.current?.download('csv', `${props.csv ?? props.id}.csv`);
+  return html`<div class="table" data-table=${props.id}>
+    ${
+      props.csv &&
+      html`<button class="link" data-testid=${`${props.id}-csv`} onClick=${download}>
+        Download CSV
+      </button>`
+    }
+    <div ref=${host}></div>
+  </div>`;
+}
+
+/** Formatters shared by the tables. */
+export const usd = (value: unknown): string => `$${Number(value ?? 0).toFixed(4)}`;
+export const percent = (value: unknown): string => `${(Number(value ?? 0) * 100).toFixed(1)} %`;
+export const shortCommit = (value: unknown): string =>
+  typeof value === 'string' ? value.slice(0, 12) : '';
+export const when = (value: unknown): string =>
+  typeof value === 'string' ? value.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
+export const milliseconds = (value: unknown): string =>
+  value === null || value === undefined ? '—' : String(Math.round(Number(value)));
