@@ -2,6 +2,7 @@ import type { Route } from './api/server.js';
 import { startApi } from './api/subsystem.js';
 import type { Controller, ApplyReport } from './apply/controller.js';
 import { checkServable, startApply } from './apply/subsystem.js';
+import { startKeys } from './keys/subsystem.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
@@ -73,6 +74,16 @@ export async function startService(
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey }),
     }),
   );
+  // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
+  const keys = await running.start('keys', () =>
+    startKeys({
+      settings,
+      env,
+      log: log.child({ subsystem: 'keys' }),
+      db: spend.ledger.db,
+      secrets,
+    }),
+  );
   const apply = await running.start('apply', () =>
     startApply({
       settings,
@@ -83,6 +94,7 @@ export async function startService(
       spoolDir: spend.spoolDir,
       shutdown: shutdown.signal,
       mask: (text) => secrets.mask(text),
+      litellmEnv: () => keys.litellmEnv(),
     }),
   );
   const { controller, strategy, first } = apply;

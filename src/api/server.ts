@@ -3,7 +3,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
-import { allows, authorize, type Scope, type Tokens } from './auth.js';
+import { allows, authorize, tokenName, type Scope, type Tokens } from './auth.js';
 
 /** The slice of a logger the API uses (pino's Logger fits). */
 export interface ApiLog {
@@ -17,6 +17,8 @@ export interface HandlerContext {
   query: Record<string, unknown>;
   params: Record<string, string>;
   requestId: string;
+  /** Who asks: the token's name (`tokenName`, e.g. `admin:3fa1…`), or `anonymous` on public routes. */
+  actor: string;
 }
 
 export interface Reply {
@@ -153,6 +155,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       }
       const { route } = hit.c;
       template = route.path;
+      let actor = 'anonymous';
       if (route.scope !== 'public') {
         const auth = authorize(request.headers.authorization, options.tokens);
         if (!auth.ok) {
@@ -169,6 +172,7 @@ export function createApiServer(options: ApiServerOptions): Server {
             `${method} ${route.path} needs an admin token; this token has read scope`,
           );
         }
+        actor = tokenName(request.headers.authorization, auth.scope);
       }
       let params: Record<string, string>;
       try {
@@ -234,6 +238,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         query: query.value as Record<string, unknown>,
         params,
         requestId,
+        actor,
       });
       send(reply.status, reply.body, reply.contentType);
     })().catch((error: unknown) => {

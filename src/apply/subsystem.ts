@@ -31,6 +31,8 @@ export interface ApplyDeps {
   shutdown: AbortSignal;
   /** Masks secret values (supervision alerts carry LiteLLM's output). */
   mask: (text: string) => string;
+  /** The environment LiteLLM's variables are read from at every start (default: `env`). */
+  litellmEnv?: () => NodeJS.ProcessEnv;
 }
 
 /** Runs one apply for a trigger: timed, counted, logged, remembered as the last apply. */
@@ -77,7 +79,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
   const strategy = await makeStrategy(
     settings,
     deps.masterKey,
-    providerEnv(settings.configFile, deps.env, log),
+    providerEnv(settings.configFile, deps.litellmEnv ?? deps.env, log),
     deps.spoolDir,
   );
   // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).

@@ -2,7 +2,7 @@ import { durationSeconds } from '../shared/duration.js';
 import type { Problem } from './problems.js';
 import { PROVIDER_KIND_INFO } from './provider-kinds.js';
 import type { Entry, PolicySet } from './policy-set.js';
-import { CREDENTIAL_REFERENCE } from './schema.js';
+import { CREDENTIAL_REFERENCE, type Provider } from './schema.js';
 import {
   isReference,
   isSecretField,
@@ -50,6 +50,17 @@ export function credentialProblem(
   sub: Path,
   value: string | undefined,
 ): Problem[] {
+  if (value === 'secret:key') {
+    // It would be exported as MODELCENTER_SECRET_KEY: the secret store's own key.
+    return [
+      at(
+        entry,
+        sub,
+        'secret:key is reserved (MODELCENTER_SECRET_KEY is the key of the secret store itself)',
+        'name the secret after what it is, e.g. secret:openai-prod',
+      ),
+    ];
+  }
   if (value === undefined || CREDENTIAL_REFERENCE.test(value)) return [];
   const looksSecret = !/^(env|secret):/.test(value);
   return [
@@ -92,6 +103,7 @@ export const providerRules: Rule = (set) =>
         );
       }
     }
+    problems.push(...rotationProblems(entry));
     if (info.needsCredential && !provider.credential) {
       problems.push(
         at(
@@ -114,6 +126,58 @@ export const providerRules: Rule = (set) =>
     }
     return problems;
   });
+
+/** A provider's `rotation:` needs a credential to rotate, and a source of new values to act alone. */
+function rotationProblems(entry: Entry<Provider>): Problem[] {
+  const rotation = entry.value.rotation;
+  if (!rotation) return [];
+  const problems: Problem[] = [];
+  if (!entry.value.credential) {
+    problems.push(
+      at(
+        entry,
+        ['rotation'],
+        'rotation is set but the provider has no credential to rotate',
+        'add credential: env:NAME or secret:name, or remove rotation',
+      ),
+    );
+  }
+  if (rotation.rotate_every && !rotation.issue) {
+    problems.push(
+      at(
+        entry,
+        ['rotation', 'rotate_every'],
+        'a scheduled rotation needs a new value from somewhere',
+        'add rotation.issue: a command that prints a new key on stdout',
+      ),
+    );
+  }
+  if (rotation.on_anomaly === 'rotate' && !rotation.issue) {
+    problems.push(
+      at(
+        entry,
+        ['rotation', 'on_anomaly'],
+        'on_anomaly: rotate needs a new value from somewhere',
+        'add rotation.issue: a command that prints a new key on stdout, or use on_anomaly: alert',
+      ),
+    );
+  }
+  if (
+    rotation.grace &&
+    rotation.rotate_every &&
+    (durationSeconds(rotation.grace) ?? 0) >= (durationSeconds(rotation.rotate_every) ?? 0)
+  ) {
+    problems.push(
+      at(
+        entry,
+        ['rotation', 'grace'],
+        `grace ${rotation.grace} is not shorter than rotate_every ${rotation.rotate_every}`,
+        'make the grace period shorter than the rotation interval',
+      ),
+    );
+  }
+  return problems;
+}
 
 export const modelRules: Rule = (set) =>
   [...set.models.values()].flatMap((entry) => {

@@ -75,6 +75,33 @@ const passthroughValue = z.union([
 ]);
 const globPatterns = z.array(z.string().min(1));
 
+/** A command the controller runs: an argument list (no shell), or one string run by `sh -c`. */
+const command = z.union([
+  z.string().min(1, 'a command must not be empty'),
+  z.array(z.string()).min(1, 'a command needs at least the program'),
+]);
+
+/**
+ * How a provider's credential is rotated (src/keys/). `modelcenter credentials rotate` works
+ * without any of it; scheduled and anomaly rotations need `issue` (where a new value comes from).
+ */
+export const credentialRotationSchema = z.strictObject({
+  /** Rotate on this schedule (needs `issue`). */
+  rotate_every: duration.optional(),
+  /** How long the old value is kept after a rotation before it is retired (default 1h). */
+  grace: duration.optional(),
+  /** Prints a new value on stdout (e.g. calls the provider's key API); used by schedules and anomalies. */
+  issue: command.optional(),
+  /**
+   * Retires the old value once its grace period ended (e.g. revokes it at the provider): run once,
+   * with the old value's fingerprint as its last argument and in MODELCENTER_OLD_FINGERPRINT, the
+   * value on stdin.
+   */
+  retire: command.optional(),
+  /** A burst of 401s from the provider: `alert` (default) or `rotate` at once (needs `issue`). */
+  on_anomaly: z.enum(['alert', 'rotate']).optional(),
+});
+
 export const providerSchema = z.strictObject({
   kind: z.enum(PROVIDER_KINDS),
   credential: credential.optional(),
@@ -89,6 +116,8 @@ export const providerSchema = z.strictObject({
     .optional(),
   /** Extra LiteLLM litellm_params for every deployment of this provider (organization, extra_headers, …). */
   params: z.record(z.string().min(1), passthroughValue).optional(),
+  /** Rotation of `credential`: schedule, grace period, issue and retire hooks, anomaly response. */
+  rotation: credentialRotationSchema.optional(),
 });
 
 export const modelSchema = z.strictObject({
@@ -250,6 +279,7 @@ export const policyFileSchema = z.strictObject({
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 export type Provider = z.infer<typeof providerSchema>;
+export type CredentialRotation = z.infer<typeof credentialRotationSchema>;
 export type Model = z.infer<typeof modelSchema>;
 export type Profile = z.infer<typeof profileSchema>;
 export type Caller = z.infer<typeof callerSchema>;

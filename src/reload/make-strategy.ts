@@ -67,10 +67,12 @@ export function litellmUrl(strategy: ReloadStrategy): string | undefined {
  */
 export function providerEnv(
   configFile: string,
-  env: NodeJS.ProcessEnv,
+  /** The environment to read; a function is asked at every start (the secret store's values). */
+  source: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv),
   log: Logger,
 ): () => Record<string, string> {
   return () => {
+    const env = typeof source === 'function' ? source() : source;
     const config = parseRendered(readFileSync(configFile, 'utf8'));
     const found: Record<string, string> = {};
     const missing: string[] = [];
@@ -79,7 +81,7 @@ export function providerEnv(
       if (name === MASTER_KEY_ENV) continue;
       // Validation refuses these in policies; a config from elsewhere (an old commit, a hand
       // edit) still never hands the controller's own secrets to a provider.
-      if (name !== 'DATABASE_URL' && reservedVariable(name)) {
+      if (name !== 'DATABASE_URL' && !isStoreExport(name) && reservedVariable(name)) {
         withheld.push(name);
         continue;
       }
@@ -101,4 +103,12 @@ export function providerEnv(
     }
     return found;
   };
+}
+
+/**
+ * `MODELCENTER_SECRET_<NAME>`: how a `secret:name` credential reaches LiteLLM (src/compile), so
+ * passed on — except MODELCENTER_SECRET_KEY, the secret store's own key.
+ */
+function isStoreExport(name: string): boolean {
+  return name.startsWith('MODELCENTER_SECRET_') && name !== 'MODELCENTER_SECRET_KEY';
 }

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { parsePointInTime } from '../shared/duration.js';
+
+/**
+ * What the keys routes and CLI verbs accept and answer. Answers carry fingerprints
+ * (src/keys/audit.ts), never a value.
+ */
+
+/** A relative duration (`24h`, `7d`) or a date/UTC time that exists, within 1970–9999. */
+const when = z.string().superRefine((text, context) => {
+  const parsed = parsePointInTime(text, new Date());
+  if (!parsed.ok) context.addIssue({ code: 'custom', message: parsed.reason });
+});
+
+/** `GET /v1/keys/audit` and `modelcenter keys audit`. */
+export const auditQuerySchema = z.strictObject({
+  since: when.optional().describe('only events since then: 24h, 7d, 2026-11-01'),
+  subject: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('only events about this subject: provider:openai, master-key, caller:NAME'),
+  rotation: z.string().min(1).max(200).optional().describe('only the steps of this rotation id'),
+  limit: z.coerce
+    .number({ error: 'must be a whole number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(100_000, 'must be at most 100000')
+    .default(1000)
+    .describe('at most this many events, the newest'),
+});
+export type AuditQueryInput = z.infer<typeof auditQuerySchema>;
+
+export const auditRecordSchema = z.object({
+  id: z.number(),
+  at: z.string(),
+  rotationId: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  subject: z.string(),
+  step: z.string(),
+  outcome: z.enum(['started', 'ok', 'failed', 'skipped']),
+  fingerprints: z.object({ old: z.string().optional(), new: z.string().optional() }).optional(),
+  detail: z.string().optional(),
+});
+
+export const auditAnswerSchema = z.object({ events: z.array(auditRecordSchema) });
+
+/** One provider credential as `GET /v1/credentials` shows it. */
+export const credentialStatusSchema = z.object({
+  provider: z.string(),
+  /** As written in the policy: env:NAME or secret:name. */
+  reference: z.string(),
+  /** The variable LiteLLM reads it from. */
+  variable: z.string(),
+  /** store: the secret store (a secret: credential, or a rotated env: one); env; missing. */
+  source: z.enum(['store', 'env', 'missing']),
+  /** An env: credential whose rotated, stored value is used instead of the environment's. */
+  overridesEnv: z.boolean(),
+  fingerprint: z.string().optional(),
+  /** Since when the current value is in use (stored values only; the environment has no date). */
+  since: z.string().optional(),
+  ageSeconds: z.number().optional(),
+  /** The old value still kept for the grace period of the last rotation, and until when. */
+  previous: z.object({ fingerprint: z.string(), expiresAt: z.string() }).optional(),
+  rotation: z
+    .object({
+      id: z.string(),
+      state: z.string(),
+      startedAt: z.string(),
+      graceUntil: z.string().optional(),
+      retiredAt: z.string().optional(),
+    })
+    .optional(),
+  /** The policy's rotate_every, and when the next scheduled rotation is due. */
+  rotateEvery: z.string().optional(),
+  nextRotation: z.string().optional(),
+});
+export type CredentialStatus = z.infer<typeof credentialStatusSchema>;
+
+export const credentialsAnswerSchema = z.object({
+  backend: z.string(),
+  credentials: z.array(credentialStatusSchema),
+});
