@@ -3,6 +3,7 @@ import { startApi } from './api/subsystem.js';
 import type { Controller, ApplyReport } from './apply/controller.js';
 import { checkServable, startApply } from './apply/subsystem.js';
 import { startKeys } from './keys/subsystem.js';
+import { startVirtualKeys } from './keys/virtual-keys-subsystem.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
@@ -99,6 +100,16 @@ export async function startService(
   );
   const { controller, strategy, first } = apply;
   litellm.url = () => apply.litellmUrl();
+  // After LiteLLM: callers' virtual keys live in its database (database mode).
+  await running.start('virtual-keys', () =>
+    startVirtualKeys({
+      settings,
+      env,
+      log: log.child({ subsystem: 'virtual-keys' }),
+      audit: keys.audit,
+      litellm: () => ({ url: settings.litellmUrls[0] ?? apply.litellmUrl(), masterKey }),
+    }),
+  );
   await running.start('triggers', () =>
     startTriggers({
       controller,
