@@ -5,6 +5,7 @@ import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerSpend } from './commands/spend.js';
 import { registerStatus } from './commands/status.js';
+import { registerVirtualKeys } from './commands/virtual-keys.js';
 import type { CliContext } from './context.js';
 
 const EXIT_HELP = `
@@ -34,6 +35,7 @@ export function buildProgram(context: CliContext): Command {
   registerStatus(program, context);
   registerSpend(program, context);
   registerCompletion(program, context);
+  registerVirtualKeys(program, context);
   explainErrors(program);
   return program;
 }

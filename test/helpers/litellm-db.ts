@@ -170,8 +170,12 @@ export interface DbInstanceOptions {
   context: LiteLLMDbContext;
   database: string;
   masterKey: string;
-  /** Extra YAML appended to the config (model_list entries go under `extraModels`). */
+  /** model_list entries (YAML, indented two spaces) this instance defines in its own config. */
   extraModels?: string;
+  /** `litellm_settings` lines (YAML, indented two spaces), e.g. the spool callback. */
+  litellmSettings?: string;
+  /** Where the spool callback writes (default: a temp directory removed at stop). */
+  spoolDir?: string;
   env?: Record<string, string>;
   readinessTimeoutMs?: number;
 }
@@ -190,15 +194,17 @@ export async function startInstance(options: DbInstanceOptions): Promise<Running
       // Tests wait for convergence: poll the database every 2 s (default 30), flush spend every 1 s.
       '  proxy_config_reload_interval_seconds: 2',
       '  proxy_batch_write_at: 1',
+      ...(options.litellmSettings ? ['litellm_settings:', options.litellmSettings] : []),
       '',
     ].join('\n'),
   );
-  await mkdir(path.join(dir, 'spool'));
+  const spoolDir = options.spoolDir ?? path.join(dir, 'spool');
+  await mkdir(spoolDir, { recursive: true });
   try {
     const instance = await startLiteLLM({
       configPath: config,
       masterKey: options.masterKey,
-      spoolDir: path.join(dir, 'spool'),
+      spoolDir,
       readinessTimeoutMs: options.readinessTimeoutMs ?? 300_000,
       env: {
         ...options.context.env,
@@ -250,6 +256,8 @@ export async function startDbStack(options: {
   masterKey: string;
   count?: number;
   extraModels?: string;
+  litellmSettings?: string;
+  spoolDir?: string;
   env?: Record<string, string>;
 }): Promise<DbStack> {
   const database = await freshDatabase(options.context);
@@ -260,6 +268,8 @@ export async function startDbStack(options: {
       database,
       masterKey: options.masterKey,
       ...(options.extraModels !== undefined && { extraModels: options.extraModels }),
+      ...(options.litellmSettings !== undefined && { litellmSettings: options.litellmSettings }),
+      ...(options.spoolDir !== undefined && { spoolDir: options.spoolDir }),
       env: { ...options.env, ...env },
     });
     instances.push(instance);
