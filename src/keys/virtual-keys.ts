@@ -361,6 +361,11 @@ export class VirtualKeys {
   private async create(rotation: Rotation, want: CallerKey): Promise<void> {
     const { client } = this.options;
     const value = rotation.newValue;
+    if (rotation.method === 'regenerate' && !this.options.useRegenerate) {
+      // The licence setting was turned off (e.g. after LiteLLM refused): generate → grace → delete.
+      rotation.method = 'generate';
+      await this.journal.save(rotation);
+    }
     if (!(await client.live(rotation.newToken))) {
       if (value === undefined)
         throw new ModelCenterError(
