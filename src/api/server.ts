@@ -26,6 +26,8 @@ export interface Reply {
   body: unknown;
   /** Plain text instead of JSON (Prometheus). */
   contentType?: string;
+  /** The answer is a secret its caller asked for (a new key, read once): sent unmasked, not cached. */
+  revealsSecret?: boolean;
 }
 
 export interface Route {
@@ -104,14 +106,15 @@ export function createApiServer(options: ApiServerOptions): Server {
     let template = 'unmatched';
     const head = request.method === 'HEAD';
     const method = head ? 'GET' : request.method;
-    const send = (status: number, body: unknown, contentType?: string): void => {
+    const send = (status: number, body: unknown, contentType?: string, secret = false): void => {
       const raw = contentType ? String(body) : JSON.stringify(body);
-      const text = options.mask ? options.mask(raw) : raw;
+      const text = options.mask && !secret ? options.mask(raw) : raw;
       response.writeHead(status, {
         'content-type': contentType ?? 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(text),
         'x-request-id': requestId,
         ...(status === 401 && { 'www-authenticate': 'Bearer' }),
+        ...(secret && { 'cache-control': 'no-store' }),
       });
       response.end(head ? undefined : text);
       const seconds = (performance.now() - started) / 1000;
@@ -240,7 +243,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         requestId,
         actor,
       });
-      send(reply.status, reply.body, reply.contentType);
+      send(reply.status, reply.body, reply.contentType, reply.revealsSecret === true);
     })().catch((error: unknown) => {
       if (response.headersSent) return;
       if (error instanceof HttpError) return fail(error.status, error.code, error.message);

@@ -85,7 +85,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
     if (!url)
       throw new HttpError(503, 'not_ready', 'LiteLLM is not running yet: try again in a moment');
     manager ??= new VirtualKeys({
-      client: new LiteLLMKeyClient(url, masterKey),
+      client: new LiteLLMKeyClient(url, masterKey, 30_000),
       journalDir: path.join(deps.settings.stateDir, 'keys', 'rotations'),
       useRegenerate,
       onEvent: record,
@@ -169,7 +169,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
             'not_found',
             `no key of "${caller}" waits to be read: it was read already, delivered by a hook or a file, or never made — rotate it to get a new one`,
           );
-        return { status: 200, body: read };
+        return { status: 200, body: read, revealsSecret: true };
       },
     },
   ];

@@ -324,6 +324,17 @@ export const callerRules: Rule = (set) =>
         ),
       );
     }
+    if (key && entry.value.profiles.length === 0) {
+      // A LiteLLM virtual key without models may call every model: never made by accident.
+      problems.push(
+        at(
+          entry,
+          ['key'],
+          'a caller with a key needs profiles: a LiteLLM key without models may call every model',
+          `list the profiles it may use under callers.${entry.name}.profiles`,
+        ),
+      );
+    }
     return problems;
   });
 
