@@ -81,7 +81,7 @@ describe('admin-api strategy on two real database-mode LiteLLM instances sharing
   const dbIds = async () =>
     Promise.all(
       stack.urls.map(async (url) =>
-        (await new LiteLLMAdminClient(url, masterKey).inventory())
+        (await new LiteLLMAdminClient(url, masterKey, 60_000).inventory())
           .filter((d) => d.dbModel)
           .map((d) => d.id)
           .sort(),
@@ -207,7 +207,7 @@ describe('admin-api strategy on two real database-mode LiteLLM instances sharing
 
   it('a third instance started later on the same database serves the committed set at once', async () => {
     const third = await stack.addInstance();
-    const ids = (await new LiteLLMAdminClient(third.url, masterKey).inventory())
+    const ids = (await new LiteLLMAdminClient(third.url, masterKey, 60_000).inventory())
       .filter((d) => d.dbModel)
       .map((d) => d.id)
       .sort();

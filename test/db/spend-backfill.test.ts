@@ -97,9 +97,9 @@ describe('spend-log backfill from a real database-mode LiteLLM', () => {
       litellmSettings: '  callbacks: ["modelcenter_spool.proxy_handler_instance"]',
       env: { OPENAI_API_KEY: openaiKey },
     });
-    source = new LiteLLMAdminClient(stack.urls[0]!, masterKey);
+    source = new LiteLLMAdminClient(stack.urls[0]!, masterKey, 60_000);
     // A caller's virtual key: its alias is the caller in the spend logs.
-    const keys = new LiteLLMKeyClient(stack.urls[0]!, masterKey);
+    const keys = new LiteLLMKeyClient(stack.urls[0]!, masterKey, 60_000);
     const agentKey = testKey('sk-');
     await keys.generate(agentKey, {
       key_alias: 'research-agent',

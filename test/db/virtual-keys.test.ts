@@ -98,7 +98,7 @@ ${extra}`;
       extraModels: groups(upstream.url),
       env: { OPENAI_API_KEY: openaiKey },
     });
-    client = new LiteLLMKeyClient(stack.urls[0]!, masterKey);
+    client = new LiteLLMKeyClient(stack.urls[0]!, masterKey, 60_000);
   });
   afterAll(async () => {
     await stack?.stop();
@@ -192,6 +192,63 @@ ${extra}`;
     expect(await statusOf(old)).toBe(401);
     expect(await statusOf(fresh)).toBe(200);
     expect((await readFile(delivered, 'utf8')).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('regenerate without an Enterprise licence: the rotation stops saying what to do, the old key keeps working; with the setting off the same rotation carries on', async () => {
+    const journal = path.join(dir, 'journal-regenerate');
+    const delivered = path.join(dir, 'batch-job.delivered');
+    const old = (await readFile(delivered, 'utf8')).trim().split('\n').at(-1)!;
+    const failure = await new VirtualKeys({ client, journalDir: journal, useRegenerate: true })
+      .rotate(set(), 'batch-job', 'test-token')
+      .catch((error: unknown) => error as Error);
+    expect((failure as Error).message).toMatch(/Enterprise.*MODELCENTER_KEYS_REGENERATE off/);
+    expect(await aliasTokens('batch-job')).toEqual([tokenOf(old)]);
+    expect(await statusOf(old)).toBe(200);
+
+    const rotation = await new VirtualKeys({ client, journalDir: journal }).rotate(
+      set(),
+      'batch-job',
+      'test-token',
+    );
+    expect(rotation).toMatchObject({ method: 'generate', phase: 'grace' });
+    const fresh = (await readFile(delivered, 'utf8')).trim().split('\n').at(-1)!;
+    values.push(fresh);
+    expect(tokenOf(fresh)).toBe(rotation.newToken);
+    expect(await statusOf(fresh)).toBe(200);
+    expect(await statusOf(old)).toBe(200);
+  });
+
+  it('a key about to expire raises a warning; a key older than its rotate_every is rotated by the schedule', async () => {
+    const text = policies().replace(
+      'reader:\n    profiles: [deep]\n    key: { grace: 1h }',
+      'reader:\n    profiles: [deep]\n    key: { grace: 1h, rotate_every: 10d }',
+    );
+    // 29 days on: research-agent's 30-day key expires tomorrow; reader's key is due.
+    const later = new Date(Date.now() + 29 * 86_400_000);
+    const keys = new VirtualKeys({
+      client,
+      journalDir: path.join(dir, 'journal'),
+      now: () => later,
+      onEvent: (e) => void events.push(e),
+    });
+    const statuses = await keys.sync(set(text));
+    expect(
+      events.find((e) => e.action === 'key.expiring' && e.caller === 'research-agent')?.detail,
+    ).toMatch(/expires .* rotate it \(modelcenter keys rotate research-agent\)/);
+    expect(statuses.find((s) => s.caller === 'reader')?.state).toBe('rotating');
+    expect(
+      events.some(
+        (e) => e.action === 'key.rotate.started' && e.caller === 'reader' && e.by === 'schedule',
+      ),
+    ).toBe(true);
+    // Warned once, not at every tick.
+    await keys.sync(set(text));
+    expect(
+      events.filter((e) => e.action === 'key.expiring' && e.caller === 'research-agent'),
+    ).toHaveLength(1);
+    const read = await keys.readDelivery('reader', 'test-token');
+    values.push(read!.key);
+    expect(await statusOf(read!.key, 'deep')).toBe(200);
   });
 
   it('a policy change updates the key; a key changed by hand is drift, reported and not overwritten', async () => {
