@@ -2,8 +2,12 @@ import type { Route } from './api/server.js';
 import { startApi } from './api/subsystem.js';
 import type { Controller, ApplyReport } from './apply/controller.js';
 import { checkServable, startApply } from './apply/subsystem.js';
+import type { LiveLiteLLM } from './keys/live.js';
+import type { KeyAlert } from './keys/schedule.js';
 import { startKeys } from './keys/subsystem.js';
 import { startVirtualKeys } from './keys/virtual-keys-subsystem.js';
+import { spendSettings } from './spend/config.js';
+import { webhookSink } from './spend/webhook.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
 import type { Logger } from './log/logger.js';
 import { SecretValues } from './log/redact.js';
@@ -57,6 +61,9 @@ export async function startService(
   const masterKey =
     env[MASTER_KEY_ENV] ?? (await stateSecret(settings.stateDir, 'master-key', 'sk-', log));
   secrets.add(masterKey);
+  // Rotated by the keys subsystem (started after the ledger); read at every use.
+  const master: { current: () => string } = { current: () => masterKey };
+  const currentKey = (): string => master.current();
   const metrics = new Metrics({ defaultMetrics: true });
   const shutdown = new AbortController();
   const running = new Subsystems<Route, JobRun>((subsystem, error) =>
@@ -72,10 +79,13 @@ export async function startService(
       env,
       log: log.child({ subsystem: 'spend' }),
       onProblem: (outcome, reason, n) => metrics.recordSpendProblem(outcome, reason, n),
-      litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey }),
+      litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey: currentKey() }),
     }),
   );
+  const alertWebhook = spendSettings(env, settings.stateDir).webhook;
   // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
+  // Rotations reach the LiteLLM started next through `live`, set once it runs.
+  const live: { current?: LiveLiteLLM } = {};
   const keys = await running.start('keys', () =>
     startKeys({
       settings,
@@ -83,15 +93,20 @@ export async function startService(
       log: log.child({ subsystem: 'keys' }),
       db: spend.ledger.db,
       secrets,
+      masterKey,
+      live: () => live.current,
+      ...(alertWebhook && { alert: webhookSink<KeyAlert>(alertWebhook) }),
     }),
   );
+  master.current = () => keys.masterKey();
   const apply = await running.start('apply', () =>
     startApply({
       settings,
       env,
       log: log.child({ subsystem: 'apply' }),
       metrics,
-      masterKey,
+      masterKey: () => keys.masterKey(),
+      keyAliases: () => keys.frontKeyAliases(),
       spoolDir: spend.spoolDir,
       shutdown: shutdown.signal,
       mask: (text) => secrets.mask(text),
@@ -100,6 +115,12 @@ export async function startService(
   );
   const { controller, strategy, first } = apply;
   litellm.url = () => apply.litellmUrl();
+  live.current = {
+    url: () => apply.litellmUrl(),
+    masterKey: () => keys.masterKey(),
+    strategy,
+    reload: (trigger) => apply.run(trigger, () => controller.apply({ reload: true })),
+  };
   // After LiteLLM: callers' virtual keys live in its database (database mode).
   await running.start('virtual-keys', () =>
     startVirtualKeys({
@@ -107,7 +128,10 @@ export async function startService(
       env,
       log: log.child({ subsystem: 'virtual-keys' }),
       audit: keys.audit,
-      litellm: () => ({ url: settings.litellmUrls[0] ?? apply.litellmUrl(), masterKey }),
+      litellm: () => ({
+        url: settings.litellmUrls[0] ?? apply.litellmUrl(),
+        masterKey: keys.masterKey(),
+      }),
     }),
   );
   await running.start('triggers', () =>

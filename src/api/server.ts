@@ -26,8 +26,11 @@ export interface Reply {
   body: unknown;
   /** Plain text instead of JSON (Prometheus). */
   contentType?: string;
-  /** The answer is a secret its caller asked for (a new key, read once): sent unmasked, not cached. */
-  revealsSecret?: boolean;
+  /**
+   * The answer carries a secret on purpose (a new key's one authenticated read): it is not masked.
+   * Only for admin routes that hand a key to its owner once.
+   */
+  unmasked?: boolean;
 }
 
 export interface Route {
@@ -106,15 +109,15 @@ export function createApiServer(options: ApiServerOptions): Server {
     let template = 'unmatched';
     const head = request.method === 'HEAD';
     const method = head ? 'GET' : request.method;
-    const send = (status: number, body: unknown, contentType?: string, secret = false): void => {
+    const send = (status: number, body: unknown, contentType?: string, unmasked = false): void => {
       const raw = contentType ? String(body) : JSON.stringify(body);
-      const text = options.mask && !secret ? options.mask(raw) : raw;
+      const text = options.mask && !unmasked ? options.mask(raw) : raw;
       response.writeHead(status, {
         'content-type': contentType ?? 'application/json; charset=utf-8',
         'content-length': Buffer.byteLength(text),
         'x-request-id': requestId,
         ...(status === 401 && { 'www-authenticate': 'Bearer' }),
-        ...(secret && { 'cache-control': 'no-store' }),
+        ...(unmasked && { 'cache-control': 'no-store' }),
       });
       response.end(head ? undefined : text);
       const seconds = (performance.now() - started) / 1000;
@@ -243,7 +246,12 @@ export function createApiServer(options: ApiServerOptions): Server {
         requestId,
         actor,
       });
-      send(reply.status, reply.body, reply.contentType, reply.revealsSecret === true);
+      send(
+        reply.status,
+        reply.body,
+        reply.contentType,
+        reply.unmasked === true && route.scope === 'admin',
+      );
     })().catch((error: unknown) => {
       if (response.headersSent) return;
       if (error instanceof HttpError) return fail(error.status, error.code, error.message);

@@ -10,6 +10,7 @@ import { litellmUrl, makeStrategy, providerEnv } from '../reload/make-strategy.j
 import { reportSupervision, type SupervisionAlert } from '../reload/supervision-report.js';
 import { spendSettings } from '../spend/config.js';
 import { webhookSink } from '../spend/webhook.js';
+import type { KeyAlias } from '../reload/nginx.js';
 import type { ReloadStrategy } from '../reload/strategy.js';
 import { describeVerify } from '../reload/verify.js';
 import type { JobRun } from '../scheduler/subsystem.js';
@@ -24,7 +25,10 @@ export interface ApplyDeps {
   /** The `apply` child logger. */
   log: Logger;
   metrics: Metrics;
-  masterKey: string;
+  /** LiteLLM's master key now (it changes when rotated). */
+  masterKey: () => string;
+  /** Keys the blue-green front maps to others (a master key rotation's grace period). */
+  keyAliases?: () => readonly KeyAlias[];
   /** Where LiteLLM's spool callback writes (the spend subsystem reads it). */
   spoolDir: string;
   /** Aborted when shutdown begins: API mutations are refused from then on. */
@@ -81,6 +85,7 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     deps.masterKey,
     providerEnv(settings.configFile, deps.litellmEnv ?? deps.env, log),
     deps.spoolDir,
+    deps.keyAliases,
   );
   // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).
   const { webhook } = spendSettings(deps.env, settings.stateDir);

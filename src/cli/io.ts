@@ -3,4 +3,6 @@ export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   cwd: string;
+  /** Reads all of standard input (default: the process's); secrets are passed this way. */
+  readStdin?: () => Promise<string>;
 }

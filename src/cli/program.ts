@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCompletion } from './commands/completion.js';
+import { registerKeys } from './commands/keys.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
@@ -35,6 +36,7 @@ export function buildProgram(context: CliContext): Command {
   registerStatus(program, context);
   registerSpend(program, context);
   registerCompletion(program, context);
+  registerKeys(program, context);
   registerVirtualKeys(program, context);
   explainErrors(program);
   return program;

@@ -19,6 +19,8 @@ export async function askService(
   body: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   io: CliIo,
+  /** GET sends no body (put parameters in the route's query). */
+  method: 'POST' | 'GET' = 'POST',
 ): Promise<ServiceAnswer> {
   const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
   const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
@@ -31,7 +33,7 @@ export async function askService(
     return { failed: EXIT.invalidInput };
   }
   try {
-    return await postJson(`${base}${route}`, token, body, 30 * 60_000);
+    return await postJson(`${base}${route}`, token, body, 30 * 60_000, method);
   } catch (error) {
     io.stderr(
       `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
@@ -49,14 +51,15 @@ function postJson(
   token: string,
   body: Record<string, unknown>,
   timeoutMs: number,
+  method: 'POST' | 'GET' = 'POST',
 ): Promise<{ status: number; ok: boolean; statusText: string; answer: Record<string, unknown> }> {
-  const text = JSON.stringify(body);
+  const text = method === 'GET' ? '' : JSON.stringify(body);
   const send = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const request = send(
       url,
       {
-        method: 'POST',
+        method,
         headers: {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',

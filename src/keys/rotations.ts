@@ -9,10 +9,10 @@ import type { Queryable } from '../store/db.js';
 export type RotationKind = 'credential' | 'master' | 'virtual';
 /**
  * started: the new value is being probed or swapped in; live: it serves, the old one is in its
- * grace period; retired: the old one is gone (hook ran, key deleted); failed: nothing changed;
- * rolled-back: the old value serves again.
+ * grace period; retiring: the retire step was claimed and runs; retired: the old one is gone
+ * (hook ran, key deleted); failed: nothing changed; rolled-back: the old value serves again.
  */
-export type RotationState = 'started' | 'live' | 'retired' | 'failed' | 'rolled-back';
+export type RotationState = 'started' | 'live' | 'retiring' | 'retired' | 'failed' | 'rolled-back';
 
 export interface Rotation {
   id: string;
@@ -104,17 +104,36 @@ export class RotationLog {
   }
 
   /**
-   * Marks the retire step done, once: true for the one caller that moved it from `live` to
-   * `retired`, false when it already was (another run, or before a restart). The retire hook runs
-   * only after winning this — so it runs at most once, also across restarts.
+   * Claims the retire step: true for the one caller that moved the rotation from `live` to
+   * `retiring`, false when another did (a second timer, another controller on the same database).
+   * The retire hook runs only after winning this, so concurrent runs never both run it.
    */
-  async claimRetire(id: string, at: Date = new Date()): Promise<boolean> {
+  async claimRetire(id: string): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE key_rotations SET state = 'retiring', updated_at = now()
+       WHERE id = $1 AND state = 'live' RETURNING id`,
+      [id],
+    );
+    return rows.length === 1;
+  }
+
+  /** The retire step finished: `retiring` → `retired`, once. */
+  async markRetired(id: string, at: Date = new Date()): Promise<boolean> {
     const rows = await this.db.query<{ id: string }>(
       `UPDATE key_rotations SET state = 'retired', retired_at = $2, updated_at = now()
-       WHERE id = $1 AND state = 'live' RETURNING id`,
+       WHERE id = $1 AND state = 'retiring' RETURNING id`,
       [id, at.toISOString()],
     );
     return rows.length === 1;
+  }
+
+  /** The retire step failed: back to `live` (retried later), `data` merged (attempts, next try). */
+  async releaseRetire(id: string, data: Record<string, unknown>): Promise<void> {
+    await this.db.query(
+      `UPDATE key_rotations SET state = 'live', data = data || $2::jsonb, updated_at = now()
+       WHERE id = $1 AND state = 'retiring'`,
+      [id, JSON.stringify(data)],
+    );
   }
 
   async get(id: string): Promise<Rotation | undefined> {
@@ -133,10 +152,13 @@ export class RotationLog {
     return rows[0] && fromRow(rows[0]);
   }
 
-  /** Rotations not finished: started (interrupted) or live (in grace, retire pending). */
+  /**
+   * Rotations not finished: started (interrupted), live (in grace, retire pending) or retiring
+   * (the retire step was running when the controller stopped).
+   */
   async open(kind?: RotationKind): Promise<Rotation[]> {
     const rows = await this.db.query<RotationRow>(
-      `SELECT * FROM key_rotations WHERE state IN ('started', 'live')
+      `SELECT * FROM key_rotations WHERE state IN ('started', 'live', 'retiring')
        ${kind ? 'AND kind = $1' : ''} ORDER BY started_at, id`,
       kind ? [kind] : [],
     );

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parsePointInTime } from '../shared/duration.js';
+import { DURATION_PATTERN, parsePointInTime } from '../shared/duration.js';
 
 /**
  * What the keys routes and CLI verbs accept and answer. Answers carry fingerprints
@@ -83,3 +83,43 @@ export const credentialsAnswerSchema = z.object({
   backend: z.string(),
   credentials: z.array(credentialStatusSchema),
 });
+
+/** `POST /v1/credentials/{provider}/rotate`: the new value in the body, never in a URL. */
+export const rotateBodySchema = z.strictObject({
+  value: z
+    .string({ error: 'the new value is required' })
+    .min(8, 'the new value is shorter than 8 characters')
+    .max(8192, 'the new value is longer than 8192 characters')
+    .describe('the new credential (sent only in the body; never shown again)'),
+  grace: z
+    .string()
+    .regex(DURATION_PATTERN, 'a duration is a whole number and a unit: 30s, 15m, 1h, 1d')
+    .optional()
+    .describe("how long the old value stays valid (default: the policy's rotation.grace, else 1h)"),
+  now: z
+    .boolean({ error: 'must be true or false' })
+    .default(false)
+    .describe('compromised: no grace, retire the old value right after the swap'),
+});
+export type RotateBody = z.infer<typeof rotateBodySchema>;
+
+/** `POST /v1/keys/master/rotate`: a new master key, or none to have one generated. */
+export const masterRotateBodySchema = z.strictObject({
+  value: z
+    .string()
+    .regex(/^[A-Za-z0-9._~+/=-]{8,512}$/, '8 to 512 letters, digits or . _ ~ + / = -')
+    .optional()
+    .describe('the new master key; generated (sk- and 64 hex characters) when not given'),
+  grace: z
+    .string()
+    .regex(DURATION_PATTERN, 'a duration is a whole number and a unit: 30s, 15m, 1h, 1d')
+    .optional()
+    .describe(
+      "how long the old key keeps working (default: the policy's master_key.grace, else 1h)",
+    ),
+  now: z
+    .boolean({ error: 'must be true or false' })
+    .default(false)
+    .describe('compromised: the old key is refused right away'),
+});
+export type MasterRotateBody = z.infer<typeof masterRotateBodySchema>;

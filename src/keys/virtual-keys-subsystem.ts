@@ -52,6 +52,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
   const { webhook } = spendSettings(deps.env, deps.settings.stateDir);
   const alert = webhook ? webhookSink<Record<string, unknown>>(webhook) : undefined;
   let manager: VirtualKeys | undefined;
+  let managerFor = '';
   let last: { at: string; callers: CallerKeyStatus[]; error?: string } | undefined;
 
   const record = async (event: KeyEvent): Promise<void> => {
@@ -84,12 +85,17 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
     const { url, masterKey } = deps.litellm();
     if (!url)
       throw new HttpError(503, 'not_ready', 'LiteLLM is not running yet: try again in a moment');
-    manager ??= new VirtualKeys({
-      client: new LiteLLMKeyClient(url, masterKey, 30_000),
-      journalDir: path.join(deps.settings.stateDir, 'keys', 'rotations'),
-      useRegenerate,
-      onEvent: record,
-    });
+    // A new client when the URL or the master key changed (a master key rotation).
+    const identity = `${url}\0${masterKey}`;
+    if (!manager || identity !== managerFor) {
+      manager = new VirtualKeys({
+        client: new LiteLLMKeyClient(url, masterKey, 30_000),
+        journalDir: path.join(deps.settings.stateDir, 'keys', 'rotations'),
+        useRegenerate,
+        onEvent: record,
+      });
+      managerFor = identity;
+    }
     return manager;
   };
   const policies = async () => (await buildFromDir(deps.settings.policies)).set;
@@ -169,7 +175,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
             'not_found',
             `no key of "${caller}" waits to be read: it was read already, delivered by a hook or a file, or never made — rotate it to get a new one`,
           );
-        return { status: 200, body: read, revealsSecret: true };
+        return { status: 200, body: read, unmasked: true };
       },
     },
   ];

@@ -28,16 +28,18 @@ export type Advice = (status: number, serverMessage: string) => string | undefin
 /** One LiteLLM instance's HTTP API: one axios instance, every answer parsed, every failure typed. */
 export class LiteLLMClient {
   private readonly http: AxiosInstance;
+  private readonly masterKey: () => string;
 
   constructor(
     readonly baseUrl: string,
-    masterKey: string,
+    /** The master key, or where to read it at every call (it changes when it is rotated). */
+    masterKey: string | (() => string),
     timeoutMs = 10_000,
   ) {
+    this.masterKey = typeof masterKey === 'function' ? masterKey : () => masterKey;
     this.http = axios.create({
       baseURL: baseUrl,
       timeout: timeoutMs,
-      headers: { authorization: `Bearer ${masterKey}` },
       validateStatus: () => true,
       proxy: false,
     });
@@ -91,7 +93,13 @@ export class LiteLLMClient {
     const call = `${method === 'GET' ? '' : `${method} `}${route}`;
     let response;
     try {
-      response = await this.http.request<unknown>({ method, url: route, data: body, params });
+      response = await this.http.request<unknown>({
+        method,
+        url: route,
+        data: body,
+        params,
+        headers: { authorization: `Bearer ${this.masterKey()}` },
+      });
     } catch (error) {
       const reason = isAxiosError(error) ? (error.code ?? error.message) : String(error);
       throw new LiteLLMApiError(

@@ -355,7 +355,7 @@ function mergeFile(set: PolicySet, source: SourceFile, file: PolicyFile): Proble
       path: ['budgets', index],
     });
   });
-  for (const section of ['cache', 'routing', 'spend', 'litellm'] as const) {
+  for (const section of ['cache', 'routing', 'spend', 'master_key', 'litellm'] as const) {
     const value = file[section];
     if (value === undefined) continue;
     const entry = { name: section, value, source, path: [section] };

@@ -4,6 +4,7 @@ import type {
   Caller,
   Goal,
   LiteLLMPassthrough,
+  MasterKey,
   Model,
   Profile,
   Provider,
@@ -31,6 +32,7 @@ export interface PolicySet {
   cache?: Entry<Cache>;
   routing?: Entry<Routing>;
   spend?: Entry<Spend>;
+  master_key?: Entry<MasterKey>;
   litellm?: Entry<LiteLLMPassthrough>;
   /** Every file read, in name order. */
   files: string[];

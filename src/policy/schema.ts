@@ -263,6 +263,32 @@ export const litellmPassthroughSchema = z.strictObject({
   router_settings: z.record(z.string().min(1), z.unknown()).optional(),
 });
 
+/** Where a new key goes once it is live (a master key, a caller's virtual key). */
+export const deliverySchema = z.strictObject({
+  /** Run with the new key on stdin (and its fingerprint as its last argument). */
+  hook: command.optional(),
+  /** Written to this file, mode 0600 (replaced atomically). */
+  file: z.string().min(1).optional(),
+});
+
+/**
+ * LiteLLM's master key (`modelcenter keys rotate-master`). In configuration mode it is the only key
+ * clients have: during the grace period the blue-green front maps the old key to the new one.
+ */
+export const masterKeySchema = z.strictObject({
+  /** How long the old key keeps working after a rotation (default 1h). */
+  grace: duration.optional(),
+  /** Rotate on this schedule. */
+  rotate_every: duration.optional(),
+  /** Besides one authenticated API read (GET /v1/keys/master/delivery), deliver the new key here. */
+  deliver: deliverySchema.optional(),
+  /**
+   * A caller's cost spike while callers share the master key: `alert` (default), or `rotate` it at
+   * once (no grace: compromised) and deliver the new one.
+   */
+  on_anomaly: z.enum(['alert', 'rotate']).optional(),
+});
+
 /** One policy file. Every section is optional; sections merge across files. */
 export const policyFileSchema = z.strictObject({
   providers: z.record(name, providerSchema).optional(),
@@ -274,6 +300,7 @@ export const policyFileSchema = z.strictObject({
   cache: cacheSchema.optional(),
   routing: routingSchema.optional(),
   spend: spendSchema.optional(),
+  master_key: masterKeySchema.optional(),
   litellm: litellmPassthroughSchema.optional(),
 });
 
@@ -288,5 +315,7 @@ export type Budget = z.infer<typeof budgetSchema>;
 export type Cache = z.infer<typeof cacheSchema>;
 export type Routing = z.infer<typeof routingSchema>;
 export type Spend = z.infer<typeof spendSchema>;
+export type MasterKey = z.infer<typeof masterKeySchema>;
+export type Delivery = z.infer<typeof deliverySchema>;
 export type LiteLLMPassthrough = z.infer<typeof litellmPassthroughSchema>;
 export type PresetParams = z.infer<typeof PRESET_PARAMS>;

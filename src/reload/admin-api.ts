@@ -14,7 +14,8 @@ import { ReloadError, type ReloadStrategy } from './strategy.js';
 export interface AdminApiOptions {
   /** Base URL of every LiteLLM instance sharing the database; the first one takes the writes. */
   instances: readonly string[];
-  masterKey: string;
+  /** The master key, or where to read it (it changes when rotated). */
+  masterKey: string | (() => string);
   /** How long every instance may take to serve the new set. LiteLLM polls its database every 30 s. */
   convergeTimeoutMs?: number;
   /** How often each instance is asked what it serves while converging. */

@@ -5,8 +5,8 @@ import { startLiteLLM, type RunningLiteLLM } from '../litellm/process.js';
 import { describeError } from '../shared/errors.js';
 import { ChildRegistry } from './children.js';
 import { readLiveConfig, writeSnapshot, type LiveConfig } from './live-config.js';
-import { NginxFront } from './nginx.js';
-import { spoolOption } from './restart.js';
+import { NginxFront, type KeyAlias } from './nginx.js';
+import { currentKey, spoolOption } from './restart.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
 import {
   PROBE_TIMEOUT_MS,
@@ -21,7 +21,8 @@ export interface BlueGreenOptions {
   /** The port clients use: nginx listens here. */
   port: number;
   host?: string;
-  masterKey: string;
+  /** LiteLLM's master key, read at every start (a rotated key goes live with the next one). */
+  masterKey: string | (() => string);
   /** The environment LiteLLM gets; a function is asked again at every start (new providers). */
   env: Record<string, string> | (() => Record<string, string>);
   /** nginx's prefix (config, pid, logs) and the record of started processes live here. */
@@ -35,6 +36,8 @@ export interface BlueGreenOptions {
   spoolDir?: string;
   /** Backoff, intensity limit and readiness probing of LiteLLM and nginx. */
   supervision?: SupervisionOptions;
+  /** Keys the front maps to others (a master key rotation's grace period); asked at every write. */
+  keyAliases?: () => readonly KeyAlias[];
 }
 
 interface Active {
@@ -75,6 +78,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
       ...(options.host && { listenHost: options.host }),
       ...(options.nginxBinary && { binary: options.nginxBinary }),
       ...(options.drainTimeoutMs !== undefined && { drainTimeoutMs: options.drainTimeoutMs }),
+      ...(options.keyAliases && { keyAliases: options.keyAliases }),
       onSpawn: (pid) => this.children.record(pid, prefix),
       onUnexpectedExit: (code, pid) => {
         void this.children.forget(pid).catch(() => undefined);
@@ -195,6 +199,14 @@ export class BlueGreenStrategy implements ReloadStrategy {
     return this.front.url;
   }
 
+  /**
+   * Rewrites the front's config (its key aliases changed: a master key's grace period ended) and
+   * reloads it gracefully; LiteLLM is not touched.
+   */
+  refreshFront(): Promise<void> {
+    return this.supervisor.exclusive(() => this.front.refresh());
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.supervisor.stop();
@@ -208,7 +220,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
     try {
       return await startLiteLLM({
         configPath: configFile,
-        masterKey: this.options.masterKey,
+        masterKey: currentKey(this.options.masterKey),
         env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
         ...(this.options.readinessTimeoutMs !== undefined && {
           readinessTimeoutMs: this.options.readinessTimeoutMs,

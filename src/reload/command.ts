@@ -7,7 +7,8 @@ export interface CommandRestartOptions {
   command: string;
   /** The instances it restarts, verified after it returns. */
   instances: readonly string[];
-  masterKey: string;
+  /** The master key, or where to read it (it changes when rotated). */
+  masterKey: string | (() => string);
   readinessTimeoutMs?: number;
 }
 

@@ -10,15 +10,19 @@ import { AdminApiStrategy } from './admin-api.js';
 import { BlueGreenStrategy } from './blue-green.js';
 import { CommandRestartStrategy } from './command.js';
 import { RestartStrategy } from './restart.js';
+import type { KeyAlias } from './nginx.js';
 import type { ReloadStrategy } from './strategy.js';
 import type { SupervisionOptions } from './supervisor.js';
 
 /** The reload strategy the settings name, with LiteLLM installed when the strategy starts it. */
 export async function makeStrategy(
   settings: Settings,
-  masterKey: string,
+  /** LiteLLM's master key, read at every use (it changes when rotated). */
+  masterKey: () => string,
   env: () => Record<string, string>,
   spoolDir: string,
+  /** Keys the blue-green front maps to others (a master key rotation's grace period). */
+  keyAliases?: () => readonly KeyAlias[],
 ): Promise<ReloadStrategy> {
   const supervision: SupervisionOptions = {
     probeIntervalMs: settings.supervisionProbeSeconds * 1000,
@@ -42,7 +46,7 @@ export async function makeStrategy(
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
     case 'blue-green':
       await ensureLiteLLMInstalled();
-      return new BlueGreenStrategy(local);
+      return new BlueGreenStrategy({ ...local, ...(keyAliases && { keyAliases }) });
     case 'restart':
       if (settings.restartCommand) {
         return new CommandRestartStrategy({

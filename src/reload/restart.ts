@@ -18,7 +18,8 @@ import { describeVerify, verifyInstances } from './verify.js';
 
 export interface RestartOptions {
   port: number;
-  masterKey: string;
+  /** LiteLLM's master key, read at every start (a rotated key goes live with the next one). */
+  masterKey: string | (() => string);
   /** The environment LiteLLM gets; a function is asked again at every start (new providers). */
   env: Record<string, string> | (() => Record<string, string>);
   readinessTimeoutMs?: number;
@@ -195,7 +196,7 @@ export class RestartStrategy implements ReloadStrategy {
   ): Promise<RunningLiteLLM> {
     return startLiteLLM({
       configPath: configFile,
-      masterKey: this.options.masterKey,
+      masterKey: currentKey(this.options.masterKey),
       env: typeof this.options.env === 'function' ? this.options.env() : this.options.env,
       port,
       ...(this.options.readinessTimeoutMs !== undefined && {
@@ -242,4 +243,9 @@ export function spoolOption(options: { spoolDir?: string; stateDir?: string }): 
 } {
   const dir = options.spoolDir ?? (options.stateDir ? spoolDirIn(options.stateDir) : undefined);
   return dir ? { spoolDir: dir } : {};
+}
+
+/** The master key now, from a fixed value or a getter. */
+export function currentKey(masterKey: string | (() => string)): string {
+  return typeof masterKey === 'function' ? masterKey() : masterKey;
 }

@@ -101,13 +101,17 @@ export class LocalSecretStore implements SecretStore {
       );
     }
     return await this.change((secrets) => {
-      const old = secrets[name];
       const now = new Date().toISOString();
+      const old =
+        secrets[name]?.current ??
+        (options.replacing === undefined
+          ? undefined
+          : { value: options.replacing, createdAt: now });
       secrets[name] = {
         current: { value, createdAt: now },
         ...(old &&
           options.keepPreviousUntil && {
-            previous: { ...old.current, expiresAt: options.keepPreviousUntil.toISOString() },
+            previous: { ...old, expiresAt: options.keepPreviousUntil.toISOString() },
           }),
       };
       return { name, ...secrets[name] };

@@ -38,6 +38,11 @@ export interface PutOptions {
    * the old value is gone at once (an emergency rotation, or a first value).
    */
   keepPreviousUntil?: Date;
+  /**
+   * The value being replaced when the store does not hold it (the first rotation of an `env:`
+   * credential, whose value came from the environment): kept as `previous` like a stored one.
+   */
+  replacing?: string;
 }
 
 export interface SecretStore {

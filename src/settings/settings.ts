@@ -116,7 +116,8 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   supervisionReadinessFailures: 5,
   supervisionMaxRestarts: 5,
   supervisionWindowSeconds: 300,
-  schedules: { 'drift-check': '*/5 * * * *' },
+  // key-rotation: rotations due by the policies' rotate_every, and key anomalies (src/keys/schedule.ts).
+  schedules: { 'drift-check': '*/5 * * * *', 'key-rotation': '* * * * *' },
   logLevel: 'info',
 };
 

@@ -22,6 +22,10 @@ const ERROR_TYPES: Record<number, string> = {
 
 /** A fake Anthropic Messages API: POST /v1/messages, plain and streamed (SSE events). */
 export const anthropicFlavour: Flavour = {
+  presentedKey: (req) => {
+    const key = req.headers['x-api-key'];
+    return typeof key === 'string' ? key : undefined;
+  },
   authorized: (req, apiKey) => req.headers['x-api-key'] === apiKey,
   errorBody: (status, message) => ({
     type: 'error',

@@ -18,6 +18,8 @@ export interface RecordedRequest {
   model: string | undefined;
   /** The answer given: the HTTP status, or 'timeout' when the fake never answered. */
   outcome: number | 'timeout';
+  /** The key the request carried (the flavour's auth header), if any. */
+  key: string | undefined;
 }
 
 export interface FakeUpstream {
@@ -28,6 +30,11 @@ export interface FakeUpstream {
   /** Requests for completions/messages/chat (not model lists or metadata). */
   generations(): RecordedRequest[];
   setFault(fault: Fault | undefined): void;
+  /**
+   * From now on only these keys are accepted (a key rotation at the provider: the new key
+   * becomes valid, the old one stays valid until it is revoked). Requests with others get 401.
+   */
+  acceptKeys(keys: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -36,6 +43,8 @@ export interface FakeOptions {
   name: string;
   /** When set, requests without this key get the flavour's 401. */
   apiKey?: string;
+  /** Several keys accepted at once (as during a rotation); combined with apiKey. */
+  apiKeys?: readonly string[];
   /** Upstream model id → context window in tokens; longer prompts get a context-length error. */
   contextWindows?: Record<string, number>;
   /** Tokens in every reply (the fake's usage figures are exact, for cost checks). */
@@ -61,6 +70,8 @@ export type Handler = (
 /** The flavour's own error body and auth check, so LiteLLM maps faults as it would for the real API. */
 export interface Flavour {
   authorized(req: IncomingMessage, apiKey: string): boolean;
+  /** The key a request presents, in this flavour's auth header. */
+  presentedKey(req: IncomingMessage): string | undefined;
   errorBody(status: number, message: string): unknown;
   isGeneration(path: string): boolean;
   handle: Handler;
@@ -71,6 +82,10 @@ export async function startFake(flavour: Flavour, options: FakeOptions): Promise
   let fault: (Fault & { remaining: number }) | undefined;
   const hanging = new Set<ServerResponse>();
   const settings = { replyTokens: 16, ...options };
+  let accepted: readonly string[] = [
+    ...(options.apiKey ? [options.apiKey] : []),
+    ...(options.apiKeys ?? []),
+  ];
 
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -90,13 +105,14 @@ export async function startFake(flavour: Flavour, options: FakeOptions): Promise
         body,
         model,
         outcome: 200,
+        key: flavour.presentedKey(req),
       };
       requests.push(record);
       res.on('finish', () => {
         record.outcome = res.statusCode;
       });
 
-      if (options.apiKey && !flavour.authorized(req, options.apiKey)) {
+      if (accepted.length > 0 && !accepted.some((key) => flavour.authorized(req, key))) {
         return sendJson(res, 401, flavour.errorBody(401, 'Incorrect API key provided'));
       }
       let firstTokenDelayMs = 0;
@@ -135,6 +151,9 @@ export async function startFake(flavour: Flavour, options: FakeOptions): Promise
     port,
     requests,
     generations: () => requests.filter((r) => flavour.isGeneration(r.path)),
+    acceptKeys(keys) {
+      accepted = [...keys];
+    },
     setFault(next) {
       fault = next ? { ...next, remaining: next.times ?? Number.POSITIVE_INFINITY } : undefined;
     },

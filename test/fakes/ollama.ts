@@ -15,6 +15,7 @@ import {
 
 /** A fake Ollama server: /api/chat, /api/generate, /api/embed, /api/tags, /api/show. */
 export const ollamaFlavour: Flavour = {
+  presentedKey: (req) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1],
   authorized: (req, apiKey) => req.headers.authorization === `Bearer ${apiKey}`,
   errorBody: (_status, message) => ({ error: message }),
   isGeneration: (path) => /^\/api\/(chat|generate|embed|embeddings)$/.test(path),

@@ -16,6 +16,7 @@ import {
 
 /** A fake OpenAI-compatible API: /v1/chat/completions (and streaming), /v1/embeddings, /v1/models. */
 export const openaiFlavour: Flavour = {
+  presentedKey: (req) => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1],
   authorized: (req, apiKey) => req.headers.authorization === `Bearer ${apiKey}`,
   errorBody: (status, message) => ({
     error: {

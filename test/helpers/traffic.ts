@@ -27,11 +27,11 @@ export function trafficClient(baseUrl: string, masterKey: string, timeoutMs = 30
 }
 
 /**
- * Steady chat traffic to the `fast` profile from `loops` sequential senders. A failed request is
+ * Steady chat traffic to `model` (default: the `fast` profile) from `loops` sequential senders. A failed request is
  * followed by a short pause (a down proxy refuses at once; spinning would only load the machine).
  * Bounded: at most 20,000 requests per loop, loopback only.
  */
-export function steadyTraffic(client: OpenAI, loops = 2): Traffic {
+export function steadyTraffic(client: OpenAI, loops = 2, model = 'fast'): Traffic {
   const outcomes: Outcome[] = [];
   let running = true;
   const loop = async (): Promise<void> => {
@@ -39,7 +39,7 @@ export function steadyTraffic(client: OpenAI, loops = 2): Traffic {
       const sentAt = Date.now();
       try {
         const answer = await client.chat.completions.create({
-          model: 'fast',
+          model,
           messages: [{ role: 'user', content: 'hi' }],
         });
         const ok = answer.choices[0]?.message.content?.includes('reply from') ?? false;
@@ -72,8 +72,10 @@ export function steadyTraffic(client: OpenAI, loops = 2): Traffic {
 export async function underTraffic<T>(
   client: OpenAI,
   work: () => Promise<T>,
+  model = 'fast',
+  loops = 2,
 ): Promise<{ result: T; sent: number; failures: string[] }> {
-  const traffic = steadyTraffic(client);
+  const traffic = steadyTraffic(client, loops, model);
   try {
     const result = await work();
     return {

@@ -125,6 +125,9 @@ describe.each(databases)('the key audit trail on %s', (_, open) => {
       log.claimRetire(id),
     ]);
     expect(claims.filter(Boolean)).toHaveLength(1);
+    expect((await log.get(id))?.state).toBe('retiring');
+    expect(await log.markRetired(id)).toBe(true);
+    expect(await log.markRetired(id)).toBe(false);
     expect((await log.get(id))?.state).toBe('retired');
     expect((await log.open()).map((r) => r.id)).not.toContain(id);
   });
