@@ -24,9 +24,15 @@ if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
   exit 1
 fi
 
-echo "litellm/setup.sh: installing the pinned LiteLLM into $venv (hash-checked)" >&2
-rm -rf "$venv"
-"$python" -m venv "$venv"
+if [[ -f "$stamp" && -x "$venv/bin/python" ]]; then
+  # A venv made from an earlier lock: install over it what the lock adds or changes (pip leaves
+  # pins already satisfied alone), so a venv other checkouts share is never removed under them.
+  echo "litellm/setup.sh: bringing $venv up to the lock (hash-checked)" >&2
+else
+  echo "litellm/setup.sh: installing the pinned LiteLLM into $venv (hash-checked)" >&2
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
   --require-hashes --no-deps --only-binary=:all: -r "$lock"
 # Refuse a known-bad release even if the lock file was edited by hand.

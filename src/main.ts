@@ -5,6 +5,7 @@ import { checkServable, startApply } from './apply/subsystem.js';
 import type { LiveLiteLLM } from './keys/live.js';
 import type { KeyAlert } from './keys/schedule.js';
 import { startKeys } from './keys/subsystem.js';
+import { startVirtualKeys } from './keys/virtual-keys-subsystem.js';
 import { spendSettings } from './spend/config.js';
 import { webhookSink } from './spend/webhook.js';
 import { MASTER_KEY_ENV } from './compile/compile.js';
@@ -124,6 +125,19 @@ export async function startService(
     strategy,
     reload: (trigger) => apply.run(trigger, () => controller.apply({ reload: true })),
   };
+  // After LiteLLM: callers' virtual keys live in its database (database mode).
+  await running.start('virtual-keys', () =>
+    startVirtualKeys({
+      settings,
+      env,
+      log: log.child({ subsystem: 'virtual-keys' }),
+      audit: keys.audit,
+      litellm: () => ({
+        url: settings.litellmUrls[0] ?? apply.litellmUrl(),
+        masterKey: keys.masterKey(),
+      }),
+    }),
+  );
   await running.start('triggers', () =>
     startTriggers({
       controller,

@@ -1,6 +1,11 @@
+import { appendFileSync } from 'node:fs';
 import type { Reporter, TestModule } from 'vitest/node';
 
-/** Prints the line CI reads: `N passed, N failed` (vitest's own summary is not read by CI). */
+/**
+ * Prints the line CI reads: `N passed, N failed` (vitest's own summary is not read by CI). With
+ * MODELCENTER_TEST_SUMMARY set, also appends the two counts to that file, so .ci/run can print one
+ * line for `npm test` and `npm run test:db` together.
+ */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(
     testModules: ReadonlyArray<TestModule>,
@@ -17,5 +22,7 @@ export default class SummaryReporter implements Reporter {
       }
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+    const file = process.env.MODELCENTER_TEST_SUMMARY;
+    if (file) appendFileSync(file, `${passed} ${failed}\n`);
   }
 }

@@ -128,6 +128,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         'content-length': Buffer.byteLength(text),
         'x-request-id': requestId,
         ...(status === 401 && { 'www-authenticate': 'Bearer' }),
+        ...(unmasked && { 'cache-control': 'no-store' }),
       });
       response.end(head ? undefined : text);
       const seconds = (performance.now() - started) / 1000;

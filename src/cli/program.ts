@@ -8,6 +8,7 @@ import { registerServe } from './commands/serve.js';
 import { registerService } from './commands/service.js';
 import { registerSpend } from './commands/spend.js';
 import { registerStatus } from './commands/status.js';
+import { registerVirtualKeys } from './commands/virtual-keys.js';
 import type { CliContext } from './context.js';
 
 const EXIT_HELP = `
@@ -42,6 +43,7 @@ export function buildProgram(context: CliContext): Command {
   registerProvidersHealth(program, context);
   registerCompletion(program, context);
   registerKeys(program, context);
+  registerVirtualKeys(program, context);
   explainErrors(program);
   return program;
 }

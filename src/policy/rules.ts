@@ -325,6 +325,27 @@ export const callerRules: Rule = (set) =>
         ),
       );
     }
+    if (key && entry.name === 'master') {
+      problems.push(
+        at(
+          entry,
+          ['key'],
+          'a caller named "master" cannot have a key: /v1/keys/master/… is the master key\'s',
+          'give the caller another name',
+        ),
+      );
+    }
+    if (key && entry.value.profiles.length === 0) {
+      // A LiteLLM virtual key without models may call every model: never made by accident.
+      problems.push(
+        at(
+          entry,
+          ['key'],
+          'a caller with a key needs profiles: a LiteLLM key without models may call every model',
+          `list the profiles it may use under callers.${entry.name}.profiles`,
+        ),
+      );
+    }
     return problems;
   });
 

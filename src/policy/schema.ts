@@ -166,6 +166,15 @@ const keySchema = z.strictObject({
   grace: duration.optional(),
   max_budget_usd: z.number().positive().optional(),
   budget_period: duration.optional(),
+  /** How long a key is valid after it is made (LiteLLM's `duration`); expiry is warned ahead. */
+  duration: duration.optional(),
+  /**
+   * Where a new key goes: `command` gets it on stdin, `file` is written 0600; with neither, the
+   * caller's owner reads it once through the API (`GET /v1/keys/{caller}/delivery`).
+   */
+  deliver: z
+    .strictObject({ command: z.string().min(1).optional(), file: z.string().min(1).optional() })
+    .optional(),
 });
 
 export const callerSchema = z.strictObject({

@@ -22,9 +22,11 @@ import { testKey } from '../helpers/secrets.js';
 import { spendLogFixture } from '../helpers/spend-logs.js';
 
 /**
- * The backfill from LiteLLM's own spend logs (database mode), against the database-mode emulator
- * (LiteLLM's database cannot start here), with the requests it sent checked against the OpenAPI
- * document of the real pinned LiteLLM at the end.
+ * The backfill from LiteLLM's own spend logs (database mode), against the database-mode emulator:
+ * volumes no test can send for real (35,000 rows, 12,000 requests in one second), rows written
+ * while it reads, a read failing midway, retries and failures in the spool. The same reads of real
+ * rows written by real requests run in test/db/spend-backfill.test.ts (npm run test:db). The
+ * requests sent here are checked against the OpenAPI document of the real pinned LiteLLM at the end.
  */
 
 const masterKey = testKey('sk-master-');
