@@ -13,6 +13,7 @@ import { stateSecret } from './settings/state-secret.js';
 import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
+import { startDemo } from './demo/subsystem.js';
 import { startTriggers } from './watch/triggers.js';
 
 export { ServiceStartError } from './shared/subsystem.js';
@@ -24,6 +25,8 @@ export interface RunningService {
   apiUrl: string;
   /** Where clients reach LiteLLM (the supervised process or the nginx front). */
   litellmUrl: string | undefined;
+  /** The local demo upstream answering every profile (keyless first run), when on. */
+  demo: { url: string | undefined; reason: string };
   controller: Controller;
   strategy: ReloadStrategy;
   /** The first apply at start-up. */
@@ -73,6 +76,10 @@ export async function startService(
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey }),
     }),
   );
+  // Keyless first run: a labelled local demo upstream when no provider key is set.
+  const demo = await running.start('demo', () =>
+    startDemo({ settings, env, log: log.child({ subsystem: 'demo' }) }),
+  );
   const apply = await running.start('apply', () =>
     startApply({
       settings,
@@ -83,6 +90,7 @@ export async function startService(
       spoolDir: spend.spoolDir,
       shutdown: shutdown.signal,
       mask: (text) => secrets.mask(text),
+      prepareConfig: demo.prepareConfig,
     }),
   );
   const { controller, strategy, first } = apply;
@@ -145,6 +153,7 @@ export async function startService(
   return {
     apiUrl: api.url,
     litellmUrl,
+    demo: { url: demo.url, reason: demo.reason },
     controller,
     strategy,
     first,

@@ -35,6 +35,8 @@ export interface BlueGreenOptions {
   spoolDir?: string;
   /** Backoff, intensity limit and readiness probing of LiteLLM and nginx. */
   supervision?: SupervisionOptions;
+  /** Turns the config file into the one LiteLLM loads (demo mode). */
+  prepareConfig?: (configFile: string) => Promise<string>;
 }
 
 interface Active {
@@ -215,6 +217,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
         }),
         ...(this.options.binary && { binary: this.options.binary }),
         ...spoolOption(this.options),
+        ...(this.options.prepareConfig && { prepareConfig: this.options.prepareConfig }),
         onSpawn: (pid, port) => this.children.record(pid, `--port ${port}`),
       });
     } catch (error) {

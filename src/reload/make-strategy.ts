@@ -19,6 +19,8 @@ export async function makeStrategy(
   masterKey: string,
   env: () => Record<string, string>,
   spoolDir: string,
+  /** Demo mode: the config LiteLLM loads instead of the generated one (src/demo). */
+  prepareConfig?: (configFile: string) => Promise<string>,
 ): Promise<ReloadStrategy> {
   const supervision: SupervisionOptions = {
     probeIntervalMs: settings.supervisionProbeSeconds * 1000,
@@ -36,6 +38,7 @@ export async function makeStrategy(
     stateDir: settings.stateDir,
     spoolDir,
     supervision,
+    ...(prepareConfig && { prepareConfig }),
   };
   switch (settings.strategy) {
     case 'admin-api':

@@ -29,6 +29,8 @@ export interface RestartOptions {
   stateDir?: string;
   /** Backoff, intensity limit and readiness probing of the supervised process. */
   supervision?: SupervisionOptions;
+  /** Turns the config file into the one LiteLLM loads (demo mode). */
+  prepareConfig?: (configFile: string) => Promise<string>;
 }
 
 /** uvicorn's answer when the old instance still holds the port: `[Errno 98] … address already in use`. */
@@ -203,6 +205,7 @@ export class RestartStrategy implements ReloadStrategy {
       }),
       ...(this.options.binary && { binary: this.options.binary }),
       ...spoolOption(this.options),
+      ...(this.options.prepareConfig && { prepareConfig: this.options.prepareConfig }),
       ...(portFreedBy && { portFreedBy }),
       onSpawn: (pid, spawnedOn) => this.children?.record(pid, `--port ${spawnedOn}`),
     });

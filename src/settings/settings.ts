@@ -50,6 +50,8 @@ export const settingsSchema = z
     maxBodyBytes: z.coerce.number().int().min(1024, 'must be at least 1024 bytes'),
     pollSeconds: z.coerce.number().min(0.2, 'must be at least 0.2 seconds'),
     watch: flag,
+    /** Keyless first run: a local demo upstream answers every profile (auto: when no provider key is set). */
+    demo: z.enum(['auto', 'true', 'false'], { error: 'must be auto, true or false' }),
     /** Supervision: seconds between readiness probes, failed probes that count as a crash. */
     supervisionProbeSeconds: z.coerce.number().min(0.5, 'must be at least 0.5 seconds'),
     supervisionReadinessFailures: z.coerce
@@ -91,6 +93,7 @@ export const SETTINGS_ENV: Readonly<Record<string, keyof Settings>> = {
   MODELCENTER_MAX_BODY_BYTES: 'maxBodyBytes',
   MODELCENTER_POLL_SECONDS: 'pollSeconds',
   MODELCENTER_WATCH: 'watch',
+  MODELCENTER_DEMO: 'demo',
   MODELCENTER_SUPERVISION_PROBE_SECONDS: 'supervisionProbeSeconds',
   MODELCENTER_SUPERVISION_READINESS_FAILURES: 'supervisionReadinessFailures',
   MODELCENTER_SUPERVISION_MAX_RESTARTS: 'supervisionMaxRestarts',
@@ -112,6 +115,7 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   maxBodyBytes: 65_536,
   pollSeconds: 2,
   watch: false,
+  demo: 'auto',
   supervisionProbeSeconds: 3,
   supervisionReadinessFailures: 5,
   supervisionMaxRestarts: 5,

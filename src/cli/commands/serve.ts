@@ -14,6 +14,7 @@ import {
 } from '../context.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import { removeServiceFile, writeServiceFile } from '../service-file.js';
 
 /** `serve` (alias `up`): the controller in the foreground. */
 export function registerServe(program: Command, context: CliContext): void {
@@ -88,15 +89,49 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
       settings.strategyReason ? ` (${settings.strategyReason})` : ''
     }\n`,
   );
-  await options.until;
+  if (service.demo.url) {
+    io.stderr(
+      `modelcenter: DEMO MODE — ${service.demo.reason}: every profile is answered by a local demo upstream (${service.demo.url}), answers are labelled demo answers, not a model's. Set a provider key and restart to use it.\n`,
+    );
+  }
+  await writeServiceFile(settings.stateDir, {
+    apiUrl: service.apiUrl,
+    ...(service.litellmUrl && { litellmUrl: service.litellmUrl }),
+    pid: process.pid,
+    strategy: service.strategy.name,
+    startedAt: new Date().toISOString(),
+    ...(service.demo.url && { demoUrl: service.demo.url }),
+  });
+  try {
+    await options.until;
+  } finally {
+    await removeServiceFile(settings.stateDir).catch(() => undefined);
+  }
   await service.stop();
   return EXIT.ok;
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
-function stopSignal(): Promise<void> {
+/**
+ * Resolves on the first SIGINT or SIGTERM (a graceful stop). A second one, or a stop that takes
+ * longer than the grace period, ends the process at once: every child it started exits with it
+ * (the watchdog launcher, PR_SET_PDEATHSIG), so nothing keeps a port.
+ */
+function stopSignal(graceMs = 8000): Promise<void> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    const first = (signal: NodeJS.Signals): void => {
+      process.removeListener('SIGINT', first);
+      process.removeListener('SIGTERM', first);
+      process.stderr.write(`modelcenter: ${signal}: stopping (again to stop at once)\n`);
+      const force = (): void => process.exit(130);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      setTimeout(() => {
+        process.stderr.write(`modelcenter: not stopped after ${graceMs} ms: stopping at once\n`);
+        force();
+      }, graceMs).unref();
+      resolve();
+    };
+    process.once('SIGINT', first);
+    process.once('SIGTERM', first);
   });
 }
