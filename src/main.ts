@@ -14,6 +14,7 @@ import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
 import { startDemo } from './demo/subsystem.js';
+import { startLeadership } from './leader/subsystem.js';
 import { startTriggers } from './watch/triggers.js';
 
 export { ServiceStartError } from './shared/subsystem.js';
@@ -50,8 +51,16 @@ export async function startService(
   env: NodeJS.ProcessEnv,
   log: Logger,
   secrets: SecretValues = new SecretValues(),
-  /** Jobs and routes added from outside the subsystems (tests, embedders). */
-  extensions: { jobs?: Record<string, JobRun>; routes?: Route[] } = {},
+  /**
+   * Jobs and routes added from outside the subsystems (tests, embedders); `stopRequested` ends a
+   * standby's wait, `onFatal` is told when the service must stop by itself (leader lock lost).
+   */
+  extensions: {
+    jobs?: Record<string, JobRun>;
+    routes?: Route[];
+    stopRequested?: Promise<void>;
+    onFatal?: (why: string) => void;
+  } = {},
 ): Promise<RunningService> {
   secrets.addFromEnv(env);
   await checkServable(settings);
@@ -65,6 +74,33 @@ export async function startService(
   );
   // Spend asks for LiteLLM's URL only at a backfill (a job or a route, started after apply).
   const litellm: { url: () => string | undefined } = { url: () => undefined };
+
+  // Single-active on a PostgreSQL ledger: a standby waits here, answering read routes.
+  const leader = await running.start('leader', () =>
+    startLeadership({
+      settings,
+      env,
+      log: log.child({ subsystem: 'leader' }),
+      serviceLog: log,
+      secrets,
+      metrics,
+      version: VERSION,
+      standbyRoutes: async () => {
+        const reads = await startSpend({
+          settings,
+          env,
+          log: log.child({ subsystem: 'spend' }),
+          litellm: () => ({ url: undefined, masterKey }),
+        });
+        return { routes: reads.routes ?? [], stop: () => reads.stop() };
+      },
+      stopRequested: extensions.stopRequested ?? new Promise<void>(() => undefined),
+      onLost: (why) => {
+        log.error({ why }, 'lost the leader lock: stopping, so that one controller stays active');
+        extensions.onFatal?.(why);
+      },
+    }),
+  );
 
   // The ledger first: it is stopped after LiteLLM, so its last run reads what LiteLLM wrote last.
   const spend = await running.start('spend', () =>
@@ -132,6 +168,7 @@ export async function startService(
     }),
   );
 
+  await leader.announce(api.url);
   const litellmUrl = apply.litellmUrl();
   log.info(
     {

@@ -45,7 +45,7 @@ export async function makeStrategy(
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
     case 'blue-green':
       await ensureLiteLLMInstalled();
-      return new BlueGreenStrategy(local);
+      return new BlueGreenStrategy({ ...local, replicas: settings.replicas });
     case 'restart':
       if (settings.restartCommand) {
         return new CommandRestartStrategy({

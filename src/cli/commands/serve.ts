@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { createLogger } from '../../log/logger.js';
 import { SecretValues } from '../../log/redact.js';
+import { StoppedOnStandby } from '../../leader/subsystem.js';
 import { ServiceStartError, startService } from '../../main.js';
 import { loadSettings, SettingsError } from '../../settings/settings.js';
 import {
@@ -71,9 +72,17 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     ...(options.logTo && { destination: options.logTo, pretty: false }),
   });
   let service;
+  // The service may have to stop by itself (its leader lock lost): as if asked to.
+  let fatal!: () => void;
+  const stopped = new Promise<void>((resolve) => (fatal = resolve));
+  const until = Promise.race([options.until, stopped]);
   try {
-    service = await startService(settings, options.env, log, secrets);
+    service = await startService(settings, options.env, log, secrets, {
+      stopRequested: until,
+      onFatal: () => fatal(),
+    });
   } catch (error) {
+    if (error instanceof StoppedOnStandby) return EXIT.ok;
     if (error instanceof ServiceStartError) {
       io.stderr(`modelcenter: ${error.message}\n`);
       return error.kind === 'invalid' ? EXIT.invalidInput : EXIT.operationalFailure;
@@ -103,7 +112,7 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     ...(service.demo.url && { demoUrl: service.demo.url }),
   });
   try {
-    await options.until;
+    await until;
   } finally {
     await removeServiceFile(settings.stateDir).catch(() => undefined);
   }
