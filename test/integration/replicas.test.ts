@@ -56,13 +56,27 @@ describe('MODELCENTER_REPLICAS=3: three LiteLLM replicas behind the nginx front'
   });
 
   it('an apply verifies all three (and the front); kill -9 of one replica is healed', async () => {
-    expect(await litellms()).toHaveLength(3);
+    const before = await litellms();
+    expect(before).toHaveLength(3);
     // A policy change: three new replicas, each verified before the front switches to them.
-    const policies = scenarioPolicies(fakes!).replace('quality: 50', 'quality: 51');
+    const policies = scenarioPolicies(fakes!).replace(
+      'input_per_mtok: 0.15',
+      'input_per_mtok: 0.16',
+    );
     expect(policies).not.toBe(scenarioPolicies(fakes!));
-    await commitPolicies(repo!, policies, 'policies: a quality tweak');
+    await commitPolicies(repo!, policies, 'policies: a price change');
+    // The commit trigger may apply it first: then this apply finds it live.
     const applied = (await (await api('POST', '/v1/apply')).json()) as Verified;
     expect(['applied', 'unchanged']).toContain(applied.outcome);
+    if (applied.outcome === 'applied') {
+      expect(applied.verify?.ok).toBe(true);
+      expect(applied.verify?.instances).toHaveLength(4);
+    } else {
+      expect(serving!.logs()).toMatch(/"trigger":"policy-commit","outcome":"applied"/);
+    }
+    const replaced = await litellms();
+    expect(replaced).toHaveLength(3);
+    expect(replaced.some((c) => before.some((b) => b.pid === c.pid))).toBe(false);
     const status = (await (await api('GET', '/v1/status')).json()) as {
       instances: { url: string; ready: boolean; missing: string[]; unexpected: string[] }[];
     };
