@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { killRecorded } from '../helpers/children.js';
+import { alive, killRecorded, recordedChildren } from '../helpers/children.js';
 import { stateDirOf } from '../helpers/controller.js';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { policyRepo } from '../helpers/repo.js';
@@ -107,6 +107,11 @@ describe('two controllers on one PostgreSQL ledger: one active, one standby', ()
       ),
     );
     const lockTakenMs = Date.now() - killedAt;
+    // The dead controller's LiteLLM went with it (watchdog): nothing of A keeps serving.
+    await until(async () => {
+      const left = await Promise.all((await recordedChildren(stateDirOf(repoA!))).map(alive));
+      return left.some(Boolean) ? undefined : true;
+    }, 15_000);
     await standby.started();
     await until(async () =>
       (await call(b.apiPort, 'GET', '/readyz')).status === 200 ? true : undefined,
