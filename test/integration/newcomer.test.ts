@@ -259,6 +259,7 @@ models:
       if (left.length === 0 && !bound) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    console.log(`SIGTERM → no process, no port bound: ${Date.now() - signalled} ms`);
     expect(left, `still running after SIGTERM:\n${output.slice(-3000)}`).toEqual([]);
     expect(bound, 'a port is still bound after SIGTERM').toBe(false);
     expect(Date.now() - signalled).toBeLessThan(10_000);
