@@ -121,11 +121,11 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
 }
 
 /**
- * Resolves on the first SIGINT or SIGTERM (a graceful stop). A second one, or a stop that takes
- * longer than the grace period, ends the process at once: every child it started exits with it
- * (the watchdog launcher, PR_SET_PDEATHSIG), so nothing keeps a port.
+ * Resolves on the first SIGINT or SIGTERM: a graceful stop (an apply in progress finishes; with
+ * none, everything is stopped within seconds). A second one ends the process at once: every child
+ * it started exits with it (the watchdog launcher, PR_SET_PDEATHSIG), so nothing keeps a port.
  */
-function stopSignal(graceMs = 8000): Promise<void> {
+function stopSignal(): Promise<void> {
   return new Promise((resolve) => {
     const first = (signal: NodeJS.Signals): void => {
       process.removeListener('SIGINT', first);
@@ -134,10 +134,6 @@ function stopSignal(graceMs = 8000): Promise<void> {
       const force = (): void => process.exit(130);
       process.once('SIGINT', force);
       process.once('SIGTERM', force);
-      setTimeout(() => {
-        process.stderr.write(`modelcenter: not stopped after ${graceMs} ms: stopping at once\n`);
-        force();
-      }, graceMs).unref();
       resolve();
     };
     process.once('SIGINT', first);
