@@ -79,7 +79,12 @@ function runBench(bench: Bench): Promise<Result> {
     const keep = (chunk: Buffer): void => {
       const text = chunk.toString('utf8');
       output += text;
-      process.stderr.write(text.replace(/^/gm, `[${bench.name}] `));
+      process.stderr.write(
+        text
+          .split('\n')
+          .map((line) => (line ? `[${bench.name}] ${line}` : line))
+          .join('\n'),
+      );
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
