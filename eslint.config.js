@@ -16,7 +16,7 @@ const adapters = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'litellm/.venv/', 'eslint.config.js'] },
+  { ignores: ['dist/', 'node_modules/', 'litellm/.venv/', 'eslint.config.js', 'bin/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -22,6 +22,8 @@ import { stateSecret } from './settings/state-secret.js';
 import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
+import { startDemo } from './demo/subsystem.js';
+import { startLeadership } from './leader/subsystem.js';
 import { startTriggers } from './watch/triggers.js';
 import { startUi } from './ui/subsystem.js';
 
@@ -34,6 +36,8 @@ export interface RunningService {
   apiUrl: string;
   /** Where clients reach LiteLLM (the supervised process or the nginx front). */
   litellmUrl: string | undefined;
+  /** The local demo upstream answering every profile (keyless first run), when on. */
+  demo: { url: string | undefined; reason: string };
   controller: Controller;
   strategy: ReloadStrategy;
   /** The first apply at start-up. */
@@ -57,8 +61,16 @@ export async function startService(
   env: NodeJS.ProcessEnv,
   log: Logger,
   secrets: SecretValues = new SecretValues(),
-  /** Jobs and routes added from outside the subsystems (tests, embedders). */
-  extensions: { jobs?: Record<string, JobRun>; routes?: Route[] } = {},
+  /**
+   * Jobs and routes added from outside the subsystems (tests, embedders); `stopRequested` ends a
+   * standby's wait, `onFatal` is told when the service must stop by itself (leader lock lost).
+   */
+  extensions: {
+    jobs?: Record<string, JobRun>;
+    routes?: Route[];
+    stopRequested?: Promise<void>;
+    onFatal?: (why: string) => void;
+  } = {},
 ): Promise<RunningService> {
   secrets.addFromEnv(env);
   await checkServable(settings);
@@ -75,6 +87,33 @@ export async function startService(
   );
   // Spend asks for LiteLLM's URL only at a backfill (a job or a route, started after apply).
   const litellm: { url: () => string | undefined } = { url: () => undefined };
+
+  // Single-active on a PostgreSQL ledger: a standby waits here, answering read routes.
+  const leader = await running.start('leader', () =>
+    startLeadership({
+      settings,
+      env,
+      log: log.child({ subsystem: 'leader' }),
+      serviceLog: log,
+      secrets,
+      metrics,
+      version: VERSION,
+      standbyRoutes: async () => {
+        const reads = await startSpend({
+          settings,
+          env,
+          log: log.child({ subsystem: 'spend' }),
+          litellm: () => ({ url: undefined, masterKey }),
+        });
+        return { routes: reads.routes ?? [], stop: () => reads.stop() };
+      },
+      stopRequested: extensions.stopRequested ?? new Promise<void>(() => undefined),
+      onLost: (why) => {
+        log.error({ why }, 'lost the leader lock: stopping, so that one controller stays active');
+        extensions.onFatal?.(why);
+      },
+    }),
+  );
 
   // The ledger first: it is stopped after LiteLLM, so its last run reads what LiteLLM wrote last.
   const spend = await running.start('spend', () =>
@@ -103,6 +142,10 @@ export async function startService(
     }),
   );
   master.current = () => keys.masterKey();
+  // Keyless first run: a labelled local demo upstream when no provider key is set.
+  const demo = await running.start('demo', () =>
+    startDemo({ settings, env: keys.litellmEnv(), log: log.child({ subsystem: 'demo' }) }),
+  );
   const apply = await running.start('apply', () =>
     startApply({
       settings,
@@ -115,6 +158,7 @@ export async function startService(
       shutdown: shutdown.signal,
       mask: (text) => secrets.mask(text),
       litellmEnv: () => keys.litellmEnv(),
+      prepareConfig: demo.prepareConfig,
     }),
   );
   const { controller, strategy, first } = apply;
@@ -204,6 +248,7 @@ export async function startService(
     }),
   );
 
+  await leader.announce(api.url);
   const litellmUrl = apply.litellmUrl();
   log.info(
     {
@@ -225,6 +270,7 @@ export async function startService(
   return {
     apiUrl: api.url,
     litellmUrl,
+    demo: { url: demo.url, reason: demo.reason },
     controller,
     strategy,
     first,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { buildFromDir } from '../compile/build.js';
+import { buildFromCommitted, buildFromDir, type Build } from '../compile/build.js';
 import type { LiteLLMConfig } from '../compile/litellm-config.js';
 import { orderChanges, type OrderChange } from '../compile/order-changes.js';
 import { parseRendered } from '../compile/render.js';
@@ -56,6 +56,11 @@ export interface ControllerOptions {
   strategy: ReloadStrategy;
   /** Where the lock and journal live. */
   stateDir: string;
+  /**
+   * Which policies an apply reads: `committed` (HEAD of the policies' repository — the desired
+   * state; edits on disk are reported, not applied) or `working` (the files on disk: dev mode).
+   */
+  policySource?: 'committed' | 'working';
   /** Test hook: called after each step, so a test can kill the process at a precise point. */
   onStep?: (step: 'committed' | 'reloaded' | 'verified') => void | Promise<void>;
 }
@@ -75,6 +80,18 @@ export class Controller {
 
   get state(): GitState {
     return this.options.state;
+  }
+
+  /** Where applies read the policies from (see ControllerOptions.policySource). */
+  get policySource(): 'committed' | 'working' {
+    return this.options.policySource ?? 'working';
+  }
+
+  /** The policies an apply would use now, built. */
+  build(): Promise<Build> {
+    return this.policySource === 'committed'
+      ? buildFromCommitted(this.options.policiesDir)
+      : buildFromDir(this.options.policiesDir);
   }
 
   /**
@@ -98,8 +115,8 @@ export class Controller {
 
   /** What an apply would do now, without doing it: problems, drift, deployments added/removed. */
   async plan(): Promise<Plan> {
-    const { state, policiesDir } = this.options;
-    const build = await buildFromDir(policiesDir);
+    const { state } = this.options;
+    const build = await this.build();
     const committed = await state.committedConfig();
     const drift = await state.drift();
     const base = {
@@ -268,7 +285,7 @@ export class Controller {
 
   private async applyLocked(opts: { force?: boolean; reload?: boolean }): Promise<ApplyReport> {
     const { state, policiesDir } = this.options;
-    const build = await buildFromDir(policiesDir);
+    const build = await this.build();
     if (!build.yaml || !build.config) {
       return {
         outcome: 'invalid',
@@ -296,7 +313,8 @@ export class Controller {
       build.yaml,
       applyCommitMessage({
         policyCommit: provenance.commit,
-        policiesDirty: provenance.dirty,
+        // Committed policies were applied: edits on disk are not in this config.
+        policiesDirty: this.policySource === 'working' && provenance.dirty,
         configSha256: hash,
         change: changeBetween(previous, deploymentIds(build.config)),
       }),
@@ -332,12 +350,33 @@ export class Controller {
         ],
       };
     }
+    if (await this.isLive(text)) {
+      // Already served and verified: nothing to commit, nothing to reload.
+      const live = (await state.lastConfigCommit()) ?? target;
+      return { outcome: 'unchanged', commit: live, lastKnownGood: live, problems: [] };
+    }
     const { commit } = await this.commitStep(
       'rollback',
       text,
       rollbackCommitMessage({ target, reason: 'Requested rollback.', configSha256: sha256(text) }),
     );
     return this.reloadAndVerify(commit, text, 'rollback');
+  }
+
+  /**
+   * `text` is what every instance serves now: it is the committed config (and on disk), the last
+   * apply verified it (last-known-good holds the same content), and every process is up.
+   */
+  private async isLive(text: string): Promise<boolean> {
+    const { state, strategy } = this.options;
+    if (strategy.instances().length === 0 || !(strategy.readiness?.().ready ?? true)) return false;
+    const lkg = await state.lastKnownGood();
+    return (
+      lkg !== undefined &&
+      (await state.committedConfig()) === text &&
+      (await state.committedConfig(lkg)) === text &&
+      (await state.workingConfig()) === text
+    );
   }
 
   /** Every instance serves exactly `intended`, besides what the strategy says it does not own. */

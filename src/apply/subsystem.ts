@@ -39,6 +39,8 @@ export interface ApplyDeps {
   mask: (text: string) => string;
   /** The environment LiteLLM's variables are read from at every start (default: `env`). */
   litellmEnv?: () => NodeJS.ProcessEnv;
+  /** Demo mode: the config LiteLLM loads instead of the generated one (src/demo). */
+  prepareConfig?: ((configFile: string) => Promise<string>) | undefined;
 }
 
 /** Runs one apply for a trigger: timed, counted, logged, remembered as the last apply. */
@@ -87,8 +89,11 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     deps.masterKey,
     providerEnv(settings.configFile, deps.litellmEnv ?? deps.env, log),
     deps.spoolDir,
-    deps.keyAliases,
-    log,
+    {
+      ...(deps.keyAliases && { keyAliases: deps.keyAliases }),
+      ...(deps.prepareConfig && { prepareConfig: deps.prepareConfig }),
+      log,
+    },
   );
   // Supervised restarts: logged, counted, alerted (src/reload/supervision-report.ts).
   const { webhook } = spendSettings(deps.env, settings.stateDir);
@@ -104,6 +109,8 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     state,
     strategy,
     stateDir: settings.stateDir,
+    // Git is the desired state; dev mode (MODELCENTER_WATCH) serves the files as edited.
+    policySource: settings.watch ? 'working' : 'committed',
   });
 
   // The dashboard's live state: recent applies (kept across restarts) and supervised restarts.
@@ -122,6 +129,15 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
   const firstSeconds = (performance.now() - firstStarted) / 1000;
   logReport(log, 'start', first);
   if (first.recovered) log.warn({}, 'recovered an apply that was interrupted');
+  if (
+    controller.policySource === 'committed' &&
+    (JSON.parse(seenAtStart) as { dirty?: boolean }).dirty
+  ) {
+    log.warn(
+      { policies: settings.policies },
+      'uncommitted policy edits are not applied: commit them to apply (or set MODELCENTER_WATCH=true for dev mode)',
+    );
+  }
   if (strategy.instances().length === 0) {
     await strategy.stop();
     throw new ServiceStartError(
@@ -252,7 +268,14 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
     },
     status: async () => {
       const drift = await checkDrift();
+      const policies = await state.provenance(settings.policies);
       return {
+        policies: {
+          commit: policies.commit,
+          uncommittedEdits: policies.dirty,
+          applies:
+            controller.policySource === 'committed' ? 'committed' : 'working tree (dev mode)',
+        },
         strategy: strategy.name,
         strategyReason: settings.strategyReason,
         supervision: strategy.readiness?.(),

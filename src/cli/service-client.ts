@@ -4,6 +4,7 @@ import path from 'node:path';
 import { readIfExists } from '../shared/fs.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { cliStateDir, readServiceFile } from './service-file.js';
 
 /** What the running service answered, or the exit code when it could not be asked. */
 export type ServiceAnswer =
@@ -11,8 +12,23 @@ export type ServiceAnswer =
   | { failed: ExitCode };
 
 /**
- * POSTs to the running service's API (MODELCENTER_URL, else 127.0.0.1:MODELCENTER_API_PORT) with
- * MODELCENTER_TOKEN or the generated admin token; says on stderr why it could not.
+ * Where the running service is: MODELCENTER_URL, else the API URL in `.modelcenter/service.json`
+ * (written by `serve`, whatever port it chose), else 127.0.0.1:MODELCENTER_API_PORT.
+ */
+export async function serviceBase(env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  if (env.MODELCENTER_URL) return env.MODELCENTER_URL;
+  const running = await readServiceFile(cliStateDir(env, cwd));
+  return running?.apiUrl ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
+}
+
+/** Whether a `serve` is running for this directory (its service.json names a live pid). */
+export async function serviceRunning(env: NodeJS.ProcessEnv, cwd: string): Promise<boolean> {
+  return (await readServiceFile(cliStateDir(env, cwd))) !== undefined;
+}
+
+/**
+ * Asks the running service's API (see serviceBase) with MODELCENTER_TOKEN or the generated admin
+ * token: POST with a body, GET with `body` as the query; says on stderr why it could not.
  */
 export async function askService(
   route: string,
@@ -25,7 +41,19 @@ export async function askService(
   if ('failed' in target) return target;
   const { base, token } = target;
   try {
-    return await postJson(`${base}${route}`, token, body, 30 * 60_000, method);
+    if (method === 'GET') {
+      const query = new URLSearchParams(
+        Object.entries(body).map(([k, v]) => [k, String(v)] as [string, string]),
+      ).toString();
+      return await sendJson(
+        'GET',
+        `${base}${route}${query ? `?${query}` : ''}`,
+        token,
+        undefined,
+        5 * 60_000,
+      );
+    }
+    return await sendJson(method, `${base}${route}`, token, body, 30 * 60_000);
   } catch (error) {
     io.stderr(
       `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
@@ -34,13 +62,13 @@ export async function askService(
   }
 }
 
-/** The running service's address and the token to call it with, or why there is none (said on stderr). */
+/** The running service's address (see serviceBase) and the token to call it with, or why there is none (said on stderr). */
 export async function serviceTarget(
   env: NodeJS.ProcessEnv,
   io: CliIo,
 ): Promise<{ base: string; token: string } | { failed: ExitCode }> {
-  const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
-  const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
+  const base = await serviceBase(env, io.cwd);
+  const stateDir = cliStateDir(env, io.cwd);
   const token =
     env.MODELCENTER_TOKEN ?? (await readIfExists(path.join(stateDir, 'api-token')))?.trim();
   if (!token) {
@@ -53,17 +81,17 @@ export async function serviceTarget(
 }
 
 /**
- * POST with node:http(s), not fetch: fetch gives up waiting for an answer's headers after 300 s,
- * and an apply or a backfill through the service may take longer.
+ * node:http(s), not fetch: fetch gives up waiting for an answer's headers after 300 s, and an
+ * apply or a backfill through the service may take longer.
  */
-function postJson(
+function sendJson(
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   url: string,
   token: string,
-  body: Record<string, unknown>,
+  body: Record<string, unknown> | undefined,
   timeoutMs: number,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE' = 'POST',
 ): Promise<{ status: number; ok: boolean; statusText: string; answer: Record<string, unknown> }> {
-  const text = method === 'GET' ? '' : JSON.stringify(body);
+  const text = body === undefined ? '' : JSON.stringify(body);
   const send = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const request = send(
@@ -72,8 +100,10 @@ function postJson(
         method,
         headers: {
           authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(text),
+          ...(body !== undefined && {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(text),
+          }),
         },
         signal: AbortSignal.timeout(timeoutMs),
       },
@@ -99,7 +129,7 @@ function postJson(
       },
     );
     request.on('error', reject);
-    request.end(text);
+    request.end(body !== undefined ? text : undefined);
   });
 }
 

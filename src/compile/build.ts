@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { parsePolicies, readPolicyDir, type LoadedText } from '../policy/load.js';
+import { committedPolicyFiles } from '../gitstate/git-state.js';
+import {
+  decodePolicyFile,
+  displayName,
+  parsePolicies,
+  readPolicyDir,
+  type LoadedText,
+} from '../policy/load.js';
 import { MAX_RENDERED_CHARS, megabytes } from '../policy/limits.js';
 import type { Entry, PolicySet } from '../policy/policy-set.js';
 import { splitFindings, type Findings, type Problem } from '../policy/problems.js';
@@ -110,9 +117,50 @@ function renderLimitProblem(set: PolicySet, config: LiteLLMConfig): Problem {
 }
 
 export async function buildFromDir(dir: string): Promise<Build> {
-  const texts = await readPolicyDir(dir);
-  // The build is a pure function of the texts: the service asks for it on every status, plan,
-  // report and budget check, and the files rarely change in between. One entry is enough.
+  return buildCached(await readPolicyDir(dir));
+}
+
+/**
+ * The policies as committed at HEAD of their repository — the desired state; edits not yet
+ * committed are not part of it. A directory outside any git repository is read from disk.
+ */
+export async function buildFromCommitted(dir: string): Promise<Build> {
+  const files = await committedPolicyFiles(dir);
+  if (!files) return buildFromDir(dir);
+  return buildCached(
+    files.map(({ file, bytes, refused }): LoadedText => {
+      const name = displayName(file, process.cwd());
+      if (refused || !bytes) {
+        const why = refused ?? {
+          message: 'could not be read from git',
+          hint: 'check the repository',
+        };
+        return {
+          name,
+          text: '',
+          problems: [
+            {
+              severity: 'error',
+              file: name,
+              line: 1,
+              col: 1,
+              path: '',
+              message: why.message,
+              hint: why.hint,
+            },
+          ],
+        };
+      }
+      return decodePolicyFile(name, bytes);
+    }),
+  );
+}
+
+/**
+ * The build is a pure function of the texts: the service asks for it on every status, plan,
+ * report and budget check, and the files rarely change in between. One entry is enough.
+ */
+function buildCached(texts: readonly LoadedText[]): Build {
   const key = createHash('sha256');
   for (const { name, text, problems } of texts) {
     key.update(`${name}\0${text}\0${JSON.stringify(problems ?? [])}\0`);

@@ -335,6 +335,71 @@ export class GitState {
   }
 }
 
+/** A policy file as committed at HEAD: its bytes, or why it is not read. */
+export interface CommittedFile {
+  /** Absolute path where the file lies in the working tree. */
+  file: string;
+  bytes?: Buffer;
+  refused?: { message: string; hint: string };
+}
+
+const POLICY_FILE = /\.ya?ml$/;
+
+/**
+ * Every `*.yaml` / `*.yml` under `dir` as committed at HEAD of the repository `dir` lies in, sorted
+ * by path — the desired state, whatever is edited on disk. Undefined when `dir` is not inside a
+ * git repository (there is nothing committed to go by). A committed symbolic link is read through
+ * when it points at a file of the same tree inside `dir`, and refused otherwise.
+ */
+export async function committedPolicyFiles(dir: string): Promise<CommittedFile[] | undefined> {
+  const git = simpleGit({ baseDir: dir, config: IDENTITY });
+  let root: string;
+  try {
+    root = (await git.revparse(['--show-toplevel'])).trim();
+  } catch {
+    return undefined;
+  }
+  const relative = path.relative(root, path.resolve(dir)) || '.';
+  const listing = await git
+    .raw(['ls-tree', '-r', '-z', '--full-tree', 'HEAD', '--', relative])
+    .catch(() => '');
+  const entries = listing
+    .split('\0')
+    .filter(Boolean)
+    .map((line) => {
+      const [meta = '', name = ''] = line.split('\t');
+      const [mode = '', , object = ''] = meta.split(' ');
+      return { mode, object, name };
+    });
+  const blobs = new Map(entries.filter((e) => e.mode !== '120000').map((e) => [e.name, e]));
+  const inside = (name: string): boolean => relative === '.' || name.startsWith(`${relative}/`);
+  const files: CommittedFile[] = [];
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (!POLICY_FILE.test(entry.name)) continue;
+    const file = path.join(root, entry.name);
+    let object = entry.object;
+    if (entry.mode === '120000') {
+      const link = (await git.raw(['cat-file', 'blob', entry.object])).trim();
+      const name = path.posix.normalize(path.posix.join(path.posix.dirname(entry.name), link));
+      const target = blobs.get(name);
+      if (!target || !inside(name)) {
+        files.push({
+          file,
+          refused: {
+            message: `is a committed symbolic link to ${link}, which is not a committed file inside the policies directory, so it is not read`,
+            hint: 'commit the file itself inside the policies directory, or remove the link',
+          },
+        });
+        continue;
+      }
+      if (POLICY_FILE.test(name)) continue; // read once, under its own name
+      object = target.object;
+    }
+    files.push({ file, bytes: (await git.binaryCatFile(['blob', object])) as Buffer });
+  }
+  return files;
+}
+
 /** Git's own words: the first line of what it printed, without simple-git's decoration. */
 function gitMessage(error: unknown): string {
   const lines = describeError(error)

@@ -49,6 +49,8 @@ export interface StartOptions {
   stopGraceMs?: number;
   /** Called when stop() had to SIGKILL after the grace (the caller logs it: records may be lost). */
   onKilledAfterGrace?: (graceMs: number) => void;
+  /** Turns the config file into the one LiteLLM loads (demo mode); the path it returns is used. */
+  prepareConfig?: (configPath: string) => Promise<string>;
 }
 
 export interface RunningLiteLLM {
@@ -120,9 +122,12 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   const mask = (text: string): string =>
     secrets.reduce((acc, secret) => acc.split(secret).join('***'), text);
 
+  const configPath = options.prepareConfig
+    ? await options.prepareConfig(options.configPath)
+    : options.configPath;
   const launch = underWatchdog(options.binary ?? litellmBinary(), [
     '--config',
-    options.configPath,
+    configPath,
     '--host',
     host,
     '--port',
@@ -132,7 +137,7 @@ export async function startLiteLLM(options: StartOptions): Promise<RunningLiteLL
   ]);
   const spawnedAt = performance.now();
   const child: ChildProcess = spawn(launch.command, launch.args, {
-    cwd: path.dirname(options.configPath),
+    cwd: path.dirname(configPath),
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',

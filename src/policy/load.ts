@@ -259,7 +259,7 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   return i;
 }
 
-function displayName(file: string, cwd: string): string {
+export function displayName(file: string, cwd: string): string {
   const relative = path.relative(cwd, file);
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
 }

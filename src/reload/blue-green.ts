@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LiteLLMClient } from '../litellm/client.js';
 import { LiteLLMStartError } from '../litellm/errors.js';
@@ -40,10 +41,15 @@ export interface BlueGreenOptions {
   onKilledAfterGrace?: (graceMs: number) => void;
   /** Keys the front maps to others (a master key rotation's grace period); asked at every write. */
   keyAliases?: () => readonly KeyAlias[];
+  /** LiteLLM replicas behind the front, each verified and supervised (default 1). */
+  replicas?: number;
+  /** Turns the config file into the one LiteLLM loads (demo mode). */
+  prepareConfig?: (configFile: string) => Promise<string>;
 }
 
 interface Active {
-  litellm: RunningLiteLLM;
+  /** The replicas behind the front, all on `live`. */
+  replicas: RunningLiteLLM[];
   live: LiveConfig;
 }
 
@@ -67,9 +73,12 @@ export class BlueGreenStrategy implements ReloadStrategy {
     this.supervisor = new Supervisor(options.supervision, {
       recover: () => this.recover(),
       probe: async () => {
-        const url = this.active?.litellm.url;
         // A generous timeout: a LiteLLM busy on a loaded machine is slow, not dead.
-        if (url) await new LiteLLMClient(url, options.masterKey, PROBE_TIMEOUT_MS).readiness();
+        await Promise.all(
+          (this.active?.replicas ?? []).map((replica) =>
+            new LiteLLMClient(replica.url, options.masterKey, PROBE_TIMEOUT_MS).readiness(),
+          ),
+        );
       },
     });
     const prefix = path.join(options.stateDir, 'nginx');
@@ -116,36 +125,73 @@ export class BlueGreenStrategy implements ReloadStrategy {
   }
 
   /**
-   * Starts `configFile` on a spare port, verifies it directly, then points the front at it (or
-   * starts the front) and retires the old instance. Until the switch the old one serves.
+   * Starts `configFile` on spare ports (one per replica), verifies each directly, then points the
+   * front at them (or starts the front) and retires the old ones. Until the switch the old serve.
    */
   private async takeOver(configFile: string, live: LiveConfig, what: string): Promise<void> {
-    const next = await this.startInstance(configFile);
-    const check = await verifyInstances([next.client], live.intended);
+    const next = await this.startReplicas(configFile, this.options.replicas ?? 1);
+    const check = await verifyInstances(
+      next.map((r) => r.client),
+      live.intended,
+    );
     if (!check.ok) {
-      await this.retire(next);
+      await Promise.all(next.map((r) => this.retire(r)));
       throw new ReloadError(
         `${what} did not verify, so it never took traffic: ${describeVerify(check)}`,
-        next.output(),
+        next[0]?.output(),
       );
     }
     try {
-      if (!this.front.running) await this.front.start(next.port);
-      else await this.front.switchTo(next.port);
+      await this.point(next);
     } catch (error) {
-      await this.retire(next);
+      await Promise.all(next.map((r) => this.retire(r)));
       throw error;
     }
     const old = this.active;
-    this.active = { litellm: next, live };
-    this.watch(next);
-    if (old) await this.retire(old.litellm);
+    this.active = { replicas: next, live };
+    for (const replica of next) this.watch(replica);
+    if (old) await Promise.all(old.replicas.map((r) => this.retire(r)));
+  }
+
+  /**
+   * `count` new instances on `configFile`; if one fails, the others are stopped too. LiteLLM's
+   * start is CPU-bound (seconds of imports): at most one per spare core starts at a time, so a
+   * small machine is not asked for several cold starts at once (each would time out).
+   */
+  private async startReplicas(configFile: string, count: number): Promise<RunningLiteLLM[]> {
+    const parallel = Math.max(1, Math.min(count, availableParallelism() - 1));
+    const running: RunningLiteLLM[] = [];
+    let failure: unknown;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < count && failure === undefined) {
+        next++;
+        try {
+          running.push(await this.startInstance(configFile));
+        } catch (error) {
+          failure ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: parallel }, worker));
+    if (failure !== undefined) {
+      await Promise.all(running.map((r) => this.retire(r)));
+      throw failure instanceof Error ? failure : new ReloadError(describeError(failure));
+    }
+    return running;
+  }
+
+  /** The front sends traffic to exactly these replicas. */
+  private async point(replicas: readonly RunningLiteLLM[]): Promise<void> {
+    const ports = replicas.map((r) => r.port);
+    if (!this.front.running) await this.front.start(ports);
+    else await this.front.switchTo(ports);
   }
 
   /** An exit nobody asked for is a crash: the supervisor replaces the instance. */
   private watch(instance: RunningLiteLLM): void {
     void instance.exited.then((code) => {
-      if (this.stopped || instance.stopping || this.active?.litellm !== instance) return;
+      if (this.stopped || instance.stopping || !this.active?.replicas.includes(instance)) return;
       this.supervisor.down(
         'litellm',
         'exit',
@@ -156,23 +202,47 @@ export class BlueGreenStrategy implements ReloadStrategy {
   }
 
   /**
-   * The supervisor's restart: a LiteLLM that died or stopped answering is replaced by a new one on
-   * the config it served (on a spare port, verified, then switched to); a dead front is restarted.
+   * The supervisor's restart: each replica that died or stopped answering is replaced by a new one
+   * on the config it served (on a spare port, verified, then switched to) while the others keep
+   * serving; a dead front is restarted.
    */
   private async recover(): Promise<{ url: string; coldStartMs?: number }> {
     const active = this.active;
     if (!active) throw new ReloadError('no config was served yet: nothing to restart');
-    const alive = await active.litellm.client.readiness().then(
-      () => true,
-      () => false,
+    const alive = await Promise.all(
+      active.replicas.map((r) =>
+        r.client.readiness().then(
+          () => true,
+          () => false,
+        ),
+      ),
     );
-    if (!alive) {
-      const file = await writeSnapshot(this.options.stateDir, active.live);
-      await this.takeOver(file, active.live, 'the restarted LiteLLM instance');
-      return { url: this.front.url, coldStartMs: this.active?.litellm.readyAfterMs ?? 0 };
+    const dead = active.replicas.filter((_, i) => !alive[i]);
+    if (dead.length === 0) {
+      if (!this.front.running) await this.front.start(active.replicas.map((r) => r.port));
+      return { url: this.front.url };
     }
-    if (!this.front.running) await this.front.start(active.litellm.port);
-    return { url: this.front.url };
+    const file = await writeSnapshot(this.options.stateDir, active.live);
+    const fresh = await this.startReplicas(file, dead.length);
+    const check = await verifyInstances(
+      fresh.map((r) => r.client),
+      active.live.intended,
+    );
+    if (!check.ok) {
+      await Promise.all(fresh.map((r) => this.retire(r)));
+      throw new ReloadError(`the restarted LiteLLM did not verify: ${describeVerify(check)}`);
+    }
+    const replicas = active.replicas.map((r) => (dead.includes(r) ? fresh[dead.indexOf(r)]! : r));
+    try {
+      await this.point(replicas);
+    } catch (error) {
+      await Promise.all(fresh.map((r) => this.retire(r)));
+      throw error;
+    }
+    this.active = { replicas, live: active.live };
+    for (const replica of fresh) this.watch(replica);
+    await Promise.all(dead.map((r) => r.kill().then(() => this.retire(r))));
+    return { url: this.front.url, coldStartMs: fresh[0]?.readyAfterMs ?? 0 };
   }
 
   readiness(): InstanceHealth {
@@ -187,14 +257,26 @@ export class BlueGreenStrategy implements ReloadStrategy {
     this.supervisor.on(listener);
   }
 
-  /** Verification goes through the front: what clients reach is what must be right. */
+  /**
+   * Verification goes through the front: what clients reach is what must be right. With several
+   * replicas each is verified directly too (the front balances, so asking it shows one at random).
+   */
   instances(): LiteLLMClient[] {
-    return this.front.upstream === undefined ? [] : [this.frontClient];
+    if (this.front.upstream === undefined) return [];
+    const replicas = this.active?.replicas ?? [];
+    return replicas.length > 1
+      ? [this.frontClient, ...replicas.map((r) => r.client)]
+      : [this.frontClient];
   }
 
-  /** The LiteLLM instance behind the front. */
+  /** The (first) LiteLLM instance behind the front. */
   process(): RunningLiteLLM | undefined {
-    return this.active?.litellm;
+    return this.active?.replicas[0];
+  }
+
+  /** Every LiteLLM replica behind the front. */
+  replicas(): readonly RunningLiteLLM[] {
+    return this.active?.replicas ?? [];
   }
 
   get url(): string {
@@ -215,7 +297,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
     await this.front.stop();
     const active = this.active;
     this.active = undefined;
-    if (active) await this.retire(active.litellm);
+    if (active) await Promise.all(active.replicas.map((r) => this.retire(r)));
   }
 
   private async startInstance(configFile: string): Promise<RunningLiteLLM> {
@@ -232,6 +314,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
         ...(this.options.onKilledAfterGrace && {
           onKilledAfterGrace: this.options.onKilledAfterGrace,
         }),
+        ...(this.options.prepareConfig && { prepareConfig: this.options.prepareConfig }),
         onSpawn: (pid, port) => this.children.record(pid, `--port ${port}`),
       });
     } catch (error) {

@@ -21,9 +21,13 @@ export async function makeStrategy(
   masterKey: () => string,
   env: () => Record<string, string>,
   spoolDir: string,
-  /** Keys the blue-green front maps to others (a master key rotation's grace period). */
-  keyAliases?: () => readonly KeyAlias[],
-  log?: Logger,
+  extras: {
+    /** Keys the blue-green front maps to others (a master key rotation's grace period). */
+    keyAliases?: () => readonly KeyAlias[];
+    /** Demo mode: the config LiteLLM loads instead of the generated one (src/demo). */
+    prepareConfig?: (configFile: string) => Promise<string>;
+    log?: Logger;
+  } = {},
 ): Promise<ReloadStrategy> {
   const supervision: SupervisionOptions = {
     probeIntervalMs: settings.supervisionProbeSeconds * 1000,
@@ -42,17 +46,22 @@ export async function makeStrategy(
     spoolDir,
     supervision,
     onKilledAfterGrace: (graceMs: number) =>
-      log?.warn(
+      extras.log?.warn(
         { graceMs },
         'LiteLLM did not exit after SIGTERM within the grace and was killed: requests it was still answering, and their spend records, may be lost',
       ),
+    ...(extras.prepareConfig && { prepareConfig: extras.prepareConfig }),
   };
   switch (settings.strategy) {
     case 'admin-api':
       return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
     case 'blue-green':
       await ensureLiteLLMInstalled();
-      return new BlueGreenStrategy({ ...local, ...(keyAliases && { keyAliases }) });
+      return new BlueGreenStrategy({
+        ...local,
+        replicas: settings.replicas,
+        ...(extras.keyAliases && { keyAliases: extras.keyAliases }),
+      });
     case 'restart':
       if (settings.restartCommand) {
         return new CommandRestartStrategy({

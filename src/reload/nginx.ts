@@ -12,8 +12,8 @@ export interface NginxConfigInput {
   prefix: string;
   listenHost: string;
   listenPort: number;
-  /** The LiteLLM instance that takes traffic. */
-  upstreamPort: number;
+  /** The LiteLLM instance(s) that take traffic (several replicas: nginx balances between them). */
+  upstreamPort: number | readonly number[];
   /** Workers run as this user when nginx starts as root (it then runs as the controller's user). */
   user?: string;
   /**
@@ -89,7 +89,7 @@ export function nginxConfig(input: NginxConfigInput): string {
     '  client_body_buffer_size 1m;',
     ...maps,
     '  upstream litellm {',
-    `    server 127.0.0.1:${input.upstreamPort};`,
+    ...[input.upstreamPort].flat().map((port) => `    server 127.0.0.1:${port};`),
     '  }',
     '  server {',
     `    listen ${input.listenHost}:${input.listenPort};`,
@@ -139,7 +139,7 @@ export interface NginxFrontOptions {
 export class NginxFront {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> | undefined;
-  private upstreamPort: number | undefined;
+  private upstreamPort: number | readonly number[] | undefined;
   private stopping = false;
   /** Workers seen last: a master killed with -9 leaves them holding the listen socket. */
   private lastWorkers: number[] = [];
@@ -155,11 +155,11 @@ export class NginxFront {
     return `http://${this.options.listenHost ?? '127.0.0.1'}:${this.options.listenPort}`;
   }
 
-  get upstream(): number | undefined {
+  get upstream(): number | readonly number[] | undefined {
     return this.upstreamPort;
   }
 
-  async start(upstreamPort: number): Promise<void> {
+  async start(upstreamPort: number | readonly number[]): Promise<void> {
     await this.writeConfig(upstreamPort);
     await this.stopOrphanWorkers();
     this.stopping = false;
@@ -215,8 +215,8 @@ export class NginxFront {
     started = true;
   }
 
-  /** Points the front at another LiteLLM port without dropping a request. */
-  async switchTo(upstreamPort: number): Promise<void> {
+  /** Points the front at other LiteLLM port(s) without dropping a request. */
+  async switchTo(upstreamPort: number | readonly number[]): Promise<void> {
     const master = this.child?.pid;
     if (!master) throw new ReloadError('nginx front is not running');
     const before = await this.workers();
@@ -278,7 +278,7 @@ export class NginxFront {
     return path.join(this.options.prefix, 'error.log');
   }
 
-  private async writeConfig(upstreamPort: number): Promise<void> {
+  private async writeConfig(upstreamPort: number | readonly number[]): Promise<void> {
     for (const dir of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) {
       await mkdir(path.join(this.options.prefix, dir), { recursive: true });
     }

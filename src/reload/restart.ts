@@ -32,6 +32,8 @@ export interface RestartOptions {
   supervision?: SupervisionOptions;
   /** Told when a LiteLLM had to be killed after its stop grace (records in flight may be lost). */
   onKilledAfterGrace?: (graceMs: number) => void;
+  /** Turns the config file into the one LiteLLM loads (demo mode). */
+  prepareConfig?: (configFile: string) => Promise<string>;
 }
 
 /** uvicorn's answer when the old instance still holds the port: `[Errno 98] … address already in use`. */
@@ -209,6 +211,7 @@ export class RestartStrategy implements ReloadStrategy {
       ...(this.options.onKilledAfterGrace && {
         onKilledAfterGrace: this.options.onKilledAfterGrace,
       }),
+      ...(this.options.prepareConfig && { prepareConfig: this.options.prepareConfig }),
       ...(portFreedBy && { portFreedBy }),
       onSpawn: (pid, spawnedOn) => this.children?.record(pid, `--port ${spawnedOn}`),
     });

@@ -50,6 +50,14 @@ export const settingsSchema = z
     maxBodyBytes: z.coerce.number().int().min(1024, 'must be at least 1024 bytes'),
     pollSeconds: z.coerce.number().min(0.2, 'must be at least 0.2 seconds'),
     watch: flag,
+    /** LiteLLM replicas behind the nginx front (blue-green), each verified and supervised. */
+    replicas: z.coerce
+      .number({ error: 'must be a whole number' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(32, 'must be at most 32'),
+    /** Keyless first run: a local demo upstream answers every profile (auto: when no provider key is set). */
+    demo: z.enum(['auto', 'true', 'false'], { error: 'must be auto, true or false' }),
     /** Supervision: seconds between readiness probes, failed probes that count as a crash. */
     supervisionProbeSeconds: z.coerce.number().min(0.5, 'must be at least 0.5 seconds'),
     supervisionReadinessFailures: z.coerce
@@ -91,6 +99,8 @@ export const SETTINGS_ENV: Readonly<Record<string, keyof Settings>> = {
   MODELCENTER_MAX_BODY_BYTES: 'maxBodyBytes',
   MODELCENTER_POLL_SECONDS: 'pollSeconds',
   MODELCENTER_WATCH: 'watch',
+  MODELCENTER_DEMO: 'demo',
+  MODELCENTER_REPLICAS: 'replicas',
   MODELCENTER_SUPERVISION_PROBE_SECONDS: 'supervisionProbeSeconds',
   MODELCENTER_SUPERVISION_READINESS_FAILURES: 'supervisionReadinessFailures',
   MODELCENTER_SUPERVISION_MAX_RESTARTS: 'supervisionMaxRestarts',
@@ -112,6 +122,8 @@ export const DEFAULT_SETTINGS: Readonly<Record<string, unknown>> = {
   maxBodyBytes: 65_536,
   pollSeconds: 2,
   watch: false,
+  demo: 'auto',
+  replicas: 1,
   supervisionProbeSeconds: 3,
   supervisionReadinessFailures: 5,
   supervisionMaxRestarts: 5,
@@ -225,6 +237,11 @@ export async function loadSettings(env: NodeJS.ProcessEnv, cwd: string): Promise
     ...(settings.restartCommand && { restartCommand: settings.restartCommand }),
     nginx: findNginx(env),
   });
+  if (settings.replicas > 1 && chosen.strategy !== 'blue-green') {
+    throw new SettingsError([
+      `${origin.replicas ?? 'replicas'}: ${settings.replicas} replicas need the nginx front of the blue-green strategy, but the strategy is ${chosen.strategy} (${chosen.reason}) — install nginx (or set MODELCENTER_NGINX) and use blue-green, or set MODELCENTER_REPLICAS=1`,
+    ]);
+  }
   return {
     ...settings,
     strategy: chosen.strategy,

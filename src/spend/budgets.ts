@@ -285,3 +285,36 @@ async function detectSpikes(options: CheckOptions, now: Date): Promise<Alert[]> 
 export function isSpike(current: number, meanPerHour: number, options: SpikeOptions): boolean {
   return current >= options.minUsd && current >= options.factor * meanPerHour;
 }
+
+/** One budget's spend this period, as `spend budgets` and `GET /v1/spend/budgets` give it. */
+export interface BudgetRow {
+  budget: string;
+  period: string;
+  periodStart: string;
+  periodEnd: string;
+  spendUsd: number;
+  limitUsd: number;
+  /** spend / limit. */
+  used: number;
+  reached: number[];
+}
+
+/** Spend against every budget the policies declare, this period. */
+export async function budgetRows(
+  db: Queryable,
+  set: Pick<PolicySet, 'goals' | 'budgets'> | undefined,
+  now: Date,
+): Promise<BudgetRow[]> {
+  const budgets = set ? budgetsFromPolicies(set) : [];
+  const statuses = await Promise.all(budgets.map((b) => budgetStatus(db, b, now)));
+  return statuses.map((s) => ({
+    budget: s.budget.name,
+    period: s.budget.period,
+    periodStart: s.periodStart.toISOString(),
+    periodEnd: s.periodEnd.toISOString(),
+    spendUsd: s.spendUsd,
+    limitUsd: s.budget.usd,
+    used: s.used,
+    reached: s.reached,
+  }));
+}

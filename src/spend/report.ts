@@ -1,6 +1,7 @@
 import type { PolicySet } from '../policy/policy-set.js';
 import { parsePointInTime } from '../shared/duration.js';
 import { InputError } from '../shared/errors.js';
+import { formatCount, formatPercent, formatUsd } from '../shared/format.js';
 import type { Queryable } from '../store/db.js';
 import { histogramQuantile } from '../store/histogram.js';
 import {
@@ -224,19 +225,24 @@ function sortLines(
   });
 }
 
-const MEASURE_COLUMNS: [string, (l: Measures) => string][] = [
-  ['requests', (l) => String(l.requests)],
-  ['errors', (l) => String(l.errors)],
-  ['error_rate', (l) => percent(l.errorRate)],
-  ['cost_usd', (l) => usd(l.costUsd)],
-  ['tokens_in', (l) => String(l.tokensIn)],
-  ['tokens_out', (l) => String(l.tokensOut)],
-  ['latency_p50_ms', (l) => ms(l.latencyP50Ms)],
-  ['latency_p95_ms', (l) => ms(l.latencyP95Ms)],
-  ['ttft_p50_ms', (l) => ms(l.ttftP50Ms)],
-  ['ttft_p95_ms', (l) => ms(l.ttftP95Ms)],
-  ['cache_hit_rate', (l) => percent(l.cacheHitRate)],
+/** Each measure's column: its name, the cell for a person (table), the cell for a program (csv). */
+const MEASURE_COLUMNS: [string, (l: Measures) => string, (l: Measures) => string][] = [
+  ['requests', (l) => formatCount(l.requests), (l) => String(l.requests)],
+  ['errors', (l) => formatCount(l.errors), (l) => String(l.errors)],
+  ['error_rate', (l) => formatPercent(l.errorRate), (l) => String(l.errorRate)],
+  ['cost_usd', (l) => formatUsd(l.costUsd), (l) => String(l.costUsd)],
+  ['tokens_in', (l) => formatCount(l.tokensIn), (l) => String(l.tokensIn)],
+  ['tokens_out', (l) => formatCount(l.tokensOut), (l) => String(l.tokensOut)],
+  ['latency_p50_ms', (l) => ms(l.latencyP50Ms), (l) => raw(l.latencyP50Ms)],
+  ['latency_p95_ms', (l) => ms(l.latencyP95Ms), (l) => raw(l.latencyP95Ms)],
+  ['ttft_p50_ms', (l) => ms(l.ttftP50Ms), (l) => raw(l.ttftP50Ms)],
+  ['ttft_p95_ms', (l) => ms(l.ttftP95Ms), (l) => raw(l.ttftP95Ms)],
+  ['cache_hit_rate', (l) => formatPercent(l.cacheHitRate), (l) => String(l.cacheHitRate)],
 ];
+
+function raw(value: number | null): string {
+  return value === null ? '' : String(value);
+}
 
 function keyCell(line: ReportLine, dimension: Dimension): string {
   const value = line.keys[dimension];
@@ -246,7 +252,7 @@ function keyCell(line: ReportLine, dimension: Dimension): string {
 }
 
 /** Rows of cells: header first, then one per line, then the total. */
-function cells(report: SpendReport, withTitles: boolean): string[][] {
+function cells(report: SpendReport, withTitles: boolean, human: boolean): string[][] {
   const titled = withTitles && report.groupBy.includes('goal');
   const header = [
     ...report.groupBy,
@@ -258,7 +264,7 @@ function cells(report: SpendReport, withTitles: boolean): string[][] {
     ...(titled
       ? [line.goal?.title ?? '', line.goal?.owner ?? '', line.goal?.budgetUsd?.toString() ?? '']
       : []),
-    ...MEASURE_COLUMNS.map(([, cell]) => cell(line)),
+    ...MEASURE_COLUMNS.map(([, person, program]) => (human ? person : program)(line)),
   ]);
   return [header, ...rows];
 }
@@ -269,12 +275,12 @@ export type ReportFormat = 'table' | 'json' | 'csv';
 export function formatReport(report: SpendReport, format: ReportFormat): string {
   if (format === 'json') return `${JSON.stringify(report, null, 2)}\n`;
   if (format === 'csv') {
-    return cells(report, true)
+    return cells(report, true, false)
       .map((row) => row.map(csvCell).join(','))
       .join('\n')
       .concat('\n');
   }
-  const table = cells(report, true);
+  const table = cells(report, true, true);
   const totalRow = [
     ...(report.groupBy.length > 0 ? ['total', ...report.groupBy.slice(1).map(() => '')] : []),
     ...(report.groupBy.includes('goal') ? ['', '', ''] : []),
@@ -304,14 +310,6 @@ export function formatReport(report: SpendReport, format: ReportFormat): string 
 
 function csvCell(value: string): string {
   return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-function usd(value: number): string {
-  return value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 6 : 2);
-}
-
-function percent(value: number): string {
-  return `${(value * 100).toFixed(1)}%`;
 }
 
 function ms(value: number | null): string {

@@ -3,6 +3,7 @@ import { ModelCenterError } from '../shared/errors.js';
 import type { Queryable } from '../store/db.js';
 import { attemptsOfCall } from '../store/ledger.js';
 import type { callRecordSchema } from './schema.js';
+import { formatCount, formatUsd } from '../shared/format.js';
 
 /** A call id the ledger does not hold. */
 export class UnknownCallError extends ModelCenterError {}
@@ -40,7 +41,7 @@ export function formatCall(record: CallRecord): string {
       '',
       `attempt ${i + 1}  ${a.startedAt}  ${a.status}${a.errorClass ? ` ${a.errorClass}${a.errorCode ? ` (${a.errorCode})` : ''}` : ''}`,
       `  profile ${a.profile ?? '-'}  model ${a.model ?? '-'}${where.length > 0 ? ` (${where.join(', ')})` : ''}`,
-      `  tokens ${a.tokensIn} in / ${a.tokensOut} out  cost $${usd(a.costUsd)}  latency ${ms(a.latencyMs)}  ttft ${ms(a.ttftMs)}${a.cacheHit ? '  cache hit' : ''}`,
+      `  tokens ${formatCount(a.tokensIn)} in / ${formatCount(a.tokensOut)} out  cost $${usd(a.costUsd)}  latency ${ms(a.latencyMs)}  ttft ${ms(a.ttftMs)}${a.cacheHit ? '  cache hit' : ''}`,
       `  goal ${a.goal ?? '-'}  caller ${a.caller ?? '-'}  conversation ${a.conversation ?? '-'}`,
     );
     if (a.cleaned) lines.push(`  cleaned to be stored: ${a.cleaned.join(', ')}`);
@@ -59,7 +60,7 @@ export function formatCall(record: CallRecord): string {
 }
 
 function usd(value: number): string {
-  return value.toFixed(6).replace(/0{1,4}$/, '');
+  return formatUsd(value);
 }
 
 function ms(value: number | null): string {

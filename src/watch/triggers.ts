@@ -56,10 +56,25 @@ class Triggers {
         });
         if (this.stopped) break;
         try {
-          const now = JSON.stringify(
-            await this.controller.state.provenance(this.settings.policies),
-          );
+          const provenance = await this.controller.state.provenance(this.settings.policies);
+          const now = JSON.stringify(provenance);
           if (now === seen) continue;
+          const before = JSON.parse(seen || '{}') as { commit?: string };
+          if (
+            this.controller.policySource === 'committed' &&
+            seen !== '' &&
+            before.commit === provenance.commit
+          ) {
+            // Only the files on disk changed: not the desired state until committed.
+            if (provenance.dirty) {
+              this.log.warn(
+                { policyCommit: provenance.commit },
+                'uncommitted policy edits are not applied: commit them to apply (or set MODELCENTER_WATCH=true for dev mode)',
+              );
+            }
+            seen = now;
+            continue;
+          }
           await this.run('policy-commit', () => this.controller.apply());
           seen = now; // only once handled: an apply that threw is tried again next time
         } catch (error) {

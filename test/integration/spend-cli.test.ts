@@ -73,7 +73,8 @@ describe('modelcenter spend', () => {
     expect(csv.stdout.split('\n')[0]).toBe(
       'caller,provider,requests,errors,error_rate,cost_usd,tokens_in,tokens_out,latency_p50_ms,latency_p95_ms,ttft_p50_ms,ttft_p95_ms,cache_hit_rate',
     );
-    expect(csv.stdout).toContain('\nalice,openai,2,0,0.0%,0.75,6,32,');
+    // CSV keeps full precision: rates as fractions, costs unrounded.
+    expect(csv.stdout).toContain('\nalice,openai,2,0,0,0.75,6,32,');
     const json = await cli(['spend', 'report', '--caller', 'bob', '--format', 'json']);
     const report = JSON.parse(json.stdout) as { total: { requests: number; errors: number } };
     expect(report.total).toMatchObject({ requests: 1, errors: 1 });
@@ -82,7 +83,7 @@ describe('modelcenter spend', () => {
   it('budgets: spend against each budget this period', async () => {
     const { code, stdout } = await cli(['spend', 'budgets', '--format', 'csv']);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/\ngoal:q-report,7d,[^,]+,0\.75,1\.00,75\.0%\n/);
+    expect(stdout).toMatch(/\ngoal:q-report,7d,[^,]+,0\.75,1,0\.75\n/);
   });
 
   it('show: every attempt of one call without content (the policies do not keep it); an unknown id is exit 1', async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile, cp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -68,7 +68,20 @@ describe('modelcenter CLI', () => {
 
   it('render --out writes the config; diff then reports no changes; an edit shows as a diff with exit 3', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'mc-cli-'));
-    await cp(EXAMPLE_POLICIES, path.join(dir, 'policies'), { recursive: true });
+    // Its own policies, not the examples: users edit those.
+    await mkdir(path.join(dir, 'policies'));
+    await writeFile(
+      path.join(dir, 'policies', 'models.yaml'),
+      `providers:
+  openai: { kind: openai, credential: env:OPENAI_API_KEY }
+models:
+  gpt-4o:
+    provider: openai
+    capabilities: [chat]
+    context_window: 128000
+    pricing: { input_per_mtok: 2.5, output_per_mtok: 10 }
+`,
+    );
     expect((await cli(['render', '--out', 'litellm/config.yaml'], dir)).code).toBe(0);
     const written = await readFile(path.join(dir, 'litellm', 'config.yaml'), 'utf8');
     expect(written).toBe((await cli(['render'], dir)).stdout);

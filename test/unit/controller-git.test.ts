@@ -149,6 +149,9 @@ describe('the controller and git: no wedges (real repositories, a mirror instanc
     expect(
       await readFile(path.join(stateDirOf(repo), 'apply-journal.json'), 'utf8').catch(() => 'none'),
     ).toBe('none');
-    expect((await controller.rollback('HEAD')).outcome).toBe('applied');
+    // A valid target is accepted; HEAD is what is live already, so nothing is reloaded.
+    expect((await controller.rollback('HEAD')).outcome).toBe('unchanged');
+    expect(strategy.reloads).toBe(1);
+    expect(git(repo, 'rev-parse', 'HEAD')).toBe(head);
   });
 });

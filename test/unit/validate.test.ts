@@ -15,11 +15,10 @@ describe('policy validation', () => {
   it('accepts the example policies in policies/ and compiles them', async () => {
     const build = await buildFromDir(EXAMPLE_POLICIES);
     expect(build.findings.errors.map(formatProblem)).toEqual([]);
-    expect(build.config?.model_list.length).toBeGreaterThan(10);
-    expect([...build.set.profiles.keys()]).toEqual(['cheap', 'deep', 'embed', 'fast', 'private']);
-    expect(build.set.callers.size).toBe(2);
-    expect(build.set.goals.size).toBe(2);
-    expect(build.set.budgets).toHaveLength(1);
+    // Users edit the examples (the README invites it): hold them to validity, not to their contents.
+    const groups = new Set(build.config?.model_list.map((d) => d.model_name));
+    expect(build.set.profiles.size).toBeGreaterThan(0);
+    for (const profile of build.set.profiles.keys()) expect(groups).toContain(profile);
   });
 
   it.each([

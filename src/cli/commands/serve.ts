@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { createLogger } from '../../log/logger.js';
 import { SecretValues } from '../../log/redact.js';
+import { StoppedOnStandby } from '../../leader/subsystem.js';
 import { ServiceStartError, startService } from '../../main.js';
 import { loadSettings, SettingsError } from '../../settings/settings.js';
 import {
@@ -14,6 +15,7 @@ import {
 } from '../context.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import { removeServiceFile, writeServiceFile } from '../service-file.js';
 
 /** `serve` (alias `up`): the controller in the foreground. */
 export function registerServe(program: Command, context: CliContext): void {
@@ -70,9 +72,17 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     ...(options.logTo && { destination: options.logTo, pretty: false }),
   });
   let service;
+  // The service may have to stop by itself (its leader lock lost): as if asked to.
+  let fatal!: () => void;
+  const stopped = new Promise<void>((resolve) => (fatal = resolve));
+  const until = Promise.race([options.until, stopped]);
   try {
-    service = await startService(settings, options.env, log, secrets);
+    service = await startService(settings, options.env, log, secrets, {
+      stopRequested: until,
+      onFatal: () => fatal(),
+    });
   } catch (error) {
+    if (error instanceof StoppedOnStandby) return EXIT.ok;
     if (error instanceof ServiceStartError) {
       io.stderr(`modelcenter: ${error.message}\n`);
       return error.kind === 'invalid' ? EXIT.invalidInput : EXIT.operationalFailure;
@@ -88,15 +98,45 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
       settings.strategyReason ? ` (${settings.strategyReason})` : ''
     }\n`,
   );
-  await options.until;
+  if (service.demo.url) {
+    io.stderr(
+      `modelcenter: DEMO MODE — ${service.demo.reason}: every profile is answered by a local demo upstream (${service.demo.url}), answers are labelled demo answers, not a model's. Set a provider key and restart to use it.\n`,
+    );
+  }
+  await writeServiceFile(settings.stateDir, {
+    apiUrl: service.apiUrl,
+    ...(service.litellmUrl && { litellmUrl: service.litellmUrl }),
+    pid: process.pid,
+    strategy: service.strategy.name,
+    startedAt: new Date().toISOString(),
+    ...(service.demo.url && { demoUrl: service.demo.url }),
+  });
+  try {
+    await until;
+  } finally {
+    await removeServiceFile(settings.stateDir).catch(() => undefined);
+  }
   await service.stop();
   return EXIT.ok;
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/**
+ * Resolves on the first SIGINT or SIGTERM: a graceful stop (an apply in progress finishes; with
+ * none, everything is stopped within seconds). A second one ends the process at once: every child
+ * it started exits with it (the watchdog launcher, PR_SET_PDEATHSIG), so nothing keeps a port.
+ */
 function stopSignal(): Promise<void> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    const first = (signal: NodeJS.Signals): void => {
+      process.removeListener('SIGINT', first);
+      process.removeListener('SIGTERM', first);
+      process.stderr.write(`modelcenter: ${signal}: stopping (again to stop at once)\n`);
+      const force = (): void => process.exit(130);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      resolve();
+    };
+    process.once('SIGINT', first);
+    process.once('SIGTERM', first);
   });
 }

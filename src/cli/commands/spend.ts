@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import path from 'node:path';
 import { buildFromDir } from '../../compile/build.js';
 import type { PolicySet } from '../../policy/policy-set.js';
-import { budgetsFromPolicies, budgetStatus } from '../../spend/budgets.js';
+import { budgetRows, type BudgetRow } from '../../spend/budgets.js';
+import { alignTable, formatPercent, formatUsd } from '../../shared/format.js';
 import { spendSettings } from '../../spend/config.js';
 import { deploymentCatalog, readGeneratedConfig, wiresContent } from '../../spend/extract.js';
 import { DeadLetterBox } from '../../spend/dead-letter.js';
@@ -12,8 +13,9 @@ import {
   ReportQueryError,
   spendReport,
   type ReportFormat,
+  type SpendReport,
 } from '../../spend/report.js';
-import { callRecord, formatCall, UnknownCallError } from '../../spend/request.js';
+import { callRecord, formatCall, UnknownCallError, type CallRecord } from '../../spend/request.js';
 import { reportQuerySchema, type ReportQuery } from '../../spend/schema.js';
 import { describeError } from '../../shared/errors.js';
 import { readIfExists } from '../../shared/fs.js';
@@ -41,7 +43,7 @@ import {
 } from '../context.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
-import { askService, serviceError } from '../service-client.js';
+import { askService, serviceError, serviceRunning } from '../service-client.js';
 
 const LEDGER_HELP = `
 Ledger: MODELCENTER_LEDGER_URL (PostgreSQL) or MODELCENTER_LEDGER_DIR (embedded, default
@@ -100,10 +102,16 @@ export function registerSpend(program: Command, context: CliContext): void {
   }
   report.addHelpText('after', REPORT_HELP).action(
     action(context, (options: ReportFlags) =>
-      withLedger(context, async (db) => {
-        const policies = await loadPolicies(policiesDir(context, options.policies), context.io);
-        return reportCommand(db, policies, options, context.io);
-      }),
+      withLedger(
+        context,
+        async (db) => {
+          const policies = await loadPolicies(policiesDir(context, options.policies), context.io);
+          return reportCommand(db, policies, options, context.io);
+        },
+        // `serve` holds the embedded ledger: the report comes from it.
+        () => reportThroughService(options, context.env, context.io),
+        true,
+      ),
     ),
   );
 
@@ -117,7 +125,12 @@ export function registerSpend(program: Command, context: CliContext): void {
     .addOption(formatOption(['table', 'json']))
     .action(
       action(context, (callId: string, options: { format: ReportFormat }) =>
-        withLedger(context, (db) => showCommand(db, callId, options.format, context.io)),
+        withLedger(
+          context,
+          (db) => showCommand(db, callId, options.format, context.io),
+          () => showThroughService(callId, options.format, context.env, context.io),
+          true,
+        ),
       ),
     );
 
@@ -144,10 +157,15 @@ export function registerSpend(program: Command, context: CliContext): void {
     .option(POLICIES_FLAGS, POLICIES_HELP)
     .action(
       action(context, (options: { format: ReportFormat; policies?: string }) =>
-        withLedger(context, async (db) => {
-          const policies = await loadPolicies(policiesDir(context, options.policies), context.io);
-          return budgetsCommand(db, policies, options.format, context.io);
-        }),
+        withLedger(
+          context,
+          async (db) => {
+            const policies = await loadPolicies(policiesDir(context, options.policies), context.io);
+            return budgetsCommand(db, policies, options.format, context.io);
+          },
+          () => budgetsThroughService(options.format, context.env, context.io),
+          true,
+        ),
       ),
     );
 
@@ -209,13 +227,20 @@ async function withLedger(
   context: CliContext,
   command: (db: Database, settings: SpendSettings) => Promise<ExitCode>,
   whenBusy?: () => Promise<ExitCode>,
+  /** Only while a `serve` of this directory runs (else the ledger's own error says who holds it). */
+  onlyWhenServing = false,
 ): Promise<ExitCode> {
   const settings = cliSpendSettings(context);
   let db;
   try {
     db = await openLedger(settings.ledger);
   } catch (error) {
-    if (whenBusy && error instanceof LedgerBusyError) return whenBusy();
+    if (
+      whenBusy &&
+      error instanceof LedgerBusyError &&
+      (!onlyWhenServing || (await serviceRunning(context.env, context.io.cwd)))
+    )
+      return whenBusy();
     throw error;
   }
   try {
@@ -330,33 +355,95 @@ async function budgetsCommand(
   format: ReportFormat,
   io: CliIo,
 ): Promise<ExitCode> {
-  const budgets = policies ? budgetsFromPolicies(policies) : [];
-  const now = new Date();
-  const statuses = await Promise.all(budgets.map((b) => budgetStatus(db, b, now)));
-  const rows = statuses.map((s) => ({
-    budget: s.budget.name,
-    period: s.budget.period,
-    periodStart: s.periodStart.toISOString(),
-    periodEnd: s.periodEnd.toISOString(),
-    spendUsd: s.spendUsd,
-    limitUsd: s.budget.usd,
-    used: s.used,
-    reached: s.reached,
-  }));
-  if (format === 'json') {
-    io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
-    return EXIT.ok;
+  io.stdout(formatBudgets(await budgetRows(db, policies, new Date()), format));
+  return EXIT.ok;
+}
+
+/** Budgets for a person (table: decimal USD), a program (json) or a spreadsheet (csv: full precision). */
+function formatBudgets(rows: BudgetRow[], format: ReportFormat): string {
+  if (format === 'json') return `${JSON.stringify(rows, null, 2)}\n`;
+  if (rows.length === 0) return 'no budgets in the policies\n';
+  const header = ['budget', 'period', 'period_start', 'spend_usd', 'limit_usd', 'used'];
+  const human = format === 'table';
+  const lines = rows.map((r) => [
+    r.budget,
+    r.period,
+    r.periodStart,
+    human ? formatUsd(r.spendUsd) : String(r.spendUsd),
+    human ? formatUsd(r.limitUsd) : String(r.limitUsd),
+    human ? formatPercent(r.used) : String(r.used),
+  ]);
+  if (!human)
+    return [header, ...lines]
+      .map((l) => l.join(','))
+      .join('\n')
+      .concat('\n');
+  return alignTable([header, ...lines], 3);
+}
+
+/** `spend report` while `serve` holds the embedded ledger: `GET /v1/spend/report`. */
+async function reportThroughService(
+  flags: ReportFlags,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<ExitCode> {
+  if (flags.policies) {
+    io.stderr('note: --policies is not used while the service runs; it joins its own policies\n');
   }
-  if (rows.length === 0) {
-    io.stdout('no budgets in the policies\n');
-    return EXIT.ok;
+  const query: Record<string, string> = {};
+  const names: (keyof ReportFlags)[] = [
+    'groupBy',
+    'since',
+    'until',
+    'sort',
+    'limit',
+    ...FILTER_DIMENSIONS,
+  ];
+  for (const name of names) {
+    const value = flags[name];
+    if (typeof value === 'string') query[name] = value;
   }
-  const sep = format === 'csv' ? ',' : '  ';
-  io.stdout(`budget${sep}period${sep}period_start${sep}spend_usd${sep}limit_usd${sep}used\n`);
-  for (const r of rows)
-    io.stdout(
-      `${r.budget}${sep}${r.period}${sep}${r.periodStart}${sep}${r.spendUsd.toFixed(2)}${sep}${r.limitUsd.toFixed(2)}${sep}${(r.used * 100).toFixed(1)}%\n`,
-    );
+  const reply = await askService('/v1/spend/report', query, env, io, 'GET');
+  if ('failed' in reply) return reply.failed;
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
+  io.stdout(formatReport(reply.answer as unknown as SpendReport, flags.format));
+  return EXIT.ok;
+}
+
+/** `spend show` while `serve` holds the embedded ledger: `GET /v1/spend/requests/{callId}`. */
+async function showThroughService(
+  callId: string,
+  format: ReportFormat,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<ExitCode> {
+  const reply = await askService(
+    `/v1/spend/requests/${encodeURIComponent(callId)}`,
+    {},
+    env,
+    io,
+    'GET',
+  );
+  if ('failed' in reply) return reply.failed;
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
+  const record = reply.answer as unknown as CallRecord;
+  io.stdout(format === 'json' ? `${JSON.stringify(record, null, 2)}\n` : formatCall(record));
+  return EXIT.ok;
+}
+
+/** `spend budgets` while `serve` holds the embedded ledger: `GET /v1/spend/budgets`. */
+async function budgetsThroughService(
+  format: ReportFormat,
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<ExitCode> {
+  const reply = await askService('/v1/spend/budgets', {}, env, io, 'GET');
+  if ('failed' in reply) return reply.failed;
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
+  io.stdout(formatBudgets(reply.answer as unknown as BudgetRow[], format));
   return EXIT.ok;
 }
 

@@ -17,6 +17,8 @@ import {
 } from '../context.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import { askService } from '../service-client.js';
+import { cliMasterKey, cliStateDir, readServiceFile } from '../service-file.js';
 
 /** `status`: read-only, from git and the LiteLLM instances themselves (no service needed). */
 export function registerStatus(program: Command, context: CliContext): void {
@@ -29,30 +31,56 @@ export function registerStatus(program: Command, context: CliContext): void {
     .option(POLICIES_FLAGS, POLICIES_HELP)
     .option(CONFIG_FLAGS, CONFIG_HELP)
     .addOption(new Option('--format <format>', 'output').choices(['text', 'json']).default('text'))
-    .option('--port <port>', 'the LiteLLM port when MODELCENTER_LITELLM_URLS is not set', '4000')
+    .option(
+      '--port <port>',
+      'the LiteLLM port when MODELCENTER_LITELLM_URLS is not set and no service runs (default: MODELCENTER_LITELLM_PORT, else 4000)',
+    )
     .action(
       action(
         context,
-        (options: { policies?: string; config?: string; format: string; port: string }) =>
-          statusCommand(
+        async (options: { policies?: string; config?: string; format: string; port?: string }) => {
+          // The running service says where LiteLLM is (.modelcenter/service.json) and the master
+          // key it generated; flags and variables still win.
+          const stateDir = cliStateDir(context.env, context.io.cwd);
+          const running = await readServiceFile(stateDir);
+          const port = options.port ?? context.env.MODELCENTER_LITELLM_PORT;
+          const instances =
+            context.env.MODELCENTER_LITELLM_URLS ??
+            (port === undefined ? running?.litellmUrl : undefined) ??
+            `http://127.0.0.1:${port ?? 4000}`;
+          return statusCommand(
             {
               policies: policiesDir(context, options.policies),
               configFile: configFile(context, options.config),
-              instances: (
-                context.env.MODELCENTER_LITELLM_URLS ?? `http://127.0.0.1:${options.port}`
-              )
+              instances: instances
                 .split(',')
                 .map((u) => u.trim())
                 .filter(Boolean),
-              masterKey: context.env.LITELLM_MASTER_KEY,
+              masterKey: await cliMasterKey(context.env, stateDir),
               json: options.format === 'json',
               databaseMode: context.env.MODELCENTER_RELOAD_STRATEGY === 'admin-api',
-              strategy: strategyOf(context.env),
+              strategy: running
+                ? { name: running.strategy, reason: 'the running service' }
+                : strategyOf(context.env),
+              ...(running && {
+                service: () => serviceStatus(context.env, context.io),
+              }),
             },
             context.io,
-          ),
+          );
+        },
       ),
     );
+}
+
+/** What the running service says about itself (policies, demo), or undefined when it cannot. */
+async function serviceStatus(
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<Record<string, unknown> | undefined> {
+  const quiet: CliIo = { ...io, stderr: () => undefined };
+  const reply = await askService('/v1/status', {}, env, quiet, 'GET');
+  return 'failed' in reply || !reply.ok ? undefined : reply.answer;
 }
 
 export interface StatusOptions {
@@ -66,6 +94,8 @@ export interface StatusOptions {
   databaseMode?: boolean;
   /** Which reload strategy `serve` runs with these settings, and why. */
   strategy?: { name: string; reason: string };
+  /** The running service's own status (`GET /v1/status`), when one runs. */
+  service?: () => Promise<Record<string, unknown> | undefined>;
 }
 
 /** Current generated commit, last-known-good, drift, and what each instance serves. Read-only. */
@@ -87,7 +117,12 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
           options.databaseMode ? (d) => !d.dbModel : undefined,
         )
       : undefined;
+  const service = await options.service?.();
+  const policies = service?.policies as
+    { commit?: string; uncommittedEdits?: boolean; applies?: string } | undefined;
+  const demo = service?.demo as { on?: boolean; url?: string; reason?: string } | undefined;
   const status = {
+    ...(service && { policies, demo }),
     generatedCommit: head?.commit,
     lastKnownGood: lkg,
     lastKnownGoodIsCurrent: head?.commit !== undefined && head.commit === lkg,
@@ -113,6 +148,16 @@ export async function statusCommand(options: StatusOptions, io: CliIo): Promise<
     );
     if (options.strategy) {
       io.stdout(`strategy:         ${options.strategy.name} (${options.strategy.reason})\n`);
+    }
+    if (policies) {
+      io.stdout(
+        `policies:         ${policies.commit ? `@${policies.commit.slice(0, 12)}` : 'no commit yet'}, ${policies.applies ?? 'committed'} applied${policies.uncommittedEdits ? '; UNCOMMITTED EDITS not applied (commit them, or MODELCENTER_WATCH=true for dev mode)' : ''}\n`,
+      );
+    }
+    if (demo?.on) {
+      io.stdout(
+        `demo mode:        ON — ${demo.reason ?? ''}; answers come from ${demo.url ?? 'the local demo upstream'}\n`,
+      );
     }
     if (!options.masterKey) io.stdout('instances:        not checked (set LITELLM_MASTER_KEY)\n');
     for (const instance of verify?.instances ?? []) {

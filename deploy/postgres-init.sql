@@ -1,0 +1,2 @@
+-- A second database on the same server for Model Center's spend ledger.
+CREATE DATABASE modelcenter OWNER modelcenter;
