@@ -139,17 +139,3 @@ export const callRecordSchema = z.object({
     )
     .describe('retries and fallbacks of the call, oldest first'),
 });
-
-/** The answer of `GET /v1/spend/budgets` (src/spend/budgets.ts budgetRows), for the OpenAPI document. */
-export const budgetRowsSchema = z.array(
-  z.object({
-    budget: z.string(),
-    period: z.string(),
-    periodStart: z.string(),
-    periodEnd: z.string(),
-    spendUsd: z.number(),
-    limitUsd: z.number(),
-    used: z.number(),
-    reached: z.array(z.number()),
-  }),
-);

@@ -6,7 +6,6 @@ import type { JobRun } from '../scheduler/subsystem.js';
 import type { Settings } from '../settings/settings.js';
 import type { Subsystem } from '../shared/subsystem.js';
 import { BackfillBusyError, BackfillRequestError } from './backfill.js';
-import { budgetRows } from './budgets.js';
 import { spendSettings } from './config.js';
 import { deploymentCatalog, readGeneratedConfig } from './extract.js';
 import { IngestBodyError, parseGenericApiBody } from './ingest.js';
@@ -16,7 +15,6 @@ import { budgetsReport, budgetsReportSchema } from './budgets-report.js';
 import { seriesQuerySchema, spendSeries, spendSeriesSchema, type SeriesQuery } from './series.js';
 import {
   backfillQuerySchema,
-  budgetRowsSchema,
   callRecordSchema,
   reportQuerySchema,
   type BackfillQuery,
@@ -150,18 +148,6 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
             throw new HttpError(400, 'invalid_request', error.message);
           throw error;
         }
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/spend/budgets',
-      scope: 'read',
-      summary:
-        'Spend against every budget in the policies (goal budgets and `budgets:`), this period: spend, limit, share used, thresholds reached',
-      response: budgetRowsSchema,
-      handle: async () => {
-        const policies = (await buildFromDir(settings.policies)).set;
-        return { status: 200, body: await budgetRows(spend.db, policies, new Date()) };
       },
     },
     {

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import path from 'node:path';
 import { buildFromDir } from '../../compile/build.js';
 import type { PolicySet } from '../../policy/policy-set.js';
+import type { BudgetsReport } from '../../spend/budgets-report.js';
 import { budgetRows, type BudgetRow } from '../../spend/budgets.js';
 import { alignTable, formatPercent, formatUsd } from '../../shared/format.js';
 import { spendSettings } from '../../spend/config.js';
@@ -443,7 +444,18 @@ async function budgetsThroughService(
   if ('failed' in reply) return reply.failed;
   const failed = serviceError(reply, io);
   if (failed !== undefined) return failed;
-  io.stdout(formatBudgets(reply.answer as unknown as BudgetRow[], format));
+  const { budgets } = reply.answer as unknown as BudgetsReport;
+  const rows: BudgetRow[] = budgets.map((b) => ({
+    budget: b.name,
+    period: b.period,
+    periodStart: b.periodStart,
+    periodEnd: b.periodEnd,
+    spendUsd: b.spendUsd,
+    limitUsd: b.limitUsd,
+    used: b.used,
+    reached: b.reached,
+  }));
+  io.stdout(formatBudgets(rows, format));
   return EXIT.ok;
 }
 
