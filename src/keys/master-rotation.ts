@@ -160,6 +160,12 @@ export class MasterKeyRotator {
         code: 'unchanged',
       });
     }
+    if (!request.now && strategy === 'blue-green' && !FRONT_KEY_PATTERN.test(oldKey)) {
+      throw new InputError(
+        'the current master key has characters the nginx front cannot match on (only letters, digits and . _ ~ + / = -), so it could not accept it during a grace period — rotate with --now',
+        { status: 409, code: 'no_grace_possible' },
+      );
+    }
     const open = (await options.rotations.open('master')).filter((r) => r.state !== 'retired');
     if (open.length > 0 && !request.now) {
       throw new InputError(

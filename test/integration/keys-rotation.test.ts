@@ -49,7 +49,7 @@ describe.each(['blue-green', 'restart'] as const)(
       hookDir = await mkdtemp(path.join(tmpdir(), 'mc-retire-'));
       hookLog = path.join(hookDir, 'retire.log');
       // Long enough to look at the rotation in its grace period on a loaded machine.
-      const grace = `${Math.ceil(scaled(strategy === 'blue-green' ? 15_000 : 20_000) / 1000)}s`;
+      const grace = `${Math.ceil(scaled(strategy === 'blue-green' ? 8000 : 20_000) / 1000)}s`;
       repo = await policyRepo(
         withOpenAIRotation(
           scenarioPolicies(fakes),
