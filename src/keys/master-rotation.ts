@@ -198,10 +198,10 @@ export class MasterKeyRotator {
       newFingerprint: fingerprints.new,
       data: { strategy, generated: request.value === undefined },
     });
-    const graceUntil = new Date(this.now().getTime() + (request.now ? 0 : graceSeconds * 1000));
+    const graceMs = request.now ? 0 : graceSeconds * 1000;
     const wasStored = options.store.peek(MASTER_STORE_NAME) !== undefined;
     await options.store.put(MASTER_STORE_NAME, value, {
-      ...(!request.now && { keepPreviousUntil: graceUntil }),
+      ...(!request.now && { keepPreviousUntil: new Date(this.now().getTime() + graceMs) }),
       ...(!wasStored && { replacing: oldKey }),
     });
     await step('store', 'ok', `${options.store.backend}: ${MASTER_STORE_NAME}`);
@@ -253,6 +253,9 @@ export class MasterKeyRotator {
       delivered.failed.length > 0 ? 'failed' : 'ok',
       [...delivered.channels, ...delivered.failed.map((f) => `failed ${f}`)].join('; '),
     );
+    // The grace period starts now: the new key is live and delivered.
+    const graceUntil = new Date(this.now().getTime() + graceMs);
+    if (!request.now) await options.store.setPreviousExpiry(MASTER_STORE_NAME, graceUntil);
     await options.rotations.update(rotationId, { state: 'live', graceUntil });
     await step(
       'grace',

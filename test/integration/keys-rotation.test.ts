@@ -49,7 +49,8 @@ describe.each(['blue-green', 'restart'] as const)(
       hookDir = await mkdtemp(path.join(tmpdir(), 'mc-retire-'));
       hookLog = path.join(hookDir, 'retire.log');
       // Long enough to look at the rotation in its grace period on a loaded machine.
-      const grace = `${Math.ceil(scaled(strategy === 'blue-green' ? 8000 : 20_000) / 1000)}s`;
+      // The grace period starts once the new value is live; at least 20 s on a fast machine.
+      const grace = `${Math.max(20, Math.ceil(scaled(strategy === 'blue-green' ? 8000 : 20_000) / 1000))}s`;
       repo = await policyRepo(
         withOpenAIRotation(
           scenarioPolicies(fakes),
