@@ -133,7 +133,14 @@ export class MasterKeyRotator {
         field: 'grace',
       });
     }
-    if (strategy === 'restart' && !request.now) {
+    const startsLiteLLM = 'process' in live.strategy; // not admin-api, not a restart command
+    if (!startsLiteLLM && !options.swap) {
+      throw new InputError(
+        `the ${strategy} strategy serves LiteLLM instances Model Center does not start, so it cannot give them a new master key — rotate it where they are configured (database mode: /key/regenerate); nothing was changed`,
+        { status: 409, code: 'not_configuration_mode' },
+      );
+    }
+    if (strategy === 'restart' && startsLiteLLM && !request.now) {
       throw new InputError(
         'the restart strategy has no front that could accept the old master key during a grace period: clients would fail at once — use blue-green (nginx), or rotate with --now (compromised)',
         { status: 409, code: 'no_grace_possible' },
