@@ -125,14 +125,16 @@ describe('rotating the master key in configuration mode (blue-green, real nginx 
     expect(await ask(newKey)).toMatch(/reply from/);
     expect(await readFile(nginxConf, 'utf8')).not.toContain(keys.master);
 
-    let auditCli = '';
-    expect(
-      await runCli(
+    // The retire step records itself just after the front stopped accepting the old key.
+    const auditCli = await until(async () => {
+      let out = '';
+      const code = await runCli(
         ['keys', 'audit', '--subject', 'master-key'],
-        { stdout: (t) => (auditCli += t), stderr: (t) => (auditCli += t), cwd: repo },
+        { stdout: (t) => (out += t), stderr: (t) => (out += t), cwd: repo },
         { MODELCENTER_URL: api, MODELCENTER_TOKEN: adminToken },
-      ),
-    ).toBe(0);
+      );
+      return code === 0 && /retire\s+ok/.test(out) ? out : undefined;
+    }, 30_000);
     answers.push(auditCli);
     const steps = auditCli
       .trim()
