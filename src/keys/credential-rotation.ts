@@ -262,11 +262,12 @@ export class CredentialRotator {
       for (const earlier of pending) await this.retire(earlier, { early: true });
     }
 
-    // 2. Store: the new value current, the old one previous until the grace ends.
-    const graceUntil = new Date(this.now().getTime() + (request.now ? 0 : graceSeconds * 1000));
+    // 2. Store: the new value current, the old one previous until the grace ends (it starts
+    // once the new value is live: moved after the canary).
+    const graceMs = request.now ? 0 : graceSeconds * 1000;
     const name = storeName(reference);
     await options.store.put(name, value, {
-      keepPreviousUntil: graceUntil,
+      keepPreviousUntil: new Date(this.now().getTime() + graceMs),
       ...(current.source === 'env' && oldValue !== undefined && { replacing: oldValue }),
     });
     await step('store', 'ok', `${options.store.backend}: ${name}`);
@@ -305,7 +306,9 @@ export class CredentialRotator {
       );
     }
 
-    // 5. Grace.
+    // 5. Grace, from now: the new value is live.
+    const graceUntil = new Date(this.now().getTime() + graceMs);
+    await options.store.setPreviousExpiry(name, graceUntil);
     await options.rotations.update(rotationId, { state: 'live', graceUntil });
     await step('grace', 'ok', `old value kept until ${graceUntil.toISOString()}`);
     options.log.info(

@@ -35,9 +35,11 @@ export function runHook(run: HookRun): Promise<string> {
     typeof run.command === 'string' ? ['sh', '-c', run.command, 'hook'] : [...run.command];
   if (!program) return Promise.reject(new HookError(`${run.what}: the command is empty`));
   return new Promise((resolve, reject) => {
+    // Its own process group, so a timeout kills what a shell hook started too.
     const child = spawn(program, [...fixed, ...(run.args ?? [])], {
       env: { ...process.env, ...run.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
@@ -48,7 +50,11 @@ export function runHook(run: HookRun): Promise<string> {
       if (stderr.length < MAX_OUTPUT) stderr += chunk.toString('utf8');
     });
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, run.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     child.on('error', (error) => {
       clearTimeout(timer);

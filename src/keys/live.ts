@@ -28,6 +28,12 @@ export function reloadSwap(live: LiveLiteLLM): CredentialSwap {
   return {
     name: `reload:${live.strategy.name}`,
     async swap() {
+      // Only LiteLLM processes the controller starts itself read the environment it gives them.
+      if (live.strategy.name === 'admin-api' || !('process' in live.strategy)) {
+        throw new ModelCenterError(
+          `the ${live.strategy.name} strategy reloads LiteLLM instances Model Center does not start, so a new environment never reaches them — in database mode the credential is swapped through LiteLLM's /credentials API; nothing was changed`,
+        );
+      }
       const report = await live.reload('credential-rotation');
       if (report.outcome !== 'applied' && report.outcome !== 'unchanged') {
         throw new ModelCenterError(

@@ -133,7 +133,14 @@ export class MasterKeyRotator {
         field: 'grace',
       });
     }
-    if (strategy === 'restart' && !request.now) {
+    const startsLiteLLM = 'process' in live.strategy; // not admin-api, not a restart command
+    if (!startsLiteLLM && !options.swap) {
+      throw new InputError(
+        `the ${strategy} strategy serves LiteLLM instances Model Center does not start, so it cannot give them a new master key — rotate it where they are configured (database mode: /key/regenerate); nothing was changed`,
+        { status: 409, code: 'not_configuration_mode' },
+      );
+    }
+    if (strategy === 'restart' && startsLiteLLM && !request.now) {
       throw new InputError(
         'the restart strategy has no front that could accept the old master key during a grace period: clients would fail at once — use blue-green (nginx), or rotate with --now (compromised)',
         { status: 409, code: 'no_grace_possible' },
@@ -159,6 +166,12 @@ export class MasterKeyRotator {
         status: 409,
         code: 'unchanged',
       });
+    }
+    if (!request.now && strategy === 'blue-green' && !FRONT_KEY_PATTERN.test(oldKey)) {
+      throw new InputError(
+        'the current master key has characters the nginx front cannot match on (only letters, digits and . _ ~ + / = -), so it could not accept it during a grace period — rotate with --now',
+        { status: 409, code: 'no_grace_possible' },
+      );
     }
     const open = (await options.rotations.open('master')).filter((r) => r.state !== 'retired');
     if (open.length > 0 && !request.now) {
@@ -192,10 +205,10 @@ export class MasterKeyRotator {
       newFingerprint: fingerprints.new,
       data: { strategy, generated: request.value === undefined },
     });
-    const graceUntil = new Date(this.now().getTime() + (request.now ? 0 : graceSeconds * 1000));
+    const graceMs = request.now ? 0 : graceSeconds * 1000;
     const wasStored = options.store.peek(MASTER_STORE_NAME) !== undefined;
     await options.store.put(MASTER_STORE_NAME, value, {
-      ...(!request.now && { keepPreviousUntil: graceUntil }),
+      ...(!request.now && { keepPreviousUntil: new Date(this.now().getTime() + graceMs) }),
       ...(!wasStored && { replacing: oldKey }),
     });
     await step('store', 'ok', `${options.store.backend}: ${MASTER_STORE_NAME}`);
@@ -247,6 +260,9 @@ export class MasterKeyRotator {
       delivered.failed.length > 0 ? 'failed' : 'ok',
       [...delivered.channels, ...delivered.failed.map((f) => `failed ${f}`)].join('; '),
     );
+    // The grace period starts now: the new key is live and delivered.
+    const graceUntil = new Date(this.now().getTime() + graceMs);
+    if (!request.now) await options.store.setPreviousExpiry(MASTER_STORE_NAME, graceUntil);
     await options.rotations.update(rotationId, { state: 'live', graceUntil });
     await step(
       'grace',

@@ -133,6 +133,13 @@ export class LocalSecretStore implements SecretStore {
     });
   }
 
+  setPreviousExpiry(name: string, until: Date): Promise<void> {
+    return this.change((secrets) => {
+      const previous = secrets[name]?.previous;
+      if (previous) previous.expiresAt = until.toISOString();
+    });
+  }
+
   dropPrevious(name: string): Promise<void> {
     return this.change((secrets) => {
       const entry = secrets[name];

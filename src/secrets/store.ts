@@ -63,6 +63,8 @@ export interface SecretStore {
   put(name: string, value: string, options?: PutOptions): Promise<StoredSecret>;
   /** Makes `previous` current again and drops the value that replaced it (a rollback). */
   restorePrevious(name: string): Promise<StoredSecret>;
+  /** Moves the instant `previous` expires (a grace period starts once the new value is live). */
+  setPreviousExpiry(name: string, until: Date): Promise<void>;
   /** Drops `previous` now (the grace period ended, or an emergency). */
   dropPrevious(name: string): Promise<void>;
   /** Removes the secret entirely. */

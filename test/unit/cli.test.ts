@@ -8,6 +8,7 @@ import { freePort } from '../../src/litellm/process.js';
 import { FILTER_DIMENSIONS } from '../../src/store/ledger.js';
 import { policyJsonSchema } from '../../src/policy/json-schema.js';
 import { EXAMPLE_POLICIES, FIXTURES } from '../helpers/policies.js';
+import { testKey } from '../helpers/secrets.js';
 
 async function cli(args: string[], cwd = process.cwd()) {
   let stdout = '';
@@ -163,6 +164,21 @@ const VERBS: Record<string, string[]> = {
   'spend budgets': ['--format', '--policies'],
   'spend backfill': ['--since', '--until', '--url', '--format', '--config'],
   completion: [],
+  credentials: [],
+  'credentials rotate': ['--value-from-file', '--value-from-env', '--grace', '--now', '--format'],
+  'credentials status': ['--format'],
+  'credentials rollback': [],
+  keys: [],
+  'keys audit': ['--since', '--subject', '--rotation', '--format'],
+  'keys rotate-master': [
+    '--value-from-stdin',
+    '--value-from-file',
+    '--value-from-env',
+    '--grace',
+    '--now',
+    '--format',
+  ],
+  'keys read-master': [],
 };
 
 describe('modelcenter CLI: help, errors, completion', () => {
@@ -228,5 +244,28 @@ describe('modelcenter CLI: help, errors, completion', () => {
     expect(complete('modelcenter', 'spend', 'report', '--so')).toBe('--sort');
     expect(complete('modelcenter', 'spend', 'report', '--format', '')).toBe('table json csv');
     expect(complete('modelcenter', 'up', '--p')).toBe('--policies');
+  });
+});
+
+describe('modelcenter credentials rotate: the new value never on the command line', () => {
+  it('a value given as an argument is refused without being echoed; no value at all is explained', async () => {
+    const value = testKey();
+    const asArgument = await cli(['credentials', 'rotate', 'openai', value]);
+    expect(asArgument.code).toBe(1);
+    expect(asArgument.stderr).toMatch(/too many arguments/);
+    expect(asArgument.stderr + asArgument.stdout).not.toContain(value);
+    let stderr = '';
+    const empty = await runCli(
+      ['credentials', 'rotate', 'openai'],
+      {
+        stdout: () => undefined,
+        stderr: (t) => (stderr += t),
+        cwd: process.cwd(),
+        readStdin: () => Promise.resolve('\n'),
+      },
+      { MODELCENTER_TOKEN: 'unused' },
+    );
+    expect(empty).toBe(1);
+    expect(stderr).toMatch(/no new value: pipe it on stdin/);
   });
 });

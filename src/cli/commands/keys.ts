@@ -32,6 +32,8 @@ export function registerKeys(program: Command, context: CliContext): void {
       `Probe the new value against the provider (refused: nothing changes), store it, swap it in with no failed request, canary through LiteLLM, keep the old value for the grace period, then run the policy's retire hook once. The value is read from stdin unless --value-from-file or --value-from-env names another source. ${SERVICE_HELP}`,
     )
     .argument('<provider>', 'the provider, as named in the policies')
+    // A value given as an argument would sit in `ps` and the shell history: refused.
+    .allowExcessArguments(false)
     .option('--value-from-file <path>', 'read the new value from this file')
     .option('--value-from-env <variable>', 'read the new value from this environment variable')
     .option(
