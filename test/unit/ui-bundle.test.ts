@@ -49,7 +49,13 @@ describe('the dashboard bundle', () => {
       const broken = await startUi({ log: silent, root: empty });
       const route = broken.routes!.find((r) => r.path === '/ui/{file}')!;
       const failure = await route
-        .handle({ body: undefined, query: {}, params: { file: 'app.js' }, requestId: 't' })
+        .handle({
+          body: undefined,
+          query: {},
+          params: { file: 'app.js' },
+          requestId: 't',
+          actor: 'anonymous',
+        })
         .catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(HttpError);
       expect(failure).toMatchObject({ status: 503, code: 'dashboard_unavailable' });
