@@ -89,7 +89,8 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
         .replace(
           'profiles:\n',
           'profiles:\n  agents:\n    requires: [chat]\n    models: [llama-small]\n    prefer: [context]\n',
-        ),
+        )
+        .concat('\ncallers:\n  alice:\n    description: the agents\n    profiles: [agents]\n'),
     );
     const { env, port, apiPort } = await serveEnv(
       keys,
@@ -148,7 +149,7 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
     expect(providerRows.find((r) => r.startsWith('nova'))).toMatch(/2 of 2 kept/);
 
     const discovered = await rowsOf(page, 'discovered');
-    expect(discovered.map((r) => /^nova\/nova-\w+/.exec(r)?.[0]).sort()).toEqual([
+    expect(discovered.map((r) => /^nova\/nova-(large|small)/.exec(r)?.[0]).sort()).toEqual([
       'nova/nova-large',
       'nova/nova-small',
     ]);
@@ -240,6 +241,13 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
       expect(rows.some((r) => r.startsWith(c.provider) && r.includes(c.fingerprint!))).toBe(true);
     }
     expect(rows.find((r) => r.startsWith('openai'))).toContain(fingerprint(keys.openai));
+    // The keys clients present: the master key, and alice, who shares it (configuration mode).
+    const clientKeys = await rowsOf(page, 'keys');
+    expect(clientKeys).toHaveLength(2);
+    expect(clientKeys.find((r) => r.startsWith('master-key'))).toContain(fingerprint(keys.master));
+    expect(clientKeys.find((r) => r.startsWith('caller:alice'))).toContain(
+      `${fingerprint(keys.master)} (the master key)`,
+    );
 
     // The provider issued a new key; the old one stays valid until it is revoked.
     fakes.openai.acceptKeys([keys.openai, newOpenAI]);

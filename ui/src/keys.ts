@@ -20,6 +20,19 @@ interface CredentialRow {
   nextRotation?: string;
 }
 
+/** `GET /v1/keys`, one row: the master key or a caller's key, by fingerprint. */
+interface KeyRow {
+  subject: string;
+  kind: 'master' | 'caller';
+  caller?: string;
+  fingerprint: string;
+  sharesMasterKey?: boolean;
+  ageSeconds?: number;
+  rotation?: { state: string; startedAt: string; graceUntil?: string };
+  rotateEvery?: string;
+  nextRotation?: string;
+}
+
 /** `GET /v1/keys/audit`, one event. */
 interface AuditEvent {
   at: string;
@@ -45,6 +58,46 @@ function age(seconds: unknown): string {
   return `${Math.floor(seconds)} s`;
 }
 
+/** The last rotation and the next one, as the credentials and the caller keys show them. */
+const rotationColumns: Column[] = [
+  {
+    title: 'Rotation',
+    field: 'rotation',
+    formatter: (c) => {
+      const row = c.getRow().getData() as CredentialRow;
+      if (!row.rotation) return 'never rotated';
+      const grace = row.previous
+        ? `; old ${row.previous.fingerprint} valid until ${when(row.previous.expiresAt)}`
+        : '';
+      return `${row.rotation.state} (${when(row.rotation.startedAt)})${grace}`;
+    },
+  },
+  {
+    title: 'Next rotation',
+    field: 'nextRotation',
+    formatter: (c) => {
+      const row = c.getRow().getData() as CredentialRow;
+      return row.nextRotation
+        ? `${when(row.nextRotation)} (every ${row.rotateEvery})`
+        : 'not scheduled';
+    },
+  },
+];
+
+const keyColumns: Column[] = [
+  { title: 'Key', field: 'subject' },
+  {
+    title: 'Fingerprint',
+    field: 'fingerprint',
+    formatter: (c) => {
+      const row = c.getRow().getData() as KeyRow;
+      return row.sharesMasterKey ? `${row.fingerprint} (the master key)` : row.fingerprint;
+    },
+  },
+  { title: 'Age', field: 'ageSeconds', formatter: (c) => age(c.getValue()) },
+  ...rotationColumns,
+];
+
 const auditColumns: Column[] = [
   { title: 'When', field: 'at', formatter: (c) => when(c.getValue()) },
   { title: 'Who', field: 'actor' },
@@ -67,6 +120,7 @@ const auditColumns: Column[] = [
 export function KeysView(props: { token: string; scope: Scope; onUnauthorized: () => void }) {
   const [credentials, setCredentials] = useState<{ backend: string; rows: CredentialRow[] }>();
   const [events, setEvents] = useState<AuditEvent[]>([]);
+  const [keys, setKeys] = useState<KeyRow[]>([]);
   const [error, setError] = useState<string | undefined>();
   /** The provider whose rotate form is open. */
   const [rotating, setRotating] = useState<string | undefined>();
@@ -78,10 +132,12 @@ export function KeysView(props: { token: string; scope: Scope; onUnauthorized: (
 
   const load = useCallback(async () => {
     try {
-      const [creds, audit] = await Promise.all([
+      const [creds, callerKeys, audit] = await Promise.all([
         get<{ backend: string; credentials: CredentialRow[] }>(props.token, '/v1/credentials'),
+        get<{ keys: KeyRow[] }>(props.token, '/v1/keys'),
         get<{ events: AuditEvent[] }>(props.token, '/v1/keys/audit?limit=200'),
       ]);
+      setKeys(callerKeys.keys);
       setCredentials({ backend: creds.backend, rows: creds.credentials });
       setEvents(audit.events);
       setError(undefined);
@@ -116,28 +172,7 @@ export function KeysView(props: { token: string; scope: Scope; onUnauthorized: (
     },
     { title: 'Fingerprint', field: 'fingerprint', formatter: (c) => String(c.getValue() ?? '—') },
     { title: 'Age', field: 'ageSeconds', formatter: (c) => age(c.getValue()) },
-    {
-      title: 'Rotation',
-      field: 'rotation',
-      formatter: (c) => {
-        const row = c.getRow().getData() as CredentialRow;
-        if (!row.rotation) return 'never rotated';
-        const grace = row.previous
-          ? `; old ${row.previous.fingerprint} valid until ${when(row.previous.expiresAt)}`
-          : '';
-        return `${row.rotation.state} (${when(row.rotation.startedAt)})${grace}`;
-      },
-    },
-    {
-      title: 'Next rotation',
-      field: 'nextRotation',
-      formatter: (c) => {
-        const row = c.getRow().getData() as CredentialRow;
-        return row.nextRotation
-          ? `${when(row.nextRotation)} (every ${row.rotateEvery})`
-          : 'not scheduled';
-      },
-    },
+    ...rotationColumns,
     ...(admin
       ? [
           {
@@ -234,6 +269,9 @@ export function KeysView(props: { token: string; scope: Scope; onUnauthorized: (
       columns=${credentialColumns}
       rows=${credentials?.rows ?? []}
     />
+
+    <h2>Master key and caller keys</h2>
+    <${DataTable} id="keys" csv="keys" columns=${keyColumns} rows=${keys} />
 
     <h2>Audit trail</h2>
     <${DataTable}

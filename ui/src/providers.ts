@@ -1,5 +1,5 @@
 import { html } from 'htm/preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, get, query, Unauthorized, type Scope } from './api.js';
 import { ConfirmPanel, useAdminAction, type Answered } from './admin-action.js';
 import { StackedSpendChart } from './chart.js';
@@ -168,6 +168,10 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
   const [data, setData] = useState<ProvidersData | undefined>();
   const [error, setError] = useState<string | undefined>();
   const [profile, setProfile] = useState('');
+  // Tabulator keeps the columns (and their click handlers) it was built with: they read the
+  // profile typed now through a ref, not the value of the render that built them.
+  const profileNow = useRef('');
+  profileNow.current = profile;
 
   const load = useCallback(async () => {
     try {
@@ -261,7 +265,7 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
             (row) => (row.curatedAs ? 'Promote again' : 'Promote'),
             'promote',
             (row) => {
-              const into = profile.trim();
+              const into = profileNow.current.trim();
               action.propose({
                 label: `Promote ${row.id}${into ? ` into profile ${into}` : ' into the catalog'}`,
                 method: 'POST',
