@@ -199,6 +199,7 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
       .filter({ hasText: 'nova/nova-large' })
       .locator('button.promote')
       .click();
+    await page.getByTestId('confirm').waitFor();
     await expect(page.getByTestId('confirm').textContent()).resolves.toContain(
       'Promote nova/nova-large into profile agents',
     );
@@ -209,7 +210,8 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
 
     expect(policyCommits()).toBe(before + 1);
     const commit = await page.getByTestId('outcome-commit').getAttribute('data-commit');
-    expect(git(repo, 'rev-parse', 'HEAD')).toBe(commit);
+    // The newest policy commit is the page's (the generated commit made from it follows it).
+    expect(git(repo, 'rev-list', '-1', 'HEAD', '--', 'policies')).toBe(commit);
     expect(git(repo, 'log', '-1', '--format=%s', commit!)).toMatch(/nova-large/);
     await expect(page.getByTestId('outcome').textContent()).resolves.toContain('agents/nova-large');
 
