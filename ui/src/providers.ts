@@ -149,7 +149,7 @@ const deploymentColumns: Column[] = [
   },
 ];
 
-/** A row's button in a Tabulator cell: the click handler gets the row's data. */
+/** A row's button in a Tabulator cell (first, so it stays in view): the handler gets the row. */
 function buttonColumn<T>(
   label: (row: T) => string,
   css: string,
@@ -218,19 +218,6 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
   const admin = props.scope === 'admin';
 
   const curatedColumns: Column[] = [
-    { title: 'Model', field: 'id' },
-    { title: 'Provider', field: 'provider' },
-    { title: 'Upstream', field: 'upstream' },
-    { title: 'Capabilities', field: 'capabilities', formatter: (c) => String(c.getValue()) },
-    {
-      title: 'Served',
-      field: 'enabled',
-      formatter: (c) => {
-        const row = c.getRow().getData() as ModelRow;
-        const served = row.enabled === false ? 'disabled' : 'enabled';
-        return row.missingSince ? `${served}, unlisted since ${when(row.missingSince)}` : served;
-      },
-    },
     ...(admin
       ? [
           buttonColumn<ModelRow>(
@@ -247,18 +234,21 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
           ),
         ]
       : []),
-  ];
-  const discoveredColumns: Column[] = [
-    { title: 'Discovered id', field: 'id' },
+    { title: 'Model', field: 'id' },
     { title: 'Provider', field: 'provider' },
-    { title: 'Context', field: 'contextWindow', formatter: (c) => String(c.getValue() ?? '—') },
+    { title: 'Upstream', field: 'upstream' },
     { title: 'Capabilities', field: 'capabilities', formatter: (c) => String(c.getValue()) },
     {
-      title: 'In the catalog',
-      field: 'curatedAs',
-      formatter: (c) => String(c.getValue() ?? ''),
+      title: 'Served',
+      field: 'enabled',
+      formatter: (c) => {
+        const row = c.getRow().getData() as ModelRow;
+        const served = row.enabled === false ? 'disabled' : 'enabled';
+        return row.missingSince ? `${served}, unlisted since ${when(row.missingSince)}` : served;
+      },
     },
-    { title: 'Last seen', field: 'lastSeen', formatter: (c) => when(c.getValue()) },
+  ];
+  const discoveredColumns: Column[] = [
     ...(admin
       ? [
           buttonColumn<ModelRow>(
@@ -281,6 +271,15 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
           ),
         ]
       : []),
+    { title: 'Discovered id', field: 'id' },
+    { title: 'Context', field: 'contextWindow', formatter: (c) => String(c.getValue() ?? '—') },
+    { title: 'Capabilities', field: 'capabilities', formatter: (c) => String(c.getValue()) },
+    {
+      title: 'In the catalog',
+      field: 'curatedAs',
+      formatter: (c) => String(c.getValue() ?? ''),
+    },
+    { title: 'Last seen', field: 'lastSeen', formatter: (c) => when(c.getValue()) },
   ];
 
   if (!data) return html`<p class="muted">${error ?? 'loading…'}</p>`;
