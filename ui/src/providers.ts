@@ -252,7 +252,7 @@ export function ProvidersView(props: { token: string; scope: Scope; onUnauthoriz
     ...(admin
       ? [
           buttonColumn<ModelRow>(
-            (row) => (row.curatedAs ? 'Promote again' : 'Promote'),
+            () => 'Promote',
             'promote',
             (row) => {
               const into = profileNow.current.trim();
