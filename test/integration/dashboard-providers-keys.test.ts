@@ -189,7 +189,7 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
     await page.close();
   });
 
-  it('a promotion from the page into a chosen profile ends in a policy commit and the model served', async () => {
+  it('a promotion from the page into a chosen profile ends in a policy commit and the model served; a disable from the page takes it out again', async () => {
     const page = await openView(ADMIN, 'providers');
     const before = policyCommits();
     await page.getByTestId('promote-profile').fill('agents');
@@ -234,6 +234,34 @@ describe('the dashboard providers and keys views (headless Chromium, a real Lite
         .textContent(),
     ).resolves.toBe('nova-large');
     await screenshot(page, 'providers');
+
+    // Disabled from the page: one more policy commit, applied, and the profile falls back.
+    await page
+      .locator('[data-table=curated] .tabulator-row')
+      .filter({ hasText: 'nova-large' })
+      .locator('button.toggle-model')
+      .click();
+    await page.getByTestId('confirm').waitFor();
+    await expect(page.getByTestId('confirm').textContent()).resolves.toContain(
+      'Disable nova-large',
+    );
+    await page.getByTestId('confirm-yes').click();
+    await page
+      .getByTestId('outcome')
+      .filter({ hasText: 'Disable nova-large' })
+      .waitFor({
+        timeout: scaled(180_000),
+      });
+    expect(await page.getByTestId('outcome-verified').getAttribute('data-verified')).toBe('true');
+    await expect(page.getByTestId('outcome').textContent()).resolves.toMatch(
+      /no longer served: .*agents\/nova-large/,
+    );
+    expect(policyCommits()).toBe(before + 2);
+    const fallback = await litellm.chat.completions.create({
+      model: 'agents',
+      messages: [{ role: 'user', content: 'hello again' }],
+    });
+    expect(fallback.choices[0]!.message.content).toContain('reply from ollama-fake');
     await page.close();
   });
 
