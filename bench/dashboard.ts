@@ -123,6 +123,13 @@ try {
     '/v1/spend/report?groupBy=caller&since=365d&limit=10',
     '/v1/spend/report?groupBy=provider&since=365d',
     '/v1/spend/report?groupBy=goal,provider&since=365d',
+    '/v1/providers',
+    '/v1/models?source=all',
+    '/v1/health/providers',
+    '/v1/spend/series?by=provider&bucket=hour&since=24h',
+    '/v1/credentials',
+    '/v1/keys',
+    '/v1/keys/audit?limit=200',
   ];
   for (const call of calls) {
     const times: number[] = [];
@@ -193,6 +200,38 @@ try {
       ),
     );
   }
+  for (let run = 0; run < 3; run += 1) {
+    results.push(
+      await timeIt(
+        `Providers and models: navigation → providers, health, catalog, chart (run ${run + 1})`,
+        async () => {
+          await page.goto('about:blank');
+          await page.goto(`${service.apiUrl}/ui/#providers`);
+          await page.waitForSelector('[data-view=providers] [data-table=providers] .tabulator-row');
+          await page.waitForSelector('[data-view=providers] [data-table=curated] .tabulator-row');
+          await page.waitForSelector('[data-view=providers] [data-table=health] .tabulator-row');
+          await page.waitForSelector('[data-view=providers] [data-testid=chart-series] li');
+        },
+      ),
+    );
+  }
+  for (let run = 0; run < 3; run += 1) {
+    results.push(
+      await timeIt(
+        `Keys: navigation → credentials, keys, audit drawn (run ${run + 1})`,
+        async () => {
+          await page.goto('about:blank');
+          await page.goto(`${service.apiUrl}/ui/#keys`);
+          await page.waitForSelector('[data-view=keys] [data-table=keys] .tabulator-row');
+          await page.waitForSelector('[data-view=keys] [data-table=audit] .tabulator-tableholder');
+        },
+      ),
+    );
+  }
+  // Back to the spend view for the period and bucket changes.
+  await page.goto('about:blank');
+  await page.goto(`${service.apiUrl}/ui/#spend`);
+  await page.waitForSelector('[data-testid=chart-series] li');
   results.push(
     await timeIt('Spend: period → last 90 days (daily, 91 buckets × 50)', async () => {
       await page.selectOption('[data-testid=period]', '90d');

@@ -84,6 +84,34 @@ export const credentialsAnswerSchema = z.object({
   credentials: z.array(credentialStatusSchema),
 });
 
+/** One key clients present, as `GET /v1/keys` shows it (src/keys/key-list.ts). */
+export const keyStatusSchema = z.object({
+  /** master-key, or caller:NAME. */
+  subject: z.string(),
+  kind: z.enum(['master', 'caller']),
+  caller: z.string().optional(),
+  fingerprint: z.string(),
+  /** A caller without a key of its own (configuration mode) sends the master key. */
+  sharesMasterKey: z.boolean().optional(),
+  /** Since when the current value is in use (a rotated, stored key only). */
+  since: z.string().optional(),
+  ageSeconds: z.number().optional(),
+  rotation: z
+    .object({
+      id: z.string(),
+      state: z.string(),
+      startedAt: z.string(),
+      graceUntil: z.string().optional(),
+      retiredAt: z.string().optional(),
+    })
+    .optional(),
+  rotateEvery: z.string().optional(),
+  nextRotation: z.string().optional(),
+});
+export type KeyStatus = z.infer<typeof keyStatusSchema>;
+
+export const keysAnswerSchema = z.object({ keys: z.array(keyStatusSchema) });
+
 /** `POST /v1/credentials/{provider}/rotate`: the new value in the body, never in a URL. */
 export const rotateBodySchema = z.strictObject({
   value: z

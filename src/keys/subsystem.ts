@@ -30,12 +30,14 @@ import {
 } from './credential-rotation.js';
 import { canaryRequest, reloadSwap, type LiveLiteLLM } from './live.js';
 import { credentialedProviders, credentialStatus, providerSubject } from './credentials.js';
+import { keyList } from './key-list.js';
 import { RotationLog } from './rotations.js';
 import { KeySchedule, type KeyAlert } from './schedule.js';
 import {
   auditAnswerSchema,
   auditQuerySchema,
   credentialsAnswerSchema,
+  keysAnswerSchema,
   masterRotateBodySchema,
   rotateBodySchema,
   type MasterRotateBody,
@@ -241,6 +243,27 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
       handle: async () => ({
         status: 200,
         body: { backend: store.backend, credentials: await credentials() },
+      }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/keys',
+      scope: 'read',
+      summary:
+        "The keys clients present: LiteLLM's master key and each caller's (its own virtual key, or the master key it shares) — fingerprint, age, the last rotation, the next scheduled one; never a value",
+      response: keysAnswerSchema,
+      handle: async () => ({
+        status: 200,
+        body: {
+          keys: await keyList({
+            set: (await buildFromDir(deps.settings.policies)).set,
+            store,
+            rotations,
+            masterKey: master.current(),
+            ...(deps.callerKeyFingerprint && { callerKeyFingerprint: deps.callerKeyFingerprint }),
+            now: now(),
+          }),
+        },
       }),
     },
     {

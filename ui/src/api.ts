@@ -32,7 +32,7 @@ export function forgetToken(): void {
 
 export async function call<T>(
   token: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
 ): Promise<T> {

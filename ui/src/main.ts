@@ -3,9 +3,23 @@ import { useState } from 'preact/hooks';
 import { forgetToken, get, savedToken, saveToken, Unauthorized, type Scope } from './api.js';
 import { LiveView } from './live.js';
 import { SpendView } from './spend.js';
+import { ProvidersView } from './providers.js';
+import { KeysView } from './keys.js';
 import './style.css';
 
-type View = 'live' | 'spend';
+type View = 'live' | 'spend' | 'providers' | 'keys';
+
+const VIEWS: { view: View; label: string }[] = [
+  { view: 'live', label: 'Live state' },
+  { view: 'spend', label: 'Spend' },
+  { view: 'providers', label: 'Providers and models' },
+  { view: 'keys', label: 'Keys' },
+];
+
+/** The view a `#hash` names (live when none). */
+function viewOf(hash: string): View {
+  return VIEWS.find((v) => `#${v.view}` === hash)?.view ?? 'live';
+}
 
 interface Session {
   token: string;
@@ -57,7 +71,7 @@ function Login(props: { message?: string; onLogin: (session: Session) => void })
 function App(props: { initial?: Session; message?: string }) {
   const [session, setSession] = useState<Session | undefined>(props.initial);
   const [message, setMessage] = useState(props.message);
-  const [view, setView] = useState<View>(location.hash === '#spend' ? 'spend' : 'live');
+  const [view, setView] = useState<View>(viewOf(location.hash));
   const signOut = (why?: string) => {
     forgetToken();
     setSession(undefined);
@@ -81,41 +95,36 @@ function App(props: { initial?: Session; message?: string }) {
     <header>
       <b>Model Center</b>
       <nav>
-        <button
-          class=${view === 'live' ? 'tab active' : 'tab'}
-          data-tab="live"
-          onClick=${() => show('live')}
-        >
-          Live state
-        </button>
-        <button
-          class=${view === 'spend' ? 'tab active' : 'tab'}
-          data-tab="spend"
-          onClick=${() => show('spend')}
-        >
-          Spend
-        </button>
+        ${VIEWS.map(
+          (v) =>
+            html`<button
+              class=${view === v.view ? 'tab active' : 'tab'}
+              data-tab=${v.view}
+              onClick=${() => show(v.view)}
+            >
+              ${v.label}
+            </button>`,
+        )}
       </nav>
       <span class="scope" data-testid="scope">${session.scope} token</span>
       <button class="link" onClick=${() => signOut()}>Sign out</button>
     </header>
     <main>
-      ${
-        view === 'live'
-          ? html`<${LiveView}
-              token=${session.token}
-              scope=${session.scope}
-              onUnauthorized=${unauthorized}
-            />`
-          : html`<${SpendView}
-              token=${session.token}
-              scope=${session.scope}
-              onUnauthorized=${unauthorized}
-            />`
-      }
+      <${VIEW_COMPONENTS[view]}
+        token=${session.token}
+        scope=${session.scope}
+        onUnauthorized=${unauthorized}
+      />
     </main>
   </div>`;
 }
+
+const VIEW_COMPONENTS = {
+  live: LiveView,
+  spend: SpendView,
+  providers: ProvidersView,
+  keys: KeysView,
+} satisfies Record<View, unknown>;
 
 async function start(): Promise<void> {
   const root = document.getElementById('app')!;

@@ -20,6 +20,9 @@ export function DataTable(props: {
   const host = useRef<HTMLDivElement>(null);
   const table = useRef<Tabulator | undefined>(undefined);
   const built = useRef<Promise<void> | undefined>(undefined);
+  // A periodic reload answers the same rows most of the time: the rows (and the buttons in them)
+  // are redrawn only when they changed, so a click never lands on a row being replaced.
+  const shown = useRef<string | undefined>(undefined);
 
   useEffect(() => {
     if (!host.current) return;
@@ -31,17 +34,22 @@ export function DataTable(props: {
       maxHeight: '420px',
     });
     table.current = created;
+    shown.current = JSON.stringify(props.rows);
     built.current = new Promise((resolve) => created.on('tableBuilt', () => resolve()));
     return () => {
       created.destroy();
       table.current = undefined;
+      shown.current = undefined;
     };
     // Columns are fixed per table: a new column set is a new table (its key changes).
   }, [JSON.stringify(props.columns.map((c) => c.field))]);
 
   useEffect(() => {
     const current = table.current;
-    if (current) void built.current?.then(() => current.replaceData(props.rows));
+    const text = JSON.stringify(props.rows);
+    if (!current || text === shown.current) return;
+    shown.current = text;
+    void built.current?.then(() => current.replaceData(props.rows));
   }, [props.rows]);
 
   const download = () => table.current?.download('csv', `${props.csv ?? props.id}.csv`);
