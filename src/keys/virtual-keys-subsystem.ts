@@ -124,7 +124,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
   const routes: Route[] = [
     {
       method: 'GET',
-      path: '/v1/keys',
+      path: '/v1/keys/virtual',
       scope: 'read',
       summary:
         "Every caller's virtual key: state (ok, drift, rotating, missing), fingerprint, expiry, next scheduled rotation, the rotation in progress — never a value",

@@ -97,7 +97,7 @@ callers:
 
   it('the service makes the key at start; the owner reads it once through the API; it works', async () => {
     const status = await until(async () => {
-      const answer = await call('GET', '/v1/keys');
+      const answer = await call('GET', '/v1/keys/virtual');
       const callers = answer.body.callers as { caller: string; state: string }[] | undefined;
       return callers?.some((c) => c.caller === 'research-agent' && c.state === 'ok')
         ? callers
