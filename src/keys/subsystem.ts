@@ -28,7 +28,8 @@ import {
   type CredentialSwap,
   type RotationReport,
 } from './credential-rotation.js';
-import { canaryRequest, reloadSwap, type LiveLiteLLM } from './live.js';
+import { defaultCredentialSwap } from './credentials-api-swap.js';
+import { canaryRequest, type LiveLiteLLM } from './live.js';
 import { credentialedProviders, credentialStatus, providerSubject } from './credentials.js';
 import { RotationLog } from './rotations.js';
 import { KeySchedule, type KeyAlert } from './schedule.js';
@@ -147,7 +148,9 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     swap: () => {
       const live = deps.live();
       if (!live) return undefined;
-      return (deps.credentialSwap ?? reloadSwap)(live);
+      return deps.credentialSwap
+        ? deps.credentialSwap(live)
+        : defaultCredentialSwap(live, async () => (await buildFromDir(deps.settings.policies)).set);
     },
     canary: (provider, set) => canaryRequest(deps.live(), provider, set),
     litellmProbe: (entry) => {
