@@ -37,15 +37,9 @@ export function credentialsApiSwap(
       const set = await policies();
       for (const instance of instances) {
         try {
-          await canaryRequest(
-            { ...live, url: () => instance.baseUrl },
-            target.provider,
-            set,
-          );
+          await canaryRequest({ ...live, url: () => instance.baseUrl }, target.provider, set);
         } catch (error) {
-          throw new ModelCenterError(
-            `canary through ${instance.baseUrl}: ${describeError(error)}`,
-          );
+          throw new ModelCenterError(`canary through ${instance.baseUrl}: ${describeError(error)}`);
         }
       }
     },

@@ -29,6 +29,7 @@ import {
   type RotationReport,
 } from './credential-rotation.js';
 import { defaultCredentialSwap } from './credentials-api-swap.js';
+import { adminApiMasterSwap } from './master-key-admin.js';
 import { canaryRequest, type LiveLiteLLM } from './live.js';
 import { credentialedProviders, credentialStatus, providerSubject } from './credentials.js';
 import { RotationLog } from './rotations.js';
@@ -46,7 +47,7 @@ import {
 } from './schema.js';
 
 export interface KeysDeps {
-  settings: Pick<Settings, 'stateDir' | 'policies'>;
+  settings: Pick<Settings, 'stateDir' | 'policies'> & Partial<Pick<Settings, 'restartCommand'>>;
   env: NodeJS.ProcessEnv;
   /** The `keys` child logger. */
   log: Logger;
@@ -172,7 +173,10 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     live: deps.live,
     policies: async () => (await buildFromDir(deps.settings.policies)).set,
     baseDir: deps.settings.policies,
-    ...(deps.masterKeySwap && { swap: deps.masterKeySwap }),
+    // Database mode (admin-api): the master key swap of master-key-admin.ts.
+    swap:
+      deps.masterKeySwap ??
+      adminApiMasterSwap({ env: deps.env, restartCommand: deps.settings.restartCommand }),
     log: deps.log,
     now,
   });

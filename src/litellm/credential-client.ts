@@ -40,7 +40,11 @@ export class LiteLLMCredentialClient extends LiteLLMClient {
   }
 
   /** `POST /credentials`; 409 when it exists. */
-  async createCredential(name: string, values: Record<string, string>, mark: string): Promise<void> {
+  async createCredential(
+    name: string,
+    values: Record<string, string>,
+    mark: string,
+  ): Promise<void> {
     await this.request(
       'POST',
       '/credentials',
@@ -55,7 +59,11 @@ export class LiteLLMCredentialClient extends LiteLLMClient {
   }
 
   /** `PATCH /credentials/{name}`: replaces the values given, keeps the others. */
-  async updateCredential(name: string, values: Record<string, string>, mark: string): Promise<void> {
+  async updateCredential(
+    name: string,
+    values: Record<string, string>,
+    mark: string,
+  ): Promise<void> {
     await this.request(
       'PATCH',
       `/credentials/${encodeURIComponent(name)}`,

@@ -8,7 +8,12 @@ import {
 import type { DeploymentRef } from '../litellm/client.js';
 import { LiteLLMCredentialClient } from '../litellm/credential-client.js';
 import { describeError } from '../shared/errors.js';
-import { bindCredentials, credentialGap, valueMark, writeCredentials } from './admin-credentials.js';
+import {
+  bindCredentials,
+  credentialGap,
+  valueMark,
+  writeCredentials,
+} from './admin-credentials.js';
 import { contentHash, describePlan, planModelChanges, type ModelChangePlan } from './admin-plan.js';
 import { renderedModelListSchema } from './schema.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';

@@ -42,8 +42,16 @@ export function bindCredentials(
     if (!variable || !value) return deployment;
     const name = litellmCredentialName(variable);
     credentials.set(name, { api_key: value });
-    const { api_key: _resolved, ...params } = deployment.litellm_params;
-    return { ...deployment, litellm_params: { ...params, litellm_credential_name: name } };
+    const params: Record<string, unknown> = { ...deployment.litellm_params };
+    delete params.api_key; // the credential supplies it
+    return {
+      ...deployment,
+      litellm_params: {
+        ...params,
+        model: deployment.litellm_params.model,
+        litellm_credential_name: name,
+      },
+    };
   });
   return { deployments, credentials };
 }
@@ -69,7 +77,11 @@ export async function credentialGap(
   for (const [name, mark] of expected) {
     const held = await instance.heldFingerprint(name);
     if (held !== mark)
-      behind.push(held === undefined ? `does not hold credential ${name}` : `holds an older value of credential ${name}`);
+      behind.push(
+        held === undefined
+          ? `does not hold credential ${name}`
+          : `holds an older value of credential ${name}`,
+      );
   }
   return behind.length > 0 ? behind.join('; ') : undefined;
 }

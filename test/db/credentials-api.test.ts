@@ -137,7 +137,12 @@ profiles:
       expect(t.outcomes.length).toBeGreaterThan(3);
       expect(t.failures()).toEqual([]);
     }
-    expect(upstream.generations().slice(before).some((r) => r.key === oldKey)).toBe(true);
+    expect(
+      upstream
+        .generations()
+        .slice(before)
+        .some((r) => r.key === oldKey),
+    ).toBe(true);
     expect(await held()).toEqual([valueMark(newKey), valueMark(newKey)]);
 
     // The provider revokes the old key: every request, through either instance, carries the new one.
@@ -149,12 +154,17 @@ profiles:
     await until(() => Promise.resolve(upstream.generations().length >= mark + 10 || undefined));
     await Promise.all(after.map((t) => t.stop()));
     for (const t of after) expect(t.failures()).toEqual([]);
-    expect(new Set(upstream.generations().slice(mark).map((r) => r.key))).toEqual(
-      new Set([newKey]),
-    );
+    expect(
+      new Set(
+        upstream
+          .generations()
+          .slice(mark)
+          .map((r) => r.key),
+      ),
+    ).toEqual(new Set([newKey]));
   });
 
-  it('no value in an answer, a log line, the audit trail, git, or LiteLLM\'s credential answers', async () => {
+  it("no value in an answer, a log line, the audit trail, git, or LiteLLM's credential answers", async () => {
     const audit = await call('GET', '/v1/keys/audit?subject=provider:openai');
     const events = audit.body.events as { step: string; outcome: string }[];
     expect(events.map((e) => `${e.step}:${e.outcome}`)).toEqual([
