@@ -2,7 +2,7 @@ import type { PolicySet } from '../policy/policy-set.js';
 import { AdminApiStrategy } from '../reload/admin-api.js';
 import { litellmCredentialName, valueMark } from '../reload/admin-credentials.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
-import type { CredentialSwap } from './credential-rotation.js';
+import { PartialSwapError, type CredentialSwap } from './credential-rotation.js';
 import { canaryRequest, reloadSwap, type LiveLiteLLM } from './live.js';
 
 /**
@@ -24,14 +24,19 @@ export function credentialsApiSwap(
       const strategy = live.strategy;
       if (!(strategy instanceof AdminApiStrategy))
         throw new ModelCenterError('the credentials-api swap needs the admin-api strategy');
-      await reload.swap(target);
+      try {
+        await reload.swap(target);
+      } catch (error) {
+        // The credential may have been written before the reload failed: swap the old one back.
+        throw new PartialSwapError(describeError(error));
+      }
       const name = litellmCredentialName(target.variable);
       const mark = valueMark(target.value);
       const instances = strategy.credentialInstances();
       const held = await Promise.all(instances.map((i) => i.heldFingerprint(name)));
       const stale = instances.filter((_, i) => held[i] !== mark).map((i) => i.baseUrl);
       if (stale.length > 0)
-        throw new ModelCenterError(
+        throw new PartialSwapError(
           `credential ${name} does not hold the new value on ${stale.join(', ')} after the reload — is ${target.variable} resolvable by Model Center (environment or secret store)?`,
         );
       const set = await policies();
@@ -39,7 +44,7 @@ export function credentialsApiSwap(
         try {
           await canaryRequest({ ...live, url: () => instance.baseUrl }, target.provider, set);
         } catch (error) {
-          throw new ModelCenterError(`canary through ${instance.baseUrl}: ${describeError(error)}`);
+          throw new PartialSwapError(`canary through ${instance.baseUrl}: ${describeError(error)}`);
         }
       }
     },
