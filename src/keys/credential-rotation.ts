@@ -49,6 +49,12 @@ export interface SwapTarget {
   value: string;
 }
 
+/**
+ * A swap that failed after LiteLLM already took the new value (database mode: the PATCH went
+ * through, a check after it failed): the rollback swaps the old value back in.
+ */
+export class PartialSwapError extends ModelCenterError {}
+
 /** One request through LiteLLM that only this provider can answer; throws when it fails. */
 export type Canary = (provider: string, set: PolicySet) => Promise<CanaryResult>;
 export type CanaryResult =
@@ -281,7 +287,8 @@ export class CredentialRotator {
     } catch (error) {
       const message = options.secrets.mask(describeError(error));
       await step('swap', 'failed', message);
-      await this.restore(rotationId, reference, current.source, step, swap, false);
+      const applied = error instanceof PartialSwapError;
+      await this.restore(rotationId, reference, current.source, step, swap, applied);
       throw new RotationError(
         `the new credential of provider "${request.provider}" could not be swapped in (${message}) — the old value was kept and serves`,
         rotationId,

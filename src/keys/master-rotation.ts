@@ -64,7 +64,15 @@ export class MasterRotationError extends ModelCenterError {
  */
 export interface MasterKeySwap {
   readonly name: string;
-  swap(change: { oldKey: string; newKey: string; live: LiveLiteLLM }): Promise<void>;
+  /** Refuses (throws an InputError) before anything is stored or changed. */
+  precheck?(newKey: string): void;
+  swap(change: {
+    oldKey: string;
+    newKey: string;
+    live: LiveLiteLLM;
+    /** How long the old key must keep working (0: refused at once). */
+    graceSeconds: number;
+  }): Promise<void>;
 }
 
 export interface MasterKeyRotatorOptions {
@@ -173,6 +181,8 @@ export class MasterKeyRotator {
         { status: 409, code: 'no_grace_possible' },
       );
     }
+    const usesSwap = options.swap && strategy !== 'restart' && strategy !== 'blue-green';
+    if (usesSwap) options.swap!.precheck?.(value);
     const open = (await options.rotations.open('master')).filter((r) => r.state !== 'retired');
     if (open.length > 0 && !request.now) {
       throw new InputError(
@@ -221,7 +231,12 @@ export class MasterKeyRotator {
         : `reload:${strategy}`;
     try {
       if (options.swap && strategy !== 'restart' && strategy !== 'blue-green') {
-        await options.swap.swap({ oldKey, newKey: value, live });
+        await options.swap.swap({
+          oldKey,
+          newKey: value,
+          live,
+          graceSeconds: request.now ? 0 : graceSeconds,
+        });
       } else {
         const report = await live.reload('master-key-rotation');
         if (report.outcome !== 'applied' && report.outcome !== 'unchanged') {

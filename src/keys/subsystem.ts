@@ -28,7 +28,9 @@ import {
   type CredentialSwap,
   type RotationReport,
 } from './credential-rotation.js';
-import { canaryRequest, reloadSwap, type LiveLiteLLM } from './live.js';
+import { defaultCredentialSwap } from './credentials-api-swap.js';
+import { adminApiMasterSwap } from './master-key-admin.js';
+import { canaryRequest, type LiveLiteLLM } from './live.js';
 import { credentialedProviders, credentialStatus, providerSubject } from './credentials.js';
 import { keyList } from './key-list.js';
 import { RotationLog } from './rotations.js';
@@ -47,7 +49,7 @@ import {
 } from './schema.js';
 
 export interface KeysDeps {
-  settings: Pick<Settings, 'stateDir' | 'policies'>;
+  settings: Pick<Settings, 'stateDir' | 'policies'> & Partial<Pick<Settings, 'restartCommand'>>;
   env: NodeJS.ProcessEnv;
   /** The `keys` child logger. */
   log: Logger;
@@ -149,7 +151,9 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     swap: () => {
       const live = deps.live();
       if (!live) return undefined;
-      return (deps.credentialSwap ?? reloadSwap)(live);
+      return deps.credentialSwap
+        ? deps.credentialSwap(live)
+        : defaultCredentialSwap(live, async () => (await buildFromDir(deps.settings.policies)).set);
     },
     canary: (provider, set) => canaryRequest(deps.live(), provider, set),
     litellmProbe: (entry) => {
@@ -171,7 +175,10 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
     live: deps.live,
     policies: async () => (await buildFromDir(deps.settings.policies)).set,
     baseDir: deps.settings.policies,
-    ...(deps.masterKeySwap && { swap: deps.masterKeySwap }),
+    // Database mode (admin-api): the master key swap of master-key-admin.ts.
+    swap:
+      deps.masterKeySwap ??
+      adminApiMasterSwap({ env: deps.env, restartCommand: deps.settings.restartCommand }),
     log: deps.log,
     now,
   });

@@ -6,7 +6,14 @@ import {
   type ServedDeployment,
 } from '../litellm/admin-client.js';
 import type { DeploymentRef } from '../litellm/client.js';
+import { LiteLLMCredentialClient } from '../litellm/credential-client.js';
 import { describeError } from '../shared/errors.js';
+import {
+  bindCredentials,
+  credentialGap,
+  valueMark,
+  writeCredentials,
+} from './admin-credentials.js';
 import { contentHash, describePlan, planModelChanges, type ModelChangePlan } from './admin-plan.js';
 import { renderedModelListSchema } from './schema.js';
 import { ReloadError, type ReloadStrategy } from './strategy.js';
@@ -23,6 +30,13 @@ export interface AdminApiOptions {
   /** Writes in flight at once. */
   concurrency?: number;
   requestTimeoutMs?: number;
+  /**
+   * The values of the environment variables the rendered config names (the controller's
+   * environment with the secret store over it), asked at every reload: a deployment whose key
+   * Model Center can resolve is written with `litellm_credential_name` and the value goes to
+   * LiteLLM's `/credentials` (see admin-credentials.ts). Without it, keys stay `os.environ/NAME`.
+   */
+  credentials?: () => Record<string, string | undefined>;
 }
 
 /** Default convergence budget: two of LiteLLM's 30 s database polls. */
@@ -39,6 +53,8 @@ export const DEFAULT_CONVERGE_TIMEOUT_MS = 60_000;
 export class AdminApiStrategy implements ReloadStrategy {
   readonly name = 'admin-api' as const;
   private readonly clients: LiteLLMAdminClient[];
+  private readonly credentialClients: LiteLLMCredentialClient[];
+  private readonly credentials: (() => Record<string, string | undefined>) | undefined;
   private readonly convergeTimeoutMs: number;
   private readonly pollIntervalMs: number;
   private readonly concurrency: number;
@@ -53,6 +69,10 @@ export class AdminApiStrategy implements ReloadStrategy {
     this.clients = options.instances.map(
       (url) => new LiteLLMAdminClient(url, options.masterKey, options.requestTimeoutMs),
     );
+    this.credentialClients = options.instances.map(
+      (url) => new LiteLLMCredentialClient(url, options.masterKey, options.requestTimeoutMs),
+    );
+    this.credentials = options.credentials;
     this.convergeTimeoutMs = options.convergeTimeoutMs ?? DEFAULT_CONVERGE_TIMEOUT_MS;
     this.pollIntervalMs = options.pollIntervalMs ?? 500;
     this.concurrency = Math.max(1, options.concurrency ?? 8);
@@ -60,7 +80,9 @@ export class AdminApiStrategy implements ReloadStrategy {
 
   async reload(configFile: string): Promise<void> {
     this.lastPlan = undefined;
-    const desired = await readDesired(configFile);
+    const values = this.credentials?.() ?? {};
+    const bound = bindCredentials(await readDesired(configFile), (name) => values[name]);
+    const desired = bound.deployments;
     const served = await Promise.all(
       this.clients.map(async (client) => {
         try {
@@ -82,8 +104,22 @@ export class AdminApiStrategy implements ReloadStrategy {
     if (!outcome.ok)
       throw new ReloadError(`admin-api: nothing was written: ${outcome.problems.join('; ')}`);
     this.lastPlan = outcome.plan;
+    // Credentials before the deployments that name them.
+    try {
+      await writeCredentials(this.credentialClients[0]!, bound.credentials);
+    } catch (error) {
+      throw new ReloadError(`admin-api: no model was written: ${describeError(error)}`);
+    }
     await this.write(outcome.plan);
-    await this.converge(new Map(desired.map((d) => [d.model_info.id, contentHash(d)])));
+    await this.converge(
+      new Map(desired.map((d) => [d.model_info.id, contentHash(d)])),
+      new Map([...bound.credentials].map(([name, v]) => [name, valueMark(v.api_key)])),
+    );
+  }
+
+  /** Every instance as a client of LiteLLM's `/credentials` routes. */
+  credentialInstances(): LiteLLMCredentialClient[] {
+    return this.credentialClients;
   }
 
   instances(): LiteLLMAdminClient[] {
@@ -127,16 +163,25 @@ export class AdminApiStrategy implements ReloadStrategy {
     }
   }
 
-  /** Polls every instance until its database-owned deployments are exactly `expected` (id → hash). */
-  private async converge(expected: Map<string, string>): Promise<void> {
+  /**
+   * Polls every instance until its database-owned deployments are exactly `expected` (id → hash)
+   * and it holds every credential's current value (`credentials`: name → value mark). Other
+   * instances read a changed credential at their next database poll.
+   */
+  private async converge(
+    expected: Map<string, string>,
+    credentials: Map<string, string> = new Map(),
+  ): Promise<void> {
     const deadline = Date.now() + this.convergeTimeoutMs;
-    const pending = new Map(this.clients.map((c) => [c.baseUrl, c]));
+    const pending = new Map(this.clients.map((c, i) => [c.baseUrl, { client: c, index: i }]));
     const lag = new Map<string, string>();
     for (;;) {
       await Promise.all(
-        [...pending.values()].map(async (client) => {
+        [...pending.values()].map(async ({ client, index }) => {
           try {
-            const behind = convergenceGap(await client.inventory(), expected);
+            const behind =
+              convergenceGap(await client.inventory(), expected) ??
+              (await credentialGap(this.credentialClients[index]!, credentials));
             if (behind) lag.set(client.baseUrl, behind);
             else pending.delete(client.baseUrl);
           } catch (error) {

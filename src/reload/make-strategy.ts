@@ -54,7 +54,8 @@ export async function makeStrategy(
   };
   switch (settings.strategy) {
     case 'admin-api':
-      return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey });
+      // Provider keys go to LiteLLM's /credentials, so a rotation is one PATCH (no restart).
+      return new AdminApiStrategy({ instances: settings.litellmUrls, masterKey, credentials: env });
     case 'blue-green':
       await ensureLiteLLMInstalled();
       return new BlueGreenStrategy({

@@ -178,6 +178,8 @@ export interface DbInstanceOptions {
   spoolDir?: string;
   env?: Record<string, string>;
   readinessTimeoutMs?: number;
+  /** A fixed port (an instance restarted where clients know it); default: a free one. */
+  port?: number;
 }
 
 /** One database-mode LiteLLM on a free port, its own config in a temp directory. */
@@ -205,6 +207,7 @@ export async function startInstance(options: DbInstanceOptions): Promise<Running
       configPath: config,
       masterKey: options.masterKey,
       spoolDir,
+      ...(options.port !== undefined && { port: options.port }),
       readinessTimeoutMs: options.readinessTimeoutMs ?? 300_000,
       env: {
         ...options.context.env,

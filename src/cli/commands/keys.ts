@@ -106,9 +106,9 @@ export function registerKeys(program: Command, context: CliContext): void {
     .description(`Keys and their audit trail. ${SERVICE_HELP}`);
   keys
     .command('rotate-master')
-    .summary("rotate LiteLLM's master key (configuration mode)")
+    .summary("rotate LiteLLM's master key (configuration or database mode)")
     .description(
-      `A new master key (generated, or from --value-from-stdin/-file/-env) goes live through the reload strategy and is delivered (the policy's master_key.deliver hook or file, and one read with "modelcenter keys read-master"); during the grace period the blue-green front still accepts the old key, after it the old key is refused. ${SERVICE_HELP}`,
+      `A new master key (generated, or from --value-from-stdin/-file/-env) goes live through the reload strategy and is delivered (the policy's master_key.deliver hook or file, and one read with "modelcenter keys read-master"); during the grace period the blue-green front still accepts the old key, after it the old key is refused. Database mode (the admin-api strategy): refused without LITELLM_SALT_KEY; the old key becomes a LiteLLM virtual key that expires with the grace period, then MODELCENTER_RESTART_COMMAND restarts the instances with the new LITELLM_MASTER_KEY in its environment. ${SERVICE_HELP}`,
     )
     .option('--value-from-stdin', 'read the new key from stdin instead of generating one', false)
     .option('--value-from-file <path>', 'read the new key from this file')
