@@ -1,3 +1,4 @@
+import { ApplyBusyError } from '../apply/lock.js';
 import type { Logger } from '../log/logger.js';
 import type { SecretValues } from '../log/redact.js';
 import type { Entry, PolicySet } from '../policy/policy-set.js';
@@ -92,6 +93,8 @@ export class RotationError extends ModelCenterError {
     message: string,
     readonly rotationId: string,
     readonly step: string,
+    /** Nothing was tried: another apply held the lock (the API answers 409: try again). */
+    readonly busy = false,
   ) {
     super(message);
   }
@@ -293,6 +296,7 @@ export class CredentialRotator {
         `the new credential of provider "${request.provider}" could not be swapped in (${message}) — the old value was kept and serves`,
         rotationId,
         'swap',
+        error instanceof ApplyBusyError,
       );
     }
     try {

@@ -1,3 +1,4 @@
+import { ApplyBusyError } from '../apply/lock.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { SecretValues } from '../log/redact.js';
@@ -53,6 +54,8 @@ export class MasterRotationError extends ModelCenterError {
     message: string,
     readonly rotationId: string,
     readonly step: string,
+    /** Nothing was tried: another apply held the lock (the API answers 409: try again). */
+    readonly busy = false,
   ) {
     super(message);
   }
@@ -258,6 +261,7 @@ export class MasterKeyRotator {
         `the new master key could not go live (${message}) — the old key was kept`,
         rotationId,
         'swap',
+        error instanceof ApplyBusyError,
       );
     }
 

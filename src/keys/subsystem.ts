@@ -294,8 +294,12 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
         } catch (error) {
           if (error instanceof RotationError) {
             throw new HttpError(
-              error.step === 'probe' ? 422 : 502,
-              error.step === 'probe' ? 'credential_refused' : 'rotation_failed',
+              error.step === 'probe' ? 422 : error.busy ? 409 : 502,
+              error.step === 'probe'
+                ? 'credential_refused'
+                : error.busy
+                  ? 'busy'
+                  : 'rotation_failed',
               `${error.message} (rotation ${error.rotationId})`,
             );
           }
@@ -323,8 +327,8 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
         } catch (error) {
           if (error instanceof MasterRotationError)
             throw new HttpError(
-              502,
-              'rotation_failed',
+              error.busy ? 409 : 502,
+              error.busy ? 'busy' : 'rotation_failed',
               `${error.message} (rotation ${error.rotationId})`,
             );
           throw error;

@@ -151,7 +151,7 @@ describe('modelcenter serve (the main job)', () => {
     const jobs = (await (
       await fetch(`${api}/v1/jobs`, { headers: { authorization: `Bearer ${readToken}` } })
     ).json()) as { jobs: { name: string }[] };
-    expect(jobs.jobs.map((j) => j.name)).toEqual(['drift-check']);
+    expect(jobs.jobs.map((j) => j.name)).toEqual(['drift-check', 'key-rotation', 'model-sync']);
     const ran = await fetch(`${api}/v1/jobs/drift-check/run`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}` },
