@@ -129,6 +129,8 @@ export async function startService(
   // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
   // Rotations reach the LiteLLM started next through `live`, set once it runs.
   const live: { current?: LiveLiteLLM } = {};
+  // A caller's own virtual key (database mode), once that subsystem runs; else it shares the master key.
+  const callerKeys: { fingerprintOf?: (caller: string) => string | undefined } = {};
   const keys = await running.start('keys', () =>
     startKeys({
       settings,
@@ -138,6 +140,7 @@ export async function startService(
       secrets,
       masterKey,
       live: () => live.current,
+      callerKeyFingerprint: (caller) => callerKeys.fingerprintOf?.(caller),
       ...(alertWebhook && { alert: webhookSink<KeyAlert>(alertWebhook) }),
     }),
   );
@@ -170,7 +173,7 @@ export async function startService(
     reload: (trigger) => apply.run(trigger, () => controller.apply({ reload: true })),
   };
   // After LiteLLM: callers' virtual keys live in its database (database mode).
-  await running.start('virtual-keys', () =>
+  const virtualKeys = await running.start('virtual-keys', () =>
     startVirtualKeys({
       settings,
       env,
@@ -182,6 +185,7 @@ export async function startService(
       }),
     }),
   );
+  callerKeys.fingerprintOf = (caller) => virtualKeys.fingerprintOf(caller);
   await running.start('triggers', () =>
     startTriggers({
       controller,

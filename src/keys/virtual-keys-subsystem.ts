@@ -34,6 +34,8 @@ export interface VirtualKeysDeps {
 
 export interface VirtualKeysSubsystem extends Subsystem<Route, JobRun> {
   keys: () => VirtualKeys | undefined;
+  /** The fingerprint of the key a caller sends, when it has its own (as the last tick found it). */
+  fingerprintOf: (caller: string) => string | undefined;
 }
 
 /** `MODELCENTER_KEYS_TICK_SECONDS`: how often grace periods are checked and keys synced (30 s). */
@@ -182,6 +184,8 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
 
   return {
     keys: () => manager,
+    fingerprintOf: (caller) =>
+      last?.callers.find((c) => c.caller === caller && c.state !== 'missing')?.fingerprint,
     routes,
     jobs: {
       'virtual-keys': async () => {

@@ -239,12 +239,12 @@ export class VirtualKeys {
     const open = await this.journal.open(want.caller);
     if (open) {
       const rotation = await this.advance(open, want);
-      return this.statusOf(want, rotation.phase === 'done' ? undefined : rotation);
+      return this.statusOf(want, rotation);
     }
     const tokens = await client.tokensWithAlias(want.caller);
     if (tokens.length === 0) {
-      await this.begin(want, 'create', 'policy', undefined);
-      return this.statusOf(want, await this.journal.open(want.caller));
+      const created = await this.begin(want, 'create', 'policy', undefined);
+      return this.statusOf(want, created);
     }
     if (tokens.length > 1)
       return {
@@ -476,7 +476,10 @@ export class VirtualKeys {
     });
   }
 
+  /** A caller's key as its latest rotation left it: done is ok, with the new key's fingerprint. */
   private statusOf(want: CallerKey, rotation: Rotation | undefined): CallerKeyStatus {
+    if (rotation?.phase === 'done')
+      return { caller: want.caller, state: 'ok', fingerprint: keyFingerprint(rotation.newToken) };
     return {
       caller: want.caller,
       state: rotation ? 'rotating' : 'ok',

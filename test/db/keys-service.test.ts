@@ -104,6 +104,17 @@ callers:
         : undefined;
     });
     expect(status[0]).toMatchObject({ caller: 'research-agent', state: 'ok' });
+    // The keys clients present: this caller sends its own virtual key, not the master key.
+    const { fingerprint } = status[0] as unknown as { fingerprint: string };
+    const listed = (await call('GET', '/v1/keys')).body.keys as {
+      subject: string;
+      fingerprint: string;
+      sharesMasterKey?: boolean;
+    }[];
+    expect(listed.find((k) => k.subject === 'caller:research-agent')).toMatchObject({
+      fingerprint,
+      sharesMasterKey: false,
+    });
     const read = await call('POST', '/v1/keys/research-agent/delivery');
     expect(read.status).toBe(200);
     const key = read.body.key as string;
