@@ -36,7 +36,9 @@ const ROWS = Number(process.argv[2] ?? 1_000_000);
 const WINDOW_SECONDS = Number(process.argv[3] ?? 3);
 const ROUNDS = Number(process.argv[4] ?? 4);
 const CLIENTS = 8;
-const CHANGES = 3;
+const CHANGES = 5;
+/** The instances poll their database every 2 s: each change starts at a random moment of that. */
+const POLL_MS = 2000;
 const SPAN_SECONDS = 30 * 86_400;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -93,8 +95,8 @@ async function throughput(): Promise<void> {
   const spoolDir = path.join(dir, 'spool');
   const spooled = await startLiteLLM({ configPath, masterKey, spoolDir, env });
   const sides = [
-    { label: 'db', url: stack.urls[0]!, latencies: [] as number[], seconds: 0, failed: 0 },
-    { label: 'spool', url: spooled.url, latencies: [] as number[], seconds: 0, failed: 0 },
+    { label: 'db', url: stack.urls[0]!, latencies: [] as number[], seconds: 0, failed: 0, ok: 0 },
+    { label: 'spool', url: spooled.url, latencies: [] as number[], seconds: 0, failed: 0, ok: 0 },
   ];
   type Side = (typeof sides)[number];
   const send = async (side: Side, record: boolean) => {
@@ -109,6 +111,7 @@ async function throughput(): Promise<void> {
       }),
     }).catch(() => undefined);
     await response?.arrayBuffer().catch(() => undefined);
+    if (response?.ok) side.ok++;
     if (!record) return;
     if (response?.ok) side.latencies.push(performance.now() - started);
     else side.failed++;
@@ -126,13 +129,12 @@ async function throughput(): Promise<void> {
   try {
     const [db, spool] = sides as [Side, Side];
     for (const side of sides) await window(side, 2, false); // warm-up
-    const logsBefore = await spendLogCount();
     for (let round = 0; round < ROUNDS; round++)
       for (const side of round % 2 === 0 ? [db, spool] : [spool, db])
         await window(side, WINDOW_SECONDS);
     await spooled.stop(); // flushes the spool
     await sleep(3000); // LiteLLM flushes its spend logs every 1 s here (default 10 s)
-    const logged = (await spendLogCount()) - logsBefore;
+    const logged = await spendLogCount();
     let lines = 0;
     for (const file of await readdir(spoolDir).catch(() => [] as string[]))
       lines += (await readFile(path.join(spoolDir, file), 'utf8'))
@@ -142,8 +144,8 @@ async function throughput(): Promise<void> {
       `${(side.latencies.length / side.seconds).toFixed(1)} req/s, p50 ${ms(percentile(side.latencies, 50))}, p95 ${ms(percentile(side.latencies, 95))}${side.failed ? `, ${side.failed} failed` : ''}`;
     table.push([
       `(a) throughput, ${CLIENTS} clients, ${ROUNDS} × ${WINDOW_SECONDS} s alternating windows each, 1 worker each`,
-      `${figure(db)}; ${logged} SpendLogs rows (incl. warm-up: ${logged >= db.latencies.length ? 'all recorded' : 'SOME MISSING'})`,
-      `${figure(spool)}; ${lines} spool lines (incl. warm-up)`,
+      `${figure(db)}; ${logged} SpendLogs rows for ${db.ok} answers (warm-up included)`,
+      `${figure(spool)}; ${lines} spool lines for ${spool.ok} answers (warm-up included)`,
     ]);
   } finally {
     await spooled.stop();
@@ -299,8 +301,9 @@ async function modelChange(): Promise<void> {
       headers: { authorization: `Bearer ${masterKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
     }).catch(() => undefined);
-    await response?.arrayBuffer().catch(() => undefined);
-    return response?.ok === true;
+    const body = (await response?.text().catch(() => '')) ?? '';
+    if (response?.ok !== true) return undefined;
+    return (JSON.parse(body) as { model?: string }).model ?? '?';
   };
   try {
     // Model Center first: its plan would remove the models added by hand below.
@@ -311,17 +314,21 @@ async function modelChange(): Promise<void> {
     for (let run = 0; run < CHANGES; run++) {
       const adding = run % 2 === 0;
       await commitPolicies(repo, adding ? providers + gptBig : providers, `bench change ${run}`);
+      await sleep(Math.random() * POLL_MS);
       const started = performance.now();
       const report = await controller.apply();
       applies.push(performance.now() - started);
       if (report.outcome !== 'applied')
         throw new Error(`apply ${run}: ${report.outcome} ${report.problems.join('; ')}`);
-      if ((await answers(stack.urls[1]!, 'gpt-big')) !== adding)
+      if (((await answers(stack.urls[1]!, 'gpt-big')) !== undefined) !== adding)
         throw new Error(`apply ${run}: instance B does not serve what was applied`);
     }
     const propagations: number[] = [];
     for (let run = 0; run < CHANGES; run++) {
       const id = `raw-${run}`;
+      if ((await answers(stack.urls[1]!, id)) !== undefined)
+        throw new Error(`B answers for ${id} before it exists`);
+      await sleep(Math.random() * POLL_MS);
       const started = performance.now();
       const response = await fetch(`${stack.urls[0]}/model/new`, {
         method: 'POST',
@@ -337,11 +344,16 @@ async function modelChange(): Promise<void> {
         }),
       });
       if (!response.ok) throw new Error(`/model/new: ${response.status} ${await response.text()}`);
-      while (!(await answers(stack.urls[1]!, id))) {
+      for (;;) {
+        const served = await answers(stack.urls[1]!, id);
+        if (served !== undefined) {
+          propagations.push(performance.now() - started);
+          log(`${id}: B answers (response model ${served})`);
+          break;
+        }
         if (performance.now() - started > 120_000) throw new Error(`${id} never reached B`);
         await sleep(50);
       }
-      propagations.push(performance.now() - started);
     }
     const list = (v: number[]) => v.map(s).join(', ');
     table.push([
