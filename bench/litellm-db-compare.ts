@@ -348,7 +348,6 @@ async function modelChange(): Promise<void> {
         const served = await answers(stack.urls[1]!, id);
         if (served !== undefined) {
           propagations.push(performance.now() - started);
-          log(`${id}: B answers (response model ${served})`);
           break;
         }
         if (performance.now() - started > 120_000) throw new Error(`${id} never reached B`);
@@ -382,7 +381,13 @@ try {
 }
 
 const widths = [0, 1, 2].map((c) => Math.max(...table.map((row) => row[c]!.length)));
-const header: [string, string, string] = ['', 'LiteLLM database mode', 'Model Center'];
+const lock = await readFile(
+  path.join(import.meta.dirname, '..', 'litellm', 'requirements.lock'),
+  'utf8',
+);
+const version = /^litellm==([\d.]+)/m.exec(lock)?.[1] ?? '?';
+// The header names the version: bench:all keeps only the lines with a figure in them.
+const header: [string, string, string] = ['', `LiteLLM ${version} database mode`, 'Model Center'];
 const line = (row: string[]) =>
   row
     .map((cell, c) => (c === 2 ? cell : cell.padEnd(Math.max(widths[c]!, header[c]!.length))))
