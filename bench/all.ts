@@ -30,6 +30,7 @@ const BENCHES: Bench[] = [
   { name: 'report', args: ['bench/report.ts'] },
   { name: 'spool-overhead', args: ['bench/spool-overhead.ts'] },
   { name: 'backfill', args: ['bench/backfill.ts'] },
+  { name: 'litellm-db-compare', args: ['bench/litellm-db-compare.ts'] },
 ];
 
 interface Result {
