@@ -9,7 +9,7 @@ export default defineConfig({
     // Base timeouts for an idle machine; test/setup-timeouts.ts scales them by the LiteLLM cold
     // start the global set-up measures, and stops what a failed test left running.
     setupFiles: ['test/setup-timeouts.ts'],
-    testTimeout: 60_000,
+    testTimeout: 120_000,
     hookTimeout: 180_000,
     // Integration files each start their own LiteLLM; two cores run two files at once.
     maxWorkers: 2,
