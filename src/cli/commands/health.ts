@@ -1,11 +1,10 @@
-import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { z } from 'zod';
 import type { healthReportSchema } from '../../health/schema.js';
-import { readIfExists } from '../../shared/fs.js';
 import { action, type CliContext } from '../context.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import type { CliIo } from '../io.js';
+import { askService, serviceError } from '../service-client.js';
 
 type HealthReport = z.infer<typeof healthReportSchema>;
 
@@ -34,36 +33,12 @@ export function registerProvidersHealth(program: Command, context: CliContext): 
 }
 
 async function healthCommand(env: NodeJS.ProcessEnv, io: CliIo, json: boolean): Promise<ExitCode> {
-  const base = env.MODELCENTER_URL ?? `http://127.0.0.1:${env.MODELCENTER_API_PORT ?? 4100}`;
-  const stateDir = path.resolve(io.cwd, env.MODELCENTER_STATE_DIR ?? '.modelcenter');
-  const token =
-    env.MODELCENTER_TOKEN ?? (await readIfExists(path.join(stateDir, 'api-token')))?.trim();
-  if (!token) {
-    io.stderr(
-      'modelcenter: no API token — set MODELCENTER_TOKEN (a read token of the running service)\n',
-    );
-    return EXIT.invalidInput;
-  }
-  let response: Response;
-  try {
-    response = await fetch(`${base}/v1/health/providers`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(60_000),
-    });
-  } catch (error) {
-    io.stderr(
-      `modelcenter: the service at ${base} did not answer (${(error as Error).message}) — is "modelcenter serve" running? (MODELCENTER_URL)\n`,
-    );
-    return EXIT.operationalFailure;
-  }
-  const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!response.ok) {
-    const error = answer.error as { message?: string } | undefined;
-    io.stderr(`modelcenter: ${error?.message ?? response.statusText}\n`);
-    return response.status === 401 || response.status === 403
-      ? EXIT.invalidInput
-      : EXIT.operationalFailure;
-  }
+  // The running service wherever it listens (service.json), as every other CLI command finds it.
+  const reply = await askService('/v1/health/providers', {}, env, io, 'GET');
+  if ('failed' in reply) return reply.failed;
+  const failed = serviceError(reply, io);
+  if (failed !== undefined) return failed;
+  const answer = reply.answer;
   const report = answer as unknown as HealthReport;
   if (json) io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(formatHealth(report));
