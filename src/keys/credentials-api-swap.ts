@@ -17,7 +17,6 @@ export function credentialsApiSwap(
   live: LiveLiteLLM,
   policies: () => Promise<PolicySet>,
 ): CredentialSwap {
-  const reload = reloadSwap(live);
   return {
     name: 'credentials-api',
     async swap(target) {
@@ -25,7 +24,13 @@ export function credentialsApiSwap(
       if (!(strategy instanceof AdminApiStrategy))
         throw new ModelCenterError('the credentials-api swap needs the admin-api strategy');
       try {
-        await reload.swap(target);
+        // The reload writes the stored value to /credentials on every instance (admin-api).
+        const report = await live.reload('credential-rotation');
+        if (report.outcome !== 'applied' && report.outcome !== 'unchanged') {
+          throw new ModelCenterError(
+            `the reload with the new credential ended ${report.outcome}: ${report.problems.join('; ') || 'no details'}`,
+          );
+        }
       } catch (error) {
         // The credential may have been written before the reload failed: swap the old one back.
         throw new PartialSwapError(describeError(error));
