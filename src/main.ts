@@ -204,7 +204,7 @@ export async function startService(
       controller,
       run: apply.run,
       litellmUrl: () => apply.litellmUrl(),
-      masterKey,
+      masterKey: () => keys.masterKey(),
       mask: (text) => secrets.mask(text),
     }),
   );

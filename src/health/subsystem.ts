@@ -29,7 +29,8 @@ export interface HealthDeps {
   run: RunApply;
   /** Where LiteLLM answers (its `/health`), once it runs. */
   litellmUrl: () => string | undefined;
-  masterKey: string;
+  /** Read at every probe: a master-key rotation changes it. */
+  masterKey: () => string;
   mask: (text: string) => string;
   /** The clock (ms); tests pass a compressed one. */
   now?: () => number;
@@ -62,7 +63,7 @@ export async function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
     probes: () => {
       const url = deps.litellmUrl();
       if (!url) return Promise.resolve([]);
-      return new LiteLLMHealthClient(url, deps.masterKey, 10_000).probes();
+      return new LiteLLMHealthClient(url, deps.masterKey(), 10_000).probes();
     },
     writeOverlay: (overlay, message) => writer.write(overlay, message),
     ...(webhook && { alert: webhookSink<HealthAlert>(webhook) }),

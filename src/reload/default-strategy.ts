@@ -39,6 +39,6 @@ export function chooseStrategy(input: {
   return {
     strategy: 'restart',
     reason:
-      'nginx was not found (install it, or set MODELCENTER_NGINX), so the default is restart: a refused config costs nothing, but each apply drops requests while LiteLLM restarts',
+      'nginx was not found (install it: sudo apt-get install nginx-light, or bash .ci/install-system-packages.sh; or set MODELCENTER_NGINX), so the default is restart: a refused config costs nothing, but each apply drops requests while LiteLLM restarts',
   };
 }

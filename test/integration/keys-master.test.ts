@@ -29,8 +29,9 @@ describe('rotating the master key in configuration mode (blue-green, real nginx 
     deliveryDir = await mkdtemp(path.join(tmpdir(), 'mc-delivery-'));
     // Long enough to see both keys work on a loaded machine.
     const grace = `${Math.ceil(scaled(12_000) / 1000)}s`;
+    // Background probes on: health reads LiteLLM's /health with the master key of the moment.
     repo = await policyRepo(
-      `${scenarioPolicies(fakes)}\nmaster_key:\n  grace: ${grace}\n  deliver:\n    file: ${path.join(deliveryDir, 'master.key')}\n`,
+      `${scenarioPolicies(fakes)}\nhealth:\n  probe_interval: 3s\n  demotion: { enabled: false }\nmaster_key:\n  grace: ${grace}\n  deliver:\n    file: ${path.join(deliveryDir, 'master.key')}\n`,
     );
   });
   afterAll(async () => {
@@ -150,6 +151,11 @@ describe('rotating the master key in configuration mode (blue-green, real nginx 
     ]);
     const status = await call('GET', '/v1/status');
     answers.push(status.text);
+    // Health still reads LiteLLM's probes with the rotated key (it kept the first one: 401).
+    const health = await call('POST', '/v1/health/evaluate');
+    answers.push(health.text);
+    expect(health.status, health.text).toBe(200);
+    expect(health.json.probesError).toBeUndefined();
 
     service.stop();
     expect(await service.exit).toBe(0);

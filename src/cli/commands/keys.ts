@@ -222,27 +222,11 @@ async function rotateCredential(
     io.stderr(`modelcenter credentials: ${message}\n`);
     return EXIT.invalidInput;
   };
-  if (options.valueFromFile && options.valueFromEnv)
-    return fail('give the new value one way: --value-from-file or --value-from-env, not both');
-  if (options.grace && !DURATION_PATTERN.test(options.grace))
-    return fail(`--grace "${options.grace}" is not a duration — write e.g. 30m, 1h or 1d`);
-  if (options.now && options.grace)
-    return fail('--now retires the old value at once: drop --grace');
-  let value: string;
-  try {
-    if (options.valueFromFile) {
-      value = await readFile(path.resolve(io.cwd, options.valueFromFile), 'utf8');
-    } else if (options.valueFromEnv) {
-      const found = env[options.valueFromEnv];
-      if (!found) return fail(`--value-from-env: ${options.valueFromEnv} is not set`);
-      value = found;
-    } else {
-      value = await (io.readStdin ?? readProcessStdin)();
-    }
-  } catch (error) {
-    return fail(`cannot read the new value: ${describeError(error)}`);
-  }
-  value = value.trim();
+  const timing = graceProblem(options, 'retires the old value');
+  if (timing) return fail(timing);
+  const read = await readNewValue(options, context, { stdinByDefault: true });
+  if ('problem' in read) return fail(read.problem);
+  const value = read.value ?? '';
   if (value === '')
     return fail(
       'no new value: pipe it on stdin (e.g. from a password manager), or use --value-from-file or --value-from-env',
@@ -287,28 +271,15 @@ async function rotateMaster(
     io.stderr(`modelcenter keys: ${message}\n`);
     return EXIT.invalidInput;
   };
-  const sources = [options.valueFromStdin, options.valueFromFile, options.valueFromEnv].filter(
-    Boolean,
-  );
-  if (sources.length > 1) return fail('give the new key one way: stdin, a file or a variable');
-  if (options.grace && !DURATION_PATTERN.test(options.grace))
-    return fail(`--grace "${options.grace}" is not a duration — write e.g. 30m, 1h or 1d`);
-  if (options.now && options.grace) return fail('--now refuses the old key at once: drop --grace');
-  let value: string | undefined;
-  try {
-    if (options.valueFromFile)
-      value = await readFile(path.resolve(io.cwd, options.valueFromFile), 'utf8');
-    else if (options.valueFromEnv) {
-      value = env[options.valueFromEnv];
-      if (!value) return fail(`--value-from-env: ${options.valueFromEnv} is not set`);
-    } else if (options.valueFromStdin) value = await (io.readStdin ?? readProcessStdin)();
-  } catch (error) {
-    return fail(`cannot read the new key: ${describeError(error)}`);
-  }
+  const timing = graceProblem(options, 'refuses the old key');
+  if (timing) return fail(timing);
+  const read = await readNewValue(options, context, { stdinByDefault: false });
+  if ('problem' in read) return fail(read.problem);
+  const { value } = read;
   const reply = await askService(
     '/v1/keys/master/rotate',
     {
-      ...(value !== undefined && { value: value.trim() }),
+      ...(value !== undefined && { value }),
       ...(options.grace && { grace: options.grace }),
       now: options.now,
     },
@@ -329,6 +300,47 @@ async function rotateMaster(
           : `  the old key works until ${text(a.graceUntil)}\n`),
     );
   return EXIT.ok;
+}
+
+/** `--grace` is a duration and is not given with `--now`; the problem in words, or undefined. */
+function graceProblem(
+  options: { grace?: string; now: boolean },
+  nowDoes: string,
+): string | undefined {
+  if (options.grace && !DURATION_PATTERN.test(options.grace))
+    return `--grace "${options.grace}" is not a duration — write e.g. 30m, 1h or 1d`;
+  if (options.now && options.grace) return `--now ${nowDoes} at once: drop --grace`;
+  return undefined;
+}
+
+/**
+ * A new secret from one source: a file, a variable or standard input (flagged, or by default);
+ * never an argument, which `ps` and shell history would keep. Trimmed; none when no source is given.
+ */
+async function readNewValue(
+  options: { valueFromStdin?: boolean; valueFromFile?: string; valueFromEnv?: string },
+  { io, env }: CliContext,
+  { stdinByDefault }: { stdinByDefault: boolean },
+): Promise<{ value?: string } | { problem: string }> {
+  const sources = [options.valueFromStdin, options.valueFromFile, options.valueFromEnv];
+  if (sources.filter(Boolean).length > 1)
+    return { problem: 'give the new value one way: stdin, --value-from-file or --value-from-env' };
+  try {
+    if (options.valueFromFile)
+      return {
+        value: (await readFile(path.resolve(io.cwd, options.valueFromFile), 'utf8')).trim(),
+      };
+    if (options.valueFromEnv) {
+      const found = env[options.valueFromEnv];
+      if (!found) return { problem: `--value-from-env: ${options.valueFromEnv} is not set` };
+      return { value: found.trim() };
+    }
+    if (options.valueFromStdin || stdinByDefault)
+      return { value: (await (io.readStdin ?? readProcessStdin)()).trim() };
+    return {};
+  } catch (error) {
+    return { problem: `cannot read the new value: ${describeError(error)}` };
+  }
 }
 
 async function readProcessStdin(): Promise<string> {
