@@ -4,7 +4,7 @@ import { HttpError, type HandlerContext, type Reply, type Route } from '../api/s
 import { kindInfo, PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
 import { providerSchema } from '../policy/schema.js';
 import { InputError } from '../shared/errors.js';
-import type { SelfExpansion } from './expansion.js';
+import type { MutationOptions, SelfExpansion } from './expansion.js';
 import { ProviderCallError } from './list-models.js';
 import type { PoolStore } from './pool.js';
 import { ProposalInvalidError, type ProposalResult } from './proposal.js';
@@ -55,11 +55,6 @@ const modelsQuery = z.object({
   source: z.enum(['curated', 'discovered', 'all']).default('all'),
 });
 
-/** Who a commit is by: the API token's name. */
-function author(context: HandlerContext): string {
-  return context.actor;
-}
-
 /**
  * A proposal's answer: 200 with the commit and the apply report when it went live (or a dry
  * run's plan), 502 when the apply failed and the commit was reverted, 422 with the policy
@@ -90,6 +85,29 @@ async function proposal(
     }
     throw error;
   }
+}
+
+/**
+ * A route whose work is a policy proposal: validated, committed in the token's name and applied
+ * (or only planned with `dryRun`), answered as `proposal` says.
+ */
+function proposalRoute<B extends z.ZodType<{ reason?: string | undefined; dryRun: boolean }>>(
+  spec: Pick<Route, 'method' | 'path' | 'summary'> & { body: B },
+  work: (
+    body: z.infer<B>,
+    options: MutationOptions,
+    context: HandlerContext,
+  ) => Promise<ProposalResult>,
+): Route {
+  return {
+    ...spec,
+    scope: 'admin',
+    handle: (context) => {
+      const body = context.body as z.infer<B>;
+      const options = { author: context.actor, reason: body.reason, dryRun: body.dryRun };
+      return proposal(context, () => work(body, options, context));
+    },
+  };
 }
 
 function parseProvider(name: string, raw: Record<string, unknown>) {
@@ -147,57 +165,34 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
           },
         }),
     },
-    {
-      method: 'POST',
-      path: '/v1/providers',
-      scope: 'admin',
-      summary: 'Add a provider: a policy commit (author: the token name), validated and applied',
-      body: addBody,
-      handle: (context) => {
-        const body = context.body as z.infer<typeof addBody>;
-        return proposal(context, () =>
-          deps.expansion.addProvider(body.name, body.provider, {
-            author: author(context),
-            reason: body.reason,
-            dryRun: body.dryRun,
-          }),
-        );
+    proposalRoute(
+      {
+        method: 'POST',
+        path: '/v1/providers',
+        summary: 'Add a provider: a policy commit (author: the token name), validated and applied',
+        body: addBody,
       },
-    },
-    {
-      method: 'PUT',
-      path: '/v1/providers/{name}',
-      scope: 'admin',
-      summary: 'Replace a provider definition: a policy commit, validated and applied',
-      body: putBody,
-      handle: (context) => {
-        const body = context.body as z.infer<typeof putBody>;
-        return proposal(context, () =>
-          deps.expansion.updateProvider(context.params.name!, body.provider, {
-            author: author(context),
-            reason: body.reason,
-            dryRun: body.dryRun,
-          }),
-        );
+      (body, options) => deps.expansion.addProvider(body.name, body.provider, options),
+    ),
+    proposalRoute(
+      {
+        method: 'PUT',
+        path: '/v1/providers/{name}',
+        summary: 'Replace a provider definition: a policy commit, validated and applied',
+        body: putBody,
       },
-    },
-    {
-      method: 'DELETE',
-      path: '/v1/providers/{name}',
-      scope: 'admin',
-      summary: 'Remove a provider: a policy commit (refused while models use it)',
-      body: deleteBody,
-      handle: (context) => {
-        const body = context.body as z.infer<typeof deleteBody>;
-        return proposal(context, () =>
-          deps.expansion.deleteProvider(context.params.name!, {
-            author: author(context),
-            reason: body.reason,
-            dryRun: body.dryRun,
-          }),
-        );
+      (body, options, { params }) =>
+        deps.expansion.updateProvider(params.name!, body.provider, options),
+    ),
+    proposalRoute(
+      {
+        method: 'DELETE',
+        path: '/v1/providers/{name}',
+        summary: 'Remove a provider: a policy commit (refused while models use it)',
+        body: deleteBody,
       },
-    },
+      (_body, options, { params }) => deps.expansion.deleteProvider(params.name!, options),
+    ),
     {
       method: 'POST',
       path: '/v1/providers/test',
@@ -320,41 +315,25 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
         return { status: 200, body: { models: found } };
       },
     },
-    {
-      method: 'POST',
-      path: '/v1/models/promote',
-      scope: 'admin',
-      summary:
-        'Promote discovered models into the catalog (and a profile): a policy commit, applied',
-      body: promoteBody,
-      handle: (context) => {
-        const body = context.body as z.infer<typeof promoteBody>;
-        return proposal(context, () =>
-          deps.expansion.promote(body.ids, body.profile, {
-            author: author(context),
-            reason: body.reason,
-            dryRun: body.dryRun,
-          }),
-        );
+    proposalRoute(
+      {
+        method: 'POST',
+        path: '/v1/models/promote',
+        summary:
+          'Promote discovered models into the catalog (and a profile): a policy commit, applied',
+        body: promoteBody,
       },
-    },
-    {
-      method: 'PUT',
-      path: '/v1/models/{id}/enabled',
-      scope: 'admin',
-      summary:
-        'Enable or disable a catalog model (a disabled model is not served): a policy commit',
-      body: enabledBody,
-      handle: (context) => {
-        const body = context.body as z.infer<typeof enabledBody>;
-        return proposal(context, () =>
-          deps.expansion.setEnabled(context.params.id!, body.enabled, {
-            author: author(context),
-            reason: body.reason,
-            dryRun: body.dryRun,
-          }),
-        );
+      (body, options) => deps.expansion.promote(body.ids, body.profile, options),
+    ),
+    proposalRoute(
+      {
+        method: 'PUT',
+        path: '/v1/models/{id}/enabled',
+        summary:
+          'Enable or disable a catalog model (a disabled model is not served): a policy commit',
+        body: enabledBody,
       },
-    },
+      (body, options, { params }) => deps.expansion.setEnabled(params.id!, body.enabled, options),
+    ),
   ];
 }
