@@ -54,7 +54,10 @@ function asReloadError(error: unknown): ReloadError {
 export class RestartStrategy implements ReloadStrategy {
   readonly name = 'restart' as const;
   private running: RunningLiteLLM | undefined;
-  /** The config `running` was started on. */
+  /**
+   * The config the last process started on: kept while that process is down, so every supervised
+   * restart attempt (not only the first) brings it back.
+   */
   private live: LiveConfig | undefined;
   private readonly children: ChildRegistry | undefined;
   private readonly supervisor: Supervisor;
@@ -135,7 +138,6 @@ export class RestartStrategy implements ReloadStrategy {
   private async replace(configFile: string, next: LiveConfig): Promise<void> {
     const old = this.running;
     this.running = undefined;
-    this.live = undefined;
     const stopped = (async () => {
       if (!old) return;
       await old.stop().catch(() => undefined);
@@ -222,8 +224,11 @@ export class RestartStrategy implements ReloadStrategy {
   }
 
   readiness(): InstanceHealth {
+    // Supervision's reason (what died, a restart under way, or giving up) says more than "none".
+    const health = this.supervisor.health();
+    if (!health.ready) return health;
     if (!this.running) return { ready: false, reason: 'no LiteLLM process is running' };
-    return this.supervisor.health();
+    return health;
   }
 
   onSupervision(listener: SupervisionListener): void {

@@ -62,6 +62,13 @@ export function reportSupervision(strategy: ReloadStrategy, to: SupervisionRepor
       case 'restart-failed':
         to.log.error(details, 'supervised restart failed: trying again after the backoff');
         return;
+      case 'replaced-by-reload':
+        to.setGivenUp(event.process, false);
+        to.log.info(
+          details,
+          'a reload put fresh processes in place: the supervision incident is over',
+        );
+        return;
       case 'gave-up':
         to.setGivenUp(event.process, true);
         to.log.fatal(

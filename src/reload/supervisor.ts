@@ -26,6 +26,8 @@ export type SupervisionEvent =
       coldStartMs?: number;
     }
   | { kind: 'restart-failed'; process: SupervisedProcess; attempt: number; error: string }
+  /** A reload (an apply, POST /v1/reload) put fresh processes in place during an incident or after giving up. */
+  | { kind: 'replaced-by-reload'; process: SupervisedProcess; gaveUp: boolean }
   | {
       kind: 'gave-up';
       process: SupervisedProcess;
@@ -67,6 +69,11 @@ export interface InstanceHealth {
 
 export type SupervisionListener = (event: SupervisionEvent) => void;
 
+interface GiveUp {
+  process: SupervisedProcess;
+  message: string;
+}
+
 interface Incident {
   process: SupervisedProcess;
   cause: DownCause;
@@ -86,7 +93,7 @@ export class Supervisor {
   private readonly options: Required<SupervisionOptions>;
   private readonly listeners: SupervisionListener[] = [];
   private incident: Incident | undefined;
-  private gaveUp: string | undefined;
+  private gaveUp: GiveUp | undefined;
   private attempts: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -168,6 +175,8 @@ export class Supervisor {
 
   /** A reload put fresh processes in place: any incident is over, the count starts afresh. */
   resolved(): void {
+    const process = this.gaveUp?.process ?? this.incident?.process;
+    if (process) this.emit({ kind: 'replaced-by-reload', process, gaveUp: !!this.gaveUp });
     clearTimeout(this.timer);
     this.timer = undefined;
     this.incident = undefined;
@@ -177,7 +186,7 @@ export class Supervisor {
   }
 
   health(): InstanceHealth {
-    if (this.gaveUp) return { ready: false, reason: this.gaveUp };
+    if (this.gaveUp) return { ready: false, reason: this.gaveUp.message };
     if (this.incident) {
       return {
         ready: false,
@@ -203,7 +212,8 @@ export class Supervisor {
     const { restarts, windowMs } = this.options.intensity;
     this.attempts = this.attempts.filter((t) => now - t < windowMs);
     if (this.attempts.length >= restarts) {
-      this.gaveUp = `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
+      const message = `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
+      this.gaveUp = { process: incident.process, message };
       this.emit({
         kind: 'gave-up',
         process: incident.process,

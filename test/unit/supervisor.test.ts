@@ -53,9 +53,18 @@ describe('supervisor: backoff, intensity limit, readiness', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'gave-up', restarts: 4 });
     expect(s.health().ready).toBe(false);
     expect(s.health().reason).toMatch(/gave up after 4 restarts/);
-    // A reload that works ends it all: the count starts afresh.
+    // A reload that works ends it all: the count starts afresh, and it says so (the given-up
+    // gauge and the log follow this event).
     s.resolved();
     expect(s.health()).toEqual({ ready: true });
+    expect(events.at(-1)).toEqual({ kind: 'replaced-by-reload', process: 'litellm', gaveUp: true });
+    s.stop();
+  });
+
+  it('an ordinary reload with nothing wrong says nothing', () => {
+    const { s, events } = supervisor(0);
+    s.resolved();
+    expect(events).toEqual([]);
     s.stop();
   });
 
