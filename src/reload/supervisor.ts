@@ -33,6 +33,8 @@ export type SupervisionEvent =
       process: SupervisedProcess;
       restarts: number;
       windowMs: number;
+      /** What health() says from now on: how many restarts, why, what to do. */
+      message: string;
       reason: string;
     };
 
@@ -45,7 +47,10 @@ export interface SupervisionOptions {
   backoffInitialMs?: number;
   /** … up to this. */
   backoffMaxMs?: number;
-  /** Intensity limit: at most `restarts` attempts in `windowMs`, then supervision stops trying. */
+  /**
+   * Intensity limit: at most `restarts` attempts in `windowMs` (or `restarts` failed attempts in
+   * a row, however long they took), then supervision stops trying.
+   */
   intensity?: { restarts: number; windowMs: number };
 }
 
@@ -95,6 +100,8 @@ export class Supervisor {
   private incident: Incident | undefined;
   private gaveUp: GiveUp | undefined;
   private attempts: number[] = [];
+  /** Failed restart attempts in a row in the current incident. */
+  private failedInARow = 0;
   private timer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private failedProbes = 0;
@@ -169,6 +176,7 @@ export class Supervisor {
   down(process: SupervisedProcess, cause: DownCause, reason: string): void {
     if (this.stopped || this.incident || this.gaveUp) return;
     this.incident = { process, cause, reason, since: Date.now() };
+    this.failedInARow = 0;
     this.emit({ kind: 'down', process, cause, reason });
     this.schedule();
   }
@@ -182,6 +190,7 @@ export class Supervisor {
     this.incident = undefined;
     this.gaveUp = undefined;
     this.attempts = [];
+    this.failedInARow = 0;
     this.failedProbes = 0;
   }
 
@@ -211,27 +220,34 @@ export class Supervisor {
     const now = Date.now();
     const { restarts, windowMs } = this.options.intensity;
     this.attempts = this.attempts.filter((t) => now - t < windowMs);
-    if (this.attempts.length >= restarts) {
-      const message = `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
+    // Attempts that fail slowly (each a LiteLLM cold start, a minute on a loaded machine) slide
+    // out of the window: failures in a row count too, or a cause that never goes away (its port
+    // taken) is retried back to back forever.
+    if (this.attempts.length >= restarts || this.failedInARow >= restarts) {
+      const message =
+        this.attempts.length >= restarts
+          ? `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`
+          : `supervision gave up after ${this.failedInARow} failed restarts in a row (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
       this.gaveUp = { process: incident.process, message };
       this.emit({
         kind: 'gave-up',
         process: incident.process,
-        restarts: this.attempts.length,
+        restarts: Math.max(this.attempts.length, this.failedInARow),
         windowMs,
+        message,
         reason: incident.reason,
       });
       return;
     }
-    // The first restart in the window is immediate (as in OTP); each further one waits twice as
-    // long as the one before, from backoffInitialMs up to backoffMaxMs.
-    const n = this.attempts.length;
+    // The first restart is immediate (as in OTP); each further one (in the window, or failed in
+    // a row) waits twice as long as the one before, from backoffInitialMs up to backoffMaxMs.
+    const n = Math.max(this.attempts.length, this.failedInARow);
     const delayMs =
       n === 0
         ? 0
         : Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** (n - 1));
     this.attempts.push(now);
-    const attempt = this.attempts.length;
+    const attempt = this.failedInARow + 1; // of this incident
     this.emit({
       kind: 'restarting',
       process: incident.process,
@@ -263,6 +279,7 @@ export class Supervisor {
       });
     } catch (error) {
       if (this.stopped || this.incident !== incident) return;
+      this.failedInARow++;
       this.emit({
         kind: 'restart-failed',
         process: incident.process,

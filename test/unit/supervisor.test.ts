@@ -68,6 +68,33 @@ describe('supervisor: backoff, intensity limit, readiness', () => {
     s.stop();
   });
 
+  it('restarts that fail slowly still back off and give up: failures in a row count, not only the window', async () => {
+    // Each attempt takes longer than the window allows for (a LiteLLM cold start that finds its
+    // port taken): the window alone would never fill, and the delay would never grow.
+    const events: SupervisionEvent[] = [];
+    const s = new Supervisor(
+      { backoffInitialMs: 10, backoffMaxMs: 1000, intensity: { restarts: 4, windowMs: 30 } },
+      {
+        recover: async () => {
+          await sleep(40);
+          throw new Error('address already in use');
+        },
+        probe: () => Promise.resolve(),
+      },
+    );
+    s.on((e) => events.push(e));
+    s.down('litellm', 'exit', 'LiteLLM exited with code 137');
+    for (let i = 0; i < 300 && events.at(-1)?.kind !== 'gave-up'; i++) await sleep(10);
+    const restarting = events.flatMap((e) => (e.kind === 'restarting' ? [e] : []));
+    expect(restarting.map((e) => e.delayMs)).toEqual([0, 10, 20, 40]);
+    expect(restarting.map((e) => e.attempt)).toEqual([1, 2, 3, 4]);
+    expect(events.at(-1)).toMatchObject({ kind: 'gave-up', restarts: 4 });
+    expect(s.health().reason).toMatch(
+      /gave up after 4 failed restarts in a row \(LiteLLM exited with code 137\)/,
+    );
+    s.stop();
+  });
+
   it('readiness failing N probes in a row counts as down; a reload in progress is not probed', async () => {
     const events: SupervisionEvent[] = [];
     let answering = true;
