@@ -246,11 +246,14 @@ export class BlueGreenStrategy implements ReloadStrategy {
   }
 
   readiness(): InstanceHealth {
+    // Supervision's reason (what died, a restart under way, or giving up) says more than "none".
+    const health = this.supervisor.health();
+    if (!health.ready) return health;
     if (!this.active) return { ready: false, reason: 'no LiteLLM instance is running' };
     if (!this.front.running) {
       return { ready: false, reason: 'the nginx front is not running' };
     }
-    return this.supervisor.health();
+    return health;
   }
 
   onSupervision(listener: SupervisionListener): void {
