@@ -163,6 +163,7 @@ export class RestartStrategy implements ReloadStrategy {
 
   /** An exit nobody asked for is a crash: the supervisor restarts it. */
   private watch(instance: RunningLiteLLM): void {
+    if (this.stopped) return; // stop() stops it once the restart that started it is done
     void instance.exited.then((code) => {
       if (this.stopped || instance.stopping || this.running !== instance) return;
       this.supervisor.down(
@@ -243,10 +244,15 @@ export class RestartStrategy implements ReloadStrategy {
   async stop(): Promise<void> {
     this.stopped = true;
     this.supervisor.stop();
-    const running = this.running;
-    this.running = undefined;
-    await running?.stop();
-    if (running) await this.children?.forget(running.pid);
+    // A supervised restart under way holds its new process outside `running` until it is ready:
+    // let it finish, then stop that one too (else it outlives the controller, holding the port).
+    await this.supervisor.exclusive(async () => {
+      this.supervisor.stop();
+      const running = this.running;
+      this.running = undefined;
+      await running?.stop();
+      if (running) await this.children?.forget(running.pid);
+    });
   }
 }
 
