@@ -145,7 +145,7 @@ describe('supervision: a restart that keeps failing (port taken), restart strate
       method: 'POST',
       token: admin,
       body: '{}',
-      signal: AbortSignal.timeout(coldStartMs() * 6 + 60_000),
+      signal: AbortSignal.timeout(Math.round(coldStartMs() * 6 + 60_000)),
     });
     const report = (await answer.json()) as { outcome: string; problems: string[] };
     expect(report.problems).toEqual([]);
