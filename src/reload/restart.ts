@@ -100,7 +100,19 @@ export class RestartStrategy implements ReloadStrategy {
       }
       // Nothing serves yet (or it is down): there is nothing to protect, so no proof first.
       if (healthy) await this.prove(configFile, intended);
-      await this.replace(configFile, next);
+      try {
+        await this.replace(configFile, next);
+      } catch (error) {
+        // The old process is stopped and the new one did not start: nothing serves. Supervision
+        // brings back the config that served before (with backoff) unless a reload does first.
+        if (this.live)
+          this.supervisor.down(
+            'litellm',
+            'exit',
+            `LiteLLM could not be started on port ${this.options.port} and nothing serves there: ${describeError(error)}`,
+          );
+        throw error;
+      }
       this.supervisor.resolved();
     });
   }
