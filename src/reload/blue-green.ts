@@ -190,6 +190,7 @@ export class BlueGreenStrategy implements ReloadStrategy {
 
   /** An exit nobody asked for is a crash: the supervisor replaces the instance. */
   private watch(instance: RunningLiteLLM): void {
+    if (this.stopped) return; // stop() retires it once the restart that started it is done
     void instance.exited.then((code) => {
       if (this.stopped || instance.stopping || !this.active?.replicas.includes(instance)) return;
       this.supervisor.down(
@@ -246,11 +247,14 @@ export class BlueGreenStrategy implements ReloadStrategy {
   }
 
   readiness(): InstanceHealth {
+    // Supervision's reason (what died, a restart under way, or giving up) says more than "none".
+    const health = this.supervisor.health();
+    if (!health.ready) return health;
     if (!this.active) return { ready: false, reason: 'no LiteLLM instance is running' };
     if (!this.front.running) {
       return { ready: false, reason: 'the nginx front is not running' };
     }
-    return this.supervisor.health();
+    return health;
   }
 
   onSupervision(listener: SupervisionListener): void {
@@ -294,10 +298,15 @@ export class BlueGreenStrategy implements ReloadStrategy {
   async stop(): Promise<void> {
     this.stopped = true;
     this.supervisor.stop();
-    await this.front.stop();
-    const active = this.active;
-    this.active = undefined;
-    if (active) await Promise.all(active.replicas.map((r) => this.retire(r)));
+    // A supervised restart under way may start replicas (or the front) before it is done: let it
+    // finish, then stop what it started too (else it outlives the controller, holding ports).
+    await this.supervisor.exclusive(async () => {
+      this.supervisor.stop();
+      await this.front.stop();
+      const active = this.active;
+      this.active = undefined;
+      if (active) await Promise.all(active.replicas.map((r) => this.retire(r)));
+    });
   }
 
   private async startInstance(configFile: string): Promise<RunningLiteLLM> {

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { underWatchdog, watchdogEnv } from '../litellm/process.js';
@@ -181,7 +182,10 @@ export class NginxFront {
       stderr = (stderr + chunk.toString('utf8')).slice(-10_000);
     });
     this.exited = new Promise((resolve) => {
-      child.on('exit', (code) => resolve(code));
+      // Killed by a signal: 128 + its number, as a shell reports it (kill -9 → 137), not null.
+      child.on('exit', (code, signal) =>
+        resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null)),
+      );
       child.on('error', () => resolve(127));
     });
     this.child = child;

@@ -54,7 +54,10 @@ function asReloadError(error: unknown): ReloadError {
 export class RestartStrategy implements ReloadStrategy {
   readonly name = 'restart' as const;
   private running: RunningLiteLLM | undefined;
-  /** The config `running` was started on. */
+  /**
+   * The config the last process started on: kept while that process is down, so every supervised
+   * restart attempt (not only the first) brings it back.
+   */
   private live: LiveConfig | undefined;
   private readonly children: ChildRegistry | undefined;
   private readonly supervisor: Supervisor;
@@ -97,7 +100,19 @@ export class RestartStrategy implements ReloadStrategy {
       }
       // Nothing serves yet (or it is down): there is nothing to protect, so no proof first.
       if (healthy) await this.prove(configFile, intended);
-      await this.replace(configFile, next);
+      try {
+        await this.replace(configFile, next);
+      } catch (error) {
+        // The old process is stopped and the new one did not start: nothing serves. Supervision
+        // brings back the config that served before (with backoff) unless a reload does first.
+        if (this.live)
+          this.supervisor.down(
+            'litellm',
+            'exit',
+            `LiteLLM could not be started on port ${this.options.port} and nothing serves there: ${describeError(error)}`,
+          );
+        throw error;
+      }
       this.supervisor.resolved();
     });
   }
@@ -135,7 +150,6 @@ export class RestartStrategy implements ReloadStrategy {
   private async replace(configFile: string, next: LiveConfig): Promise<void> {
     const old = this.running;
     this.running = undefined;
-    this.live = undefined;
     const stopped = (async () => {
       if (!old) return;
       await old.stop().catch(() => undefined);
@@ -161,6 +175,7 @@ export class RestartStrategy implements ReloadStrategy {
 
   /** An exit nobody asked for is a crash: the supervisor restarts it. */
   private watch(instance: RunningLiteLLM): void {
+    if (this.stopped) return; // stop() stops it once the restart that started it is done
     void instance.exited.then((code) => {
       if (this.stopped || instance.stopping || this.running !== instance) return;
       this.supervisor.down(
@@ -222,8 +237,11 @@ export class RestartStrategy implements ReloadStrategy {
   }
 
   readiness(): InstanceHealth {
+    // Supervision's reason (what died, a restart under way, or giving up) says more than "none".
+    const health = this.supervisor.health();
+    if (!health.ready) return health;
     if (!this.running) return { ready: false, reason: 'no LiteLLM process is running' };
-    return this.supervisor.health();
+    return health;
   }
 
   onSupervision(listener: SupervisionListener): void {
@@ -238,10 +256,15 @@ export class RestartStrategy implements ReloadStrategy {
   async stop(): Promise<void> {
     this.stopped = true;
     this.supervisor.stop();
-    const running = this.running;
-    this.running = undefined;
-    await running?.stop();
-    if (running) await this.children?.forget(running.pid);
+    // A supervised restart under way holds its new process outside `running` until it is ready:
+    // let it finish, then stop that one too (else it outlives the controller, holding the port).
+    await this.supervisor.exclusive(async () => {
+      this.supervisor.stop();
+      const running = this.running;
+      this.running = undefined;
+      await running?.stop();
+      if (running) await this.children?.forget(running.pid);
+    });
   }
 }
 

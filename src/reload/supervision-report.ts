@@ -46,6 +46,7 @@ export function reportSupervision(strategy: ReloadStrategy, to: SupervisionRepor
     const details = { ...event, strategy: strategy.name };
     if ('reason' in details) details.reason = to.mask(details.reason);
     if ('error' in details) details.error = to.mask(details.error);
+    if ('message' in details) details.message = to.mask(details.message);
     switch (event.kind) {
       case 'down':
         to.log.error(details, 'supervised process is down: restarting it on the config it served');
@@ -62,6 +63,13 @@ export function reportSupervision(strategy: ReloadStrategy, to: SupervisionRepor
       case 'restart-failed':
         to.log.error(details, 'supervised restart failed: trying again after the backoff');
         return;
+      case 'replaced-by-reload':
+        to.setGivenUp(event.process, false);
+        to.log.info(
+          details,
+          'a reload put fresh processes in place: the supervision incident is over',
+        );
+        return;
       case 'gave-up':
         to.setGivenUp(event.process, true);
         to.log.fatal(
@@ -71,7 +79,7 @@ export function reportSupervision(strategy: ReloadStrategy, to: SupervisionRepor
         send(
           'gave-up',
           event.process,
-          `${event.process}: supervision gave up after ${event.restarts} restarts in ${Math.round(event.windowMs / 1000)} s (${event.reason}); it stays down until an apply or POST /v1/reload`,
+          `${event.process}: ${event.message}; it stays down until then`,
         );
         return;
     }

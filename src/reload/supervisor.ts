@@ -26,11 +26,15 @@ export type SupervisionEvent =
       coldStartMs?: number;
     }
   | { kind: 'restart-failed'; process: SupervisedProcess; attempt: number; error: string }
+  /** A reload (an apply, POST /v1/reload) put fresh processes in place during an incident or after giving up. */
+  | { kind: 'replaced-by-reload'; process: SupervisedProcess; gaveUp: boolean }
   | {
       kind: 'gave-up';
       process: SupervisedProcess;
       restarts: number;
       windowMs: number;
+      /** What health() says from now on: how many restarts, why, what to do. */
+      message: string;
       reason: string;
     };
 
@@ -43,7 +47,10 @@ export interface SupervisionOptions {
   backoffInitialMs?: number;
   /** … up to this. */
   backoffMaxMs?: number;
-  /** Intensity limit: at most `restarts` attempts in `windowMs`, then supervision stops trying. */
+  /**
+   * Intensity limit: at most `restarts` attempts in `windowMs` (or `restarts` failed attempts in
+   * a row, however long they took), then supervision stops trying.
+   */
   intensity?: { restarts: number; windowMs: number };
 }
 
@@ -67,6 +74,11 @@ export interface InstanceHealth {
 
 export type SupervisionListener = (event: SupervisionEvent) => void;
 
+interface GiveUp {
+  process: SupervisedProcess;
+  message: string;
+}
+
 interface Incident {
   process: SupervisedProcess;
   cause: DownCause;
@@ -86,8 +98,10 @@ export class Supervisor {
   private readonly options: Required<SupervisionOptions>;
   private readonly listeners: SupervisionListener[] = [];
   private incident: Incident | undefined;
-  private gaveUp: string | undefined;
+  private gaveUp: GiveUp | undefined;
   private attempts: number[] = [];
+  /** Failed restart attempts in a row in the current incident. */
+  private failedInARow = 0;
   private timer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private failedProbes = 0;
@@ -162,22 +176,26 @@ export class Supervisor {
   down(process: SupervisedProcess, cause: DownCause, reason: string): void {
     if (this.stopped || this.incident || this.gaveUp) return;
     this.incident = { process, cause, reason, since: Date.now() };
+    this.failedInARow = 0;
     this.emit({ kind: 'down', process, cause, reason });
     this.schedule();
   }
 
   /** A reload put fresh processes in place: any incident is over, the count starts afresh. */
   resolved(): void {
+    const process = this.gaveUp?.process ?? this.incident?.process;
+    if (process) this.emit({ kind: 'replaced-by-reload', process, gaveUp: !!this.gaveUp });
     clearTimeout(this.timer);
     this.timer = undefined;
     this.incident = undefined;
     this.gaveUp = undefined;
     this.attempts = [];
+    this.failedInARow = 0;
     this.failedProbes = 0;
   }
 
   health(): InstanceHealth {
-    if (this.gaveUp) return { ready: false, reason: this.gaveUp };
+    if (this.gaveUp) return { ready: false, reason: this.gaveUp.message };
     if (this.incident) {
       return {
         ready: false,
@@ -202,26 +220,34 @@ export class Supervisor {
     const now = Date.now();
     const { restarts, windowMs } = this.options.intensity;
     this.attempts = this.attempts.filter((t) => now - t < windowMs);
-    if (this.attempts.length >= restarts) {
-      this.gaveUp = `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
+    // Attempts that fail slowly (each a LiteLLM cold start, a minute on a loaded machine) slide
+    // out of the window: failures in a row count too, or a cause that never goes away (its port
+    // taken) is retried back to back forever.
+    if (this.attempts.length >= restarts || this.failedInARow >= restarts) {
+      const message =
+        this.attempts.length >= restarts
+          ? `supervision gave up after ${this.attempts.length} restarts in ${Math.round(windowMs / 1000)} s (${incident.reason}) — fix the cause, then apply or POST /v1/reload`
+          : `supervision gave up after ${this.failedInARow} failed restarts in a row (${incident.reason}) — fix the cause, then apply or POST /v1/reload`;
+      this.gaveUp = { process: incident.process, message };
       this.emit({
         kind: 'gave-up',
         process: incident.process,
-        restarts: this.attempts.length,
+        restarts: Math.max(this.attempts.length, this.failedInARow),
         windowMs,
+        message,
         reason: incident.reason,
       });
       return;
     }
-    // The first restart in the window is immediate (as in OTP); each further one waits twice as
-    // long as the one before, from backoffInitialMs up to backoffMaxMs.
-    const n = this.attempts.length;
+    // The first restart is immediate (as in OTP); each further one (in the window, or failed in
+    // a row) waits twice as long as the one before, from backoffInitialMs up to backoffMaxMs.
+    const n = Math.max(this.attempts.length, this.failedInARow);
     const delayMs =
       n === 0
         ? 0
         : Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** (n - 1));
     this.attempts.push(now);
-    const attempt = this.attempts.length;
+    const attempt = this.failedInARow + 1; // of this incident
     this.emit({
       kind: 'restarting',
       process: incident.process,
@@ -253,6 +279,7 @@ export class Supervisor {
       });
     } catch (error) {
       if (this.stopped || this.incident !== incident) return;
+      this.failedInARow++;
       this.emit({
         kind: 'restart-failed',
         process: incident.process,

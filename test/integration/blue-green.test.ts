@@ -39,6 +39,8 @@ describe('apply with the blue-green strategy (real nginx, real LiteLLM)', () => 
       masterKey: keys.master,
       env: providerEnv(keys),
       stateDir: stateDirOf(repo),
+      // LiteLLM's own 90 s start limit is met on a loaded machine only by scaling it.
+      readinessTimeoutMs: scaled(90_000),
     });
     controller = await controllerFor(repo, strategy);
     // No retries: a request the switch drops must show up as a failure here.

@@ -17,6 +17,7 @@ import {
   startFakes,
   type Fakes,
 } from '../helpers/stack.js';
+import { scaled } from '../helpers/timing.js';
 import { trafficClient, underTraffic } from '../helpers/traffic.js';
 
 /**
@@ -49,6 +50,8 @@ describe.each(['restart', 'blue-green'] as const)(
         masterKey: keys.master,
         env: providerEnv(keys),
         stateDir: stateDirOf(repo),
+        // LiteLLM's own 90 s start limit is met on a loaded machine only by scaling it.
+        readinessTimeoutMs: scaled(90_000),
       };
       strategy = name === 'restart' ? new RestartStrategy(common) : new BlueGreenStrategy(common);
       controller = await controllerFor(repo, strategy);

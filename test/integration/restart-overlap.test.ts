@@ -1,10 +1,13 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LiteLLMClient } from '../../src/litellm/client.js';
 import { freePort } from '../../src/litellm/process.js';
 import { RestartStrategy } from '../../src/reload/restart.js';
+import type { SupervisionEvent } from '../../src/reload/supervisor.js';
+import { until } from '../helpers/serve.js';
 import { testKey } from '../helpers/secrets.js';
 
 /**
@@ -127,5 +130,78 @@ describe('restart strategy: the new LiteLLM starts while the old one stops', () 
     await strategy.reload(path.join(dir, 'b.yaml'));
     expect(await serving()).toBe('b.yaml');
     expect(await spawns()).toEqual(['a.yaml', 'b.yaml', 'b.yaml', 'b.yaml']); // proof, taken, again
+  });
+});
+
+describe('restart strategy: the new process cannot take the port after the old one stopped', () => {
+  const masterKey = testKey('sk-master-');
+  let dir: string;
+  let port: number;
+  let strategy: RestartStrategy | undefined;
+  let squatter: Server | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mc-restart-taken-'));
+    port = await freePort();
+    await writeFile(path.join(dir, 'litellm'), FAKE_LITELLM);
+    await chmod(path.join(dir, 'litellm'), 0o755);
+    for (const name of ['a.yaml', 'b.yaml'])
+      await writeFile(path.join(dir, name), `# ${name}\nmodel_list: []\n`);
+  });
+  afterEach(async () => {
+    await new Promise((resolve) => (squatter ? squatter.close(resolve) : resolve(undefined)));
+    await strategy?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('nothing serves after the failed reload: supervision brings back the config that served, no apply needed', async () => {
+    strategy = new RestartStrategy({
+      port,
+      masterKey,
+      binary: path.join(dir, 'litellm'),
+      env: { FAKE_SPAWNS: path.join(dir, 'spawns'), FAKE_IMPORT_S: '2', FAKE_STOP_S: '0' },
+      stateDir: dir,
+      readinessTimeoutMs: 20_000,
+      supervision: { probeIntervalMs: 100 },
+    });
+    const events: SupervisionEvent[] = [];
+    strategy.onSupervision((e) => events.push(e));
+    await strategy.reload(path.join(dir, 'a.yaml'));
+    const reloading = strategy.reload(path.join(dir, 'b.yaml'));
+    // Another program takes the port the moment the old process has let go of it.
+    for (;;) {
+      const exits = await readFile(path.join(dir, 'spawns.exits'), 'utf8').catch(() => '');
+      if (exits.includes('a.yaml')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    squatter = await new Promise<Server>((resolve, reject) => {
+      const server = createServer((socket) => socket.destroy());
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve(server));
+    });
+    await expect(reloading).rejects.toThrow(/address already in use/);
+    expect(strategy.readiness().ready).toBe(false);
+    await new Promise((resolve) => squatter!.close(resolve));
+    squatter = undefined;
+
+    const deadline = Date.now() + 60_000;
+    let answer: string | undefined;
+    while (Date.now() < deadline && !answer?.startsWith('config-')) {
+      answer = await new LiteLLMClient(`http://127.0.0.1:${port}`, masterKey)
+        .readiness()
+        .then((r) => r.litellm_version)
+        .catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // The snapshot of what served before (a.yaml), not the config that could not start.
+    expect(answer).toMatch(/^config-/);
+    expect(await readFile(path.join(dir, 'live', answer!), 'utf8')).toBe(
+      await readFile(path.join(dir, 'a.yaml'), 'utf8'),
+    );
+    expect(events[0]).toMatchObject({ kind: 'down', process: 'litellm', cause: 'exit' });
+    expect((events[0] as { reason: string }).reason).toMatch(
+      /could not be started on port \d+ and nothing serves there: .*address already in use/,
+    );
+    await until(() => Promise.resolve(strategy!.readiness().ready || undefined), 10_000);
   });
 });

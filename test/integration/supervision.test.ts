@@ -213,6 +213,10 @@ describe.each(['restart', 'blue-green'] as const)(
         expect(metrics).toMatch(
           /modelcenter_litellm_restarts_total\{process="nginx",cause="exit"\} 1\n/,
         );
+        // The log names how it died, as for LiteLLM (kill -9: 137), not "code null".
+        expect(serving!.logs()).toMatch(
+          new RegExp(`the nginx front \\(pid ${front!.pid}\\) exited unexpectedly with code 137`),
+        );
       }, 600_000);
   },
 );

@@ -53,9 +53,45 @@ describe('supervisor: backoff, intensity limit, readiness', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'gave-up', restarts: 4 });
     expect(s.health().ready).toBe(false);
     expect(s.health().reason).toMatch(/gave up after 4 restarts/);
-    // A reload that works ends it all: the count starts afresh.
+    // A reload that works ends it all: the count starts afresh, and it says so (the given-up
+    // gauge and the log follow this event).
     s.resolved();
     expect(s.health()).toEqual({ ready: true });
+    expect(events.at(-1)).toEqual({ kind: 'replaced-by-reload', process: 'litellm', gaveUp: true });
+    s.stop();
+  });
+
+  it('an ordinary reload with nothing wrong says nothing', () => {
+    const { s, events } = supervisor(0);
+    s.resolved();
+    expect(events).toEqual([]);
+    s.stop();
+  });
+
+  it('restarts that fail slowly still back off and give up: failures in a row count, not only the window', async () => {
+    // Each attempt takes longer than the window allows for (a LiteLLM cold start that finds its
+    // port taken): the window alone would never fill, and the delay would never grow.
+    const events: SupervisionEvent[] = [];
+    const s = new Supervisor(
+      { backoffInitialMs: 10, backoffMaxMs: 1000, intensity: { restarts: 4, windowMs: 30 } },
+      {
+        recover: async () => {
+          await sleep(40);
+          throw new Error('address already in use');
+        },
+        probe: () => Promise.resolve(),
+      },
+    );
+    s.on((e) => events.push(e));
+    s.down('litellm', 'exit', 'LiteLLM exited with code 137');
+    for (let i = 0; i < 300 && events.at(-1)?.kind !== 'gave-up'; i++) await sleep(10);
+    const restarting = events.flatMap((e) => (e.kind === 'restarting' ? [e] : []));
+    expect(restarting.map((e) => e.delayMs)).toEqual([0, 10, 20, 40]);
+    expect(restarting.map((e) => e.attempt)).toEqual([1, 2, 3, 4]);
+    expect(events.at(-1)).toMatchObject({ kind: 'gave-up', restarts: 4 });
+    expect(s.health().reason).toMatch(
+      /gave up after 4 failed restarts in a row \(LiteLLM exited with code 137\)/,
+    );
     s.stop();
   });
 
