@@ -17,7 +17,7 @@ import {
   type EmulatedSpendLog,
   type RecordedAdminRequest,
 } from '../emulator/litellm-db.js';
-import { deadLetterEntries } from '../helpers/ledger-suite.js';
+import { deadLetterEntries, refusingDatabase } from '../helpers/ledger-suite.js';
 import { fetchLiteLLMOpenApi } from '../helpers/litellm-openapi.js';
 import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract.js';
 import { testKey } from '../helpers/secrets.js';
@@ -380,6 +380,28 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     expect(await run()).toMatchObject({ inserted: 0, known: 23, cleaned: 0 });
     expect(await deadLetterEntries(deadDir)).toHaveLength(3);
     expect(box.summary().deadLettered).toEqual({ 'not-a-payload': 3 });
+  });
+
+  it('a row the ledger refuses is dead-lettered and the rest of its window stored', async () => {
+    for (let i = 0; i < 10; i++) emulator.spendLogs.push(spendLogFixture(T0 + HOUR_MS + i * 1000));
+    const refused = spendLogFixture(T0 + HOUR_MS + 500);
+    emulator.spendLogs.push(refused);
+    const deadDir = path.join(dir, 'spend-dead-letter');
+    const box = new DeadLetterBox({ dir: deadDir });
+    const result = await backfillSpendLogs({
+      db: refusingDatabase(db, refused.litellm_call_id!),
+      source: client,
+      catalog,
+      from: new Date(T0),
+      to: new Date(T0 + DAY_MS),
+      deadLetters: box,
+    });
+    expect(result).toMatchObject({ inserted: 10, known: 0, rejected: 1 });
+    expect(await countRawRows(db)).toBe(10);
+    expect(await deadLetterEntries(deadDir)).toEqual([
+      expect.objectContaining({ reason: 'database', source: 'spend-logs' }),
+    ]);
+    expect(box.summary().deadLettered).toEqual({ database: 1 });
   });
 
   it('reads the spool before each run, so a request the spool has not delivered yet is not taken from LiteLLM too', async () => {
