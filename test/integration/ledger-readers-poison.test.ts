@@ -92,7 +92,16 @@ goals:
     }
 
     it('answers every report, view and job without a 5xx, a NaN or a stopped job', async () => {
-      // Real traffic first, so the ranking has measurements to compare against.
+      // The request of issue 10 through the real LiteLLM: a NUL in a tag of its metadata.
+      const { response: poisoned } = await client.chat.completions
+        .create({
+          model: 'beta-chat',
+          messages: [{ role: 'user', content: 'poison' }],
+          metadata: { tags: ['goal:x\u0000y'] },
+        } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming)
+        .withResponse();
+      const poisonId = poisoned.headers.get('x-litellm-call-id') ?? '';
+      // Real traffic after it, so the ranking has measurements to compare against.
       for (let i = 0; i < 4; i += 1) {
         await client.chat.completions.create({
           model: 'alpha-chat',
@@ -104,6 +113,17 @@ goals:
           messages: [{ role: 'user', content: `measure ${i}` }],
         });
       }
+      // All of it reaches the ledger: the poison cleaned (NUL removed), the 8 after it as sent.
+      await until(async () => {
+        const text = (await call('GET', '/v1/spend/report?since=1h')).text;
+        return (JSON.parse(text) as { total: { requests: number } }).total.requests >= 9
+          ? true
+          : undefined;
+      });
+      const poisonRecord = JSON.parse(
+        (await call('GET', `/v1/spend/requests/${encodeURIComponent(poisonId)}`)).text,
+      ) as { attempts: { goal: string | null }[] };
+      expect(poisonRecord.attempts.map((a) => a.goal)).toEqual(['xy']);
       const config = parse(await readFile(path.join(repo, 'litellm', 'config.yaml'), 'utf8')) as {
         model_list: { model_name: string; model_info: { id: string } }[];
       };
@@ -241,7 +261,7 @@ goals:
         total: { requests: number; costUsd: number; tokensIn: number };
         lines: { keys: { goal: string | null }; requests: number; costUsd: number }[];
       };
-      expect(report.total.requests).toBe(8 + lines.length - 4);
+      expect(report.total.requests).toBe(9 + lines.length - 4);
       expect(report.total.costUsd).toBeGreaterThan(999_999);
       expect(report.total.costUsd).toBeLessThan(1_000_001);
       for (const l of report.lines) expect(l.costUsd).toBeGreaterThanOrEqual(0);
@@ -274,6 +294,20 @@ goals:
       for (const p of health.providers)
         if (p.p50LatencyMs !== undefined) expect(Number.isFinite(p.p50LatencyMs)).toBe(true);
 
+      // Counted where an operator looks: status and /metrics (the spool's NUL and the API's).
+      const status = JSON.parse((await call('GET', '/v1/status')).text) as {
+        spend: { cleaned: Record<string, number>; deadLettered: Record<string, number> };
+      };
+      expect(status.spend.cleaned).toMatchObject({ nul: 2, surrogate: 1, cost: 2, tokens: 1 });
+      expect(status.spend.deadLettered).toMatchObject({
+        'date-out-of-range': 2,
+        'not-json': 1,
+        'too-long': 1,
+        'not-a-payload': 1,
+      });
+      expect((await call('GET', '/metrics')).text).toContain(
+        'modelcenter_spend_records_problems_total{outcome="cleaned",reason="nul"} 2',
+      );
       // The dead letters are in the file, each once, with why.
       const entries = await deadLetterEntries(path.join(repo, '.modelcenter', 'spend-dead-letter'));
       expect(entries.map((e) => e.reason).sort()).toEqual([
