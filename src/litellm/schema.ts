@@ -71,13 +71,42 @@ export const spendLogRowSchema = z.looseObject({
 });
 export type SpendLogRow = z.infer<typeof spendLogRowSchema>;
 
-/** `GET /spend/logs/v2`: one page; `total` stops at 10,000 (`total_is_capped` says it did). */
-export const spendLogsPageSchema = z.looseObject({
-  data: z.array(spendLogRowSchema),
-  total: z.number(),
-  page: z.number(),
-  page_size: z.number(),
-  total_pages: z.number(),
-  total_is_capped: z.boolean().optional(),
-});
-export type SpendLogsPage = z.infer<typeof spendLogsPageSchema>;
+/** A spend-log row not in the shape above: kept aside with why, so it cannot fail its page. */
+export interface MalformedSpendLog {
+  row: unknown;
+  problem: string;
+}
+
+/**
+ * `GET /spend/logs/v2`: one page; `total` stops at 10,000 (`total_is_capped` says it did). Rows are
+ * checked one by one: a single odd row must not make the page unreadable (the backfill would read
+ * the same window, and fail, for good), so it lands in `malformed` for the dead-letter file.
+ */
+export const spendLogsPageSchema = z
+  .looseObject({
+    data: z.array(z.unknown()),
+    total: z.number(),
+    page: z.number(),
+    page_size: z.number(),
+    total_pages: z.number(),
+    total_is_capped: z.boolean().optional(),
+  })
+  .transform((page) => {
+    const data: SpendLogRow[] = [];
+    const malformed: MalformedSpendLog[] = [];
+    for (const row of page.data) {
+      const parsed = spendLogRowSchema.safeParse(row);
+      if (parsed.success) data.push(parsed.data);
+      else {
+        const issue = parsed.error.issues[0];
+        malformed.push({
+          row,
+          problem: `not a SpendLogs row: ${issue?.path.join('.') || 'row'}: ${issue?.message ?? 'invalid'}`,
+        });
+      }
+    }
+    return { ...page, data, malformed };
+  });
+export type SpendLogsPage = Omit<z.output<typeof spendLogsPageSchema>, 'malformed'> & {
+  malformed?: MalformedSpendLog[];
+};

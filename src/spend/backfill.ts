@@ -1,7 +1,8 @@
-import type { SpendLogRow, SpendLogsPage } from '../litellm/schema.js';
+import { createHash } from 'node:crypto';
+import type { MalformedSpendLog, SpendLogRow, SpendLogsPage } from '../litellm/schema.js';
 import { redactUrl } from '../shared/redact-url.js';
-import { ModelCenterError } from '../shared/errors.js';
-import type { Database } from '../store/db.js';
+import { describeError, ModelCenterError } from '../shared/errors.js';
+import { isDataError, type Database } from '../store/db.js';
 import {
   backfillMark,
   insertRows,
@@ -14,7 +15,8 @@ import type { BackfillSettings } from './config.js';
 import { pointInTime } from './report.js';
 import type { BackfillQuery } from './schema.js';
 import { isRejection, ledgerRow, mapOf, textOf, type DeploymentCatalog } from './extract.js';
-import { SILENT_LOGGER, type SpendLogger } from './ingest.js';
+import { DeadLetterBox, type DeadLetter } from './dead-letter.js';
+import { countCleaned, jsonText, SILENT_LOGGER, type SpendLogger } from './ingest.js';
 
 /** LiteLLM's spend logs as the backfill reads them (LiteLLMAdminClient in the service). */
 export interface SpendLogsSource {
@@ -39,6 +41,11 @@ export interface BackfillOptions {
    */
   markAs?: string;
   log?: SpendLogger;
+  /**
+   * Where rows that cannot be stored go (the spool's dead-letter file, counters and one warning
+   * per kind) and where cleaned rows are counted; default: a box that only counts and logs.
+   */
+  deadLetters?: DeadLetterBox;
 }
 
 export interface BackfillResult {
@@ -54,8 +61,10 @@ export interface BackfillResult {
   inserted: number;
   /** Requests the ledger already had (from the spool, generic_api, or an earlier backfill). */
   known: number;
-  /** Rows that were not a usable request record (logged). */
+  /** Rows that were not a usable request record (dead-lettered). */
   rejected: number;
+  /** Rows stored after cleaning a value the ledger could not store as it was. */
+  cleaned: number;
   /** Rows LiteLLM counted in a crowded second that no read returned (logged). */
   missed: number;
 }
@@ -98,13 +107,16 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
     inserted: 0,
     known: 0,
     rejected: 0,
+    cleaned: 0,
     missed: 0,
   };
+  const box = options.deadLetters ?? new DeadLetterBox({ log });
   const mark = options.markAs ? await backfillMark(options.db, options.markAs) : undefined;
   const saveMark = options.markAs !== undefined && (mark === undefined || from <= mark);
   let size = Math.max(SECOND, ceilToSecond(options.windowMs ?? HOUR));
   let at = from.getTime();
   let boundary = new Set<string>();
+  let lastMalformed = new Set<string>();
   while (at < to.getTime()) {
     const end = Math.min(at + size, to.getTime());
     const first = await options.source.spendLogs(new Date(at), new Date(end), 1, pageSize);
@@ -116,8 +128,8 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
       result.splits += 1;
       continue;
     }
-    const rows = whole
-      ? first.data
+    const { rows, malformed } = whole
+      ? { rows: first.data, malformed: first.malformed ?? [] }
       : await readCrowdedSecond(options.source, new Date(at), new Date(end), pageSize, result, log);
     result.windows += 1;
     // The boundary second is in both windows: its rows were read (and counted) already.
@@ -125,7 +137,17 @@ export async function backfillSpendLogs(options: BackfillOptions): Promise<Backf
     boundary = new Set(
       rows.filter((row) => spendLogSeconds(row.startTime) * 1000 >= end).map((r) => r.request_id),
     );
-    await store(options, fresh, new Date(at), new Date(end), result, log);
+    // A malformed row has no time to place it by: one the last window read is a repeat.
+    const freshMalformed = malformed.filter((odd) => !lastMalformed.has(jsonText(odd.row)));
+    lastMalformed = new Set(malformed.map((odd) => jsonText(odd.row)));
+    await store(
+      { ...options, deadLetters: box },
+      fresh,
+      freshMalformed,
+      new Date(at),
+      new Date(end),
+      result,
+    );
     if (saveMark) await saveBackfillMark(options.db, options.markAs!, new Date(end));
     at = end;
     const growth = Math.min(2, target / Math.max(first.total, 1));
@@ -147,19 +169,21 @@ async function readCrowdedSecond(
   pageSize: number,
   result: BackfillResult,
   log: SpendLogger,
-): Promise<SpendLogRow[]> {
+): Promise<{ rows: SpendLogRow[]; malformed: MalformedSpendLog[] }> {
   const byId = new Map<string, SpendLogRow>();
+  const malformed = new Map<string, MalformedSpendLog>();
   let counted = 0;
   for (let pass = 0; pass < 2; pass++) {
     for (let page = 1; ; page++) {
       const answer = await source.spendLogs(from, to, page, pageSize);
       counted = Math.max(counted, answer.total);
       for (const row of answer.data) byId.set(row.request_id, row);
+      for (const odd of answer.malformed ?? []) malformed.set(jsonText(odd.row), odd);
       if (answer.data.length < pageSize) break;
     }
   }
   // The count is exact below LiteLLM's cap; above it, what the pages gave is all there is to know.
-  const missed = counted < SPEND_LOGS_CAP ? Math.max(0, counted - byId.size) : 0;
+  const missed = counted < SPEND_LOGS_CAP ? Math.max(0, counted - byId.size - malformed.size) : 0;
   if (missed > 0) {
     result.missed += missed;
     log.warn(
@@ -167,44 +191,88 @@ async function readCrowdedSecond(
       'LiteLLM counted more spend-log rows in this second than its pages returned; run the backfill of this range again',
     );
   }
-  return [...byId.values()];
+  return { rows: [...byId.values()], malformed: [...malformed.values()] };
 }
 
-/** Converts a window's rows, drops the requests the ledger knows, inserts the rest. */
+/**
+ * Converts a window's rows, drops the requests the ledger knows, inserts the rest. A row that is
+ * not a request record, or that the database refuses, goes to the dead-letter file and the window
+ * goes on: one odd row in LiteLLM's database must not stop the catch-up at its window for good.
+ */
 async function store(
-  options: BackfillOptions,
+  options: BackfillOptions & { deadLetters: DeadLetterBox },
   rows: readonly SpendLogRow[],
+  malformed: readonly MalformedSpendLog[],
   from: Date,
   to: Date,
   result: BackfillResult,
-  log: SpendLogger,
 ): Promise<void> {
-  result.fetched += rows.length;
+  const box = options.deadLetters;
+  const litellm = redactUrl(options.source.baseUrl);
+  const letter = (row: unknown, reason: DeadLetter['reason'], detail: string): DeadLetter => {
+    const line = jsonText(row);
+    const id = (row as { request_id?: unknown } | null)?.request_id;
+    // Read again (a range backfilled twice), the row is known by its id, or by its content.
+    const requestId =
+      typeof id === 'string' && id !== ''
+        ? id
+        : `sha256:${createHash('sha256').update(line).digest('hex').slice(0, 32)}`;
+    return { reason, detail, source: 'spend-logs', file: litellm, requestId, line };
+  };
+  result.fetched += rows.length + malformed.length;
+  const letters = malformed.map((odd) => letter(odd.row, 'not-a-payload', odd.problem));
   const converted: LedgerRow[] = [];
-  let firstProblem: string | undefined;
+  const sources: SpendLogRow[] = [];
   for (const row of rows) {
     const ledger = ledgerRow(payloadOfSpendLog(row), options.catalog);
-    if (isRejection(ledger)) {
-      result.rejected += 1;
-      firstProblem ??= `${row.request_id}: ${ledger.reason}`;
-    } else converted.push({ ...ledger, source: 'spend_logs' });
+    if (isRejection(ledger)) letters.push(letter(row, ledger.kind, ledger.reason));
+    else {
+      converted.push({ ...ledger, source: 'spend_logs' });
+      sources.push(row);
+    }
   }
-  if (firstProblem)
-    log.warn({ first: firstProblem }, 'spend-log rows that are not request records were skipped');
-  if (converted.length === 0) return;
-  await options.db.transaction(async (tx) => {
-    await lockCallChecks(tx);
-    const known = await knownCallIds(
-      tx,
-      converted.map((r) => r.callId),
-      new Date(from.getTime() - SAME_CALL_SLACK),
-      new Date(to.getTime() + SAME_CALL_SLACK),
-    );
-    const fresh = converted.filter((r) => !known.has(r.callId));
-    const inserted = await insertRows(tx, fresh);
-    result.inserted += inserted;
-    result.known += converted.length - inserted;
-  });
+  const lookFrom = new Date(from.getTime() - SAME_CALL_SLACK);
+  const lookTo = new Date(to.getTime() + SAME_CALL_SLACK);
+  /** Inserts the rows whose calls the ledger does not know yet; the rows inserted. */
+  const insertUnknown = (batch: readonly LedgerRow[]): Promise<LedgerRow[]> =>
+    options.db.transaction(async (tx) => {
+      await lockCallChecks(tx);
+      const known = await knownCallIds(
+        tx,
+        batch.map((r) => r.callId),
+        lookFrom,
+        lookTo,
+      );
+      const fresh = batch.filter((r) => !known.has(r.callId));
+      result.inserted += await insertRows(tx, fresh);
+      result.known += batch.length - fresh.length;
+      return fresh;
+    });
+  let stored: LedgerRow[] = [];
+  if (converted.length > 0) {
+    const before = { inserted: result.inserted, known: result.known };
+    try {
+      stored = await insertUnknown(converted);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      // One row the database refuses must not hold back the others: one at a time.
+      Object.assign(result, before);
+      for (const [i, row] of converted.entries()) {
+        try {
+          stored.push(...(await insertUnknown([row])));
+        } catch (rowError) {
+          if (!isDataError(rowError)) throw rowError;
+          letters.push(
+            letter(sources[i], 'database', `the ledger refused it: ${describeError(rowError)}`),
+          );
+        }
+      }
+    }
+  }
+  result.rejected += letters.length;
+  // A row read again (a range backfilled twice) is in the file, and counted, once.
+  for (const written of await box.write(letters)) box.count('dead-lettered', written);
+  countCleaned(box, stored, result);
 }
 
 /**
@@ -316,6 +384,8 @@ export interface SpendBackfillerOptions {
    */
   beforeRun?: () => Promise<unknown>;
   log?: SpendLogger;
+  /** The spool's dead-letter box: rows that cannot be stored go there, counted the same way. */
+  deadLetters?: DeadLetterBox;
   now?: () => Date;
 }
 
@@ -402,6 +472,7 @@ export class SpendBackfiller {
         to,
         markAs: markName(source.baseUrl),
         ...(this.options.log && { log: this.options.log }),
+        ...(this.options.deadLetters && { deadLetters: this.options.deadLetters }),
       });
     })().finally(() => {
       this.running = undefined;

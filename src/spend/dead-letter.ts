@@ -19,10 +19,15 @@ export interface DeadLetter {
   reason: DeadLetterReason;
   /** What exactly is wrong, for a person. */
   detail: string;
-  /** Where it came from: `spool` (with file and byte offset) or `api` (POST /v1/spend/ingest). */
-  source: 'spool' | 'api';
+  /**
+   * Where it came from: `spool` (with file and byte offset), `api` (POST /v1/spend/ingest) or
+   * `spend-logs` (the backfill from LiteLLM's database, with the LiteLLM and the row's request id).
+   */
+  source: 'spool' | 'api' | 'spend-logs';
   file?: string;
   offset?: number;
+  /** A spend-logs row's request_id (with `file` naming the LiteLLM it was read from). */
+  requestId?: string;
   /** The original line (or payload as JSON), cut to MAX_LINE_CHARS. */
   line: string;
 }
@@ -82,13 +87,17 @@ export class DeadLetterBox {
   }
 
   /**
-   * Appends dead letters to the file (a spool line already there is skipped). Resolves when they
-   * are written; a failure to write is logged and does not stop ingestion.
+   * Appends dead letters to the file (a spool line or spend-logs row already there is skipped).
+   * Resolves when they are written, with the letters that were new (all of them without a file,
+   * or when it cannot be written: a failure to write is logged and does not stop ingestion).
    */
-  write(letters: readonly DeadLetter[]): Promise<void> {
-    if (letters.length === 0 || !this.file) return Promise.resolve();
+  write(letters: readonly DeadLetter[]): Promise<readonly DeadLetter[]> {
+    if (letters.length === 0 || !this.file) return Promise.resolve(letters);
     const next = this.writing.then(() => this.append(letters));
-    this.writing = next.catch(() => undefined);
+    this.writing = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 
@@ -157,8 +166,9 @@ export class DeadLetterBox {
     this.options.log?.warn(details, message);
   }
 
-  private async append(letters: readonly DeadLetter[]): Promise<void> {
+  private async append(letters: readonly DeadLetter[]): Promise<readonly DeadLetter[]> {
     const file = this.file!;
+    const fresh: DeadLetter[] = [];
     try {
       const written = await this.writtenKeys();
       const at = (this.options.now?.() ?? new Date()).toISOString();
@@ -174,6 +184,7 @@ export class DeadLetterBox {
           // Only lines past a committed read position can come again: old keys can go.
           if (written.size > MAX_KEYS) written.delete(written.values().next().value!);
         }
+        fresh.push(letter);
         const { line, truncated } = excerpt(letter.line, MAX_LINE_CHARS);
         const entry = `${JSON.stringify({
           at,
@@ -181,6 +192,7 @@ export class DeadLetterBox {
           detail: letter.detail,
           source: letter.source,
           ...(letter.file !== undefined && { file: letter.file, offset: letter.offset }),
+          ...(letter.requestId !== undefined && { requestId: letter.requestId }),
           line,
           ...(truncated !== undefined && { lineChars: truncated }),
         })}\n`;
@@ -195,12 +207,14 @@ export class DeadLetterBox {
         text += entry;
       }
       if (text !== '') await appendFile(file, text);
+      return fresh;
     } catch (error) {
       this.warnOnce(
         'write-failed',
         { error: describeError(error), file },
         'cannot write the spend dead-letter file; dead letters are counted but not kept — check the state directory',
       );
+      return letters;
     }
   }
 
@@ -210,7 +224,7 @@ export class DeadLetterBox {
     for (const name of [`${this.file!}.1`, this.file!]) {
       const text = await readFile(name, 'utf8').catch(() => '');
       for (const line of text.split('\n')) {
-        if (!line.includes('"source":"spool"')) continue;
+        if (!line.includes('"source":"spool"') && !line.includes('"source":"spend-logs"')) continue;
         try {
           const key = keyOf(JSON.parse(line) as DeadLetter);
           if (key !== undefined) keys.add(key);
@@ -224,7 +238,12 @@ export class DeadLetterBox {
   }
 }
 
-function keyOf(letter: Pick<DeadLetter, 'source' | 'file' | 'offset'>): string | undefined {
+/** What makes a letter the same one read again: a spool line's place, a spend-logs row's id. */
+function keyOf(
+  letter: Pick<DeadLetter, 'source' | 'file' | 'offset' | 'requestId'>,
+): string | undefined {
+  if (letter.source === 'spend-logs' && letter.requestId !== undefined)
+    return `spend-logs ${letter.file ?? ''} ${letter.requestId}`;
   return letter.source === 'spool' && letter.file !== undefined && letter.offset !== undefined
     ? `${letter.file}:${letter.offset}`
     : undefined;

@@ -57,13 +57,14 @@ export function deploymentCatalog(config: LiteLLMConfig | undefined): Deployment
 
 const CONTEXT_KEYS = ['goal', 'caller', 'conversation'] as const;
 type ContextKey = (typeof CONTEXT_KEYS)[number];
-const MAX_CONTEXT_CHARS = 200;
+/** Characters of a goal, caller or conversation the ledger keeps; longer ones are cut, flagged. */
+export const MAX_CONTEXT_CHARS = 200;
 
 /**
  * Goal, caller and conversation of a request: a tag `goal:<id>` (body `tags`, `metadata.tags` or
  * the `x-litellm-tags` header all land in request_tags), else the same key in the request's
  * `metadata` (requester_metadata) or spend_logs_metadata; the caller falls back to the virtual
- * key's alias, the conversation to LiteLLM's session id.
+ * key's alias, the conversation to LiteLLM's session id. Values come as sent (ledgerRow cuts them).
  */
 export function requestContext(payload: StandardLoggingPayload): Record<ContextKey, string | null> {
   const fromTags: Partial<Record<ContextKey, string>> = {};
@@ -82,7 +83,7 @@ export function requestContext(payload: StandardLoggingPayload): Record<ContextK
   const pick = (key: ContextKey): string | null => {
     const value =
       fromTags[key] ?? textOf(requester[key]) ?? textOf(spendLogs[key]) ?? fallback(key, payload);
-    return value ? value.slice(0, MAX_CONTEXT_CHARS) : null;
+    return value || null;
   };
   return { goal: pick('goal'), caller: pick('caller'), conversation: pick('conversation') };
 }
@@ -165,9 +166,9 @@ export function ledgerRow(
     startedAt,
     endedAt,
     status,
-    goal: storableOrNull(context.goal, MAX_KEY_BYTES, flags),
-    caller: storableOrNull(context.caller, MAX_KEY_BYTES, flags),
-    conversation: storableOrNull(context.conversation, MAX_KEY_BYTES, flags),
+    goal: contextText(context.goal, flags),
+    caller: contextText(context.caller, flags),
+    conversation: contextText(context.conversation, flags),
     profile: storableOrNull(p.model_group || null, MAX_KEY_BYTES, flags),
     deployment: storableOrNull(p.model_id || null, MAX_KEY_BYTES, flags),
     model: storableOrNull(origin?.model ?? (p.model || null), MAX_KEY_BYTES, flags),
@@ -201,6 +202,25 @@ export function ledgerRow(
     if (content) row.content = content;
   }
   return row;
+}
+
+/**
+ * A goal, caller or conversation as stored: at most MAX_CONTEXT_CHARS characters (a longer one is
+ * cut and flagged `long-value`, so it is counted like every other cleaned value), then storable.
+ */
+function contextText(value: string | null, flags: Flags): string | null {
+  if (value === null) return null;
+  let text = value;
+  if (text.length > MAX_CONTEXT_CHARS) {
+    // Not between the halves of a surrogate pair (that would leave a lone one).
+    const high = text.charCodeAt(MAX_CONTEXT_CHARS - 1);
+    text = text.slice(
+      0,
+      high >= 0xd800 && high <= 0xdbff ? MAX_CONTEXT_CHARS - 1 : MAX_CONTEXT_CHARS,
+    );
+    flag(flags, 'long-value');
+  }
+  return storableText(text, MAX_KEY_BYTES, flags);
 }
 
 /** `messages` and `response` as logged (the loose schema drops them), or undefined when absent. */

@@ -298,7 +298,7 @@ async function insertOne(
 }
 
 /** Counts the stored rows that were cleaned, once per reason. */
-function countCleaned(
+export function countCleaned(
   box: DeadLetterBox,
   rows: readonly LedgerRow[],
   result: Pick<IngestResult, 'cleaned'>,
@@ -562,7 +562,7 @@ export async function ingestPayloads(
  * A payload as JSON text for the dead-letter file; never throws. Cycles cannot come from JSON, but
  * nesting deep enough to exhaust the stack can (`[[[[…]]]]` in an ingest body): its type stands in.
  */
-function jsonText(value: unknown): string {
+export function jsonText(value: unknown): string {
   try {
     return JSON.stringify(value) ?? typeof value;
   } catch {

@@ -242,6 +242,7 @@ export async function startControllerSpend(
     },
     catalog: () => catalog,
     settings: settings.backfill,
+    deadLetters,
     beforeRun: () => service.ingester.runOnce(),
     log: options.log,
   });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LiteLLMAdminClient } from '../../src/litellm/admin-client.js';
 import { backfillSpendLogs, markName, SpendBackfiller } from '../../src/spend/backfill.js';
+import { DeadLetterBox } from '../../src/spend/dead-letter.js';
 import type { DeploymentCatalog } from '../../src/spend/extract.js';
 import { ingestPayloads } from '../../src/spend/ingest.js';
 import { spendReport } from '../../src/spend/report.js';
@@ -16,6 +17,7 @@ import {
   type EmulatedSpendLog,
   type RecordedAdminRequest,
 } from '../emulator/litellm-db.js';
+import { deadLetterEntries, refusingDatabase } from '../helpers/ledger-suite.js';
 import { fetchLiteLLMOpenApi } from '../helpers/litellm-openapi.js';
 import { checkRequests, type OpenApiDocument } from '../helpers/openapi-contract.js';
 import { testKey } from '../helpers/secrets.js';
@@ -323,6 +325,83 @@ describe('spend-log backfill (database mode, LiteLLM /spend/logs/v2)', () => {
     expect(Math.min(...starts)).toBe(Math.floor((mark!.getTime() - 900_000) / 1000) * 1000);
     expect(resumed.inserted).toBe(4000 - partial);
     expect(await countRawRows(db)).toBe(4000);
+  });
+
+  it("an odd row in LiteLLM's spend logs is cleaned or dead-lettered and counted; the window and the catch-up go on", async () => {
+    const at = (i: number): number => T0 + HOUR_MS + i * 60_000;
+    for (let i = 0; i < 20; i++) emulator.spendLogs.push(spendLogFixture(at(i)));
+    const odd = [
+      // Not a SpendLogs row at all: before, it made the whole page unreadable, for good.
+      spendLogFixture(at(30), { request_id: null as never }),
+      spendLogFixture(at(31), { spend: 'a lot' as never }),
+      // No call id anywhere: not a request record.
+      spendLogFixture(at(32), { request_id: '', litellm_call_id: null, metadata: {} }),
+      // Storable once cleaned: a NUL in a tag, a lone surrogate, a negative cost and tokens.
+      spendLogFixture(at(33), { request_tags: ['goal:x\u0000y'] }),
+      spendLogFixture(at(34), { request_tags: ['caller:\ud800lone'] }),
+      spendLogFixture(at(35), { spend: -1e12, prompt_tokens: -5 }),
+    ];
+    emulator.spendLogs.push(...odd);
+    const deadDir = path.join(dir, 'spend-dead-letter');
+    const box = new DeadLetterBox({ dir: deadDir });
+    const run = () =>
+      backfillSpendLogs({
+        db,
+        source: client,
+        catalog,
+        from: new Date(T0),
+        to: new Date(T0 + DAY_MS),
+        deadLetters: box,
+      });
+    expect(await run()).toMatchObject({ inserted: 23, rejected: 3, cleaned: 3, missed: 0 });
+    expect(await countRawRows(db)).toBe(23);
+    const [nul] = await rowsOfCall(db, odd[3]!.litellm_call_id!);
+    expect(nul).toMatchObject({ goal: 'xy', cleaned: 'nul' });
+    const [negative] = await rowsOfCall(db, odd[5]!.litellm_call_id!);
+    expect(negative).toMatchObject({ cost_usd: 0, tokens_in: 0, cleaned: 'tokens,cost' });
+    const report = await spendReport(db, { since: '2026-10-01', until: '2026-12-01' });
+    expect(report.total.costUsd).toBeCloseTo(22 * 0.01, 9);
+    const entries = await deadLetterEntries(deadDir);
+    expect(entries.map((e) => [e.reason, e.source])).toEqual([
+      ['not-a-payload', 'spend-logs'],
+      ['not-a-payload', 'spend-logs'],
+      ['not-a-payload', 'spend-logs'],
+    ]);
+    const details = (entries as unknown as { detail: string }[]).map((e) => e.detail).join('\n');
+    expect(details).toMatch(/request_id/);
+    expect(details).toMatch(/spend/);
+    expect(details).toMatch(/no litellm_call_id/);
+    expect(box.summary()).toMatchObject({
+      cleaned: { nul: 1, surrogate: 1, cost: 1, tokens: 1 },
+      deadLettered: { 'not-a-payload': 3 },
+    });
+
+    // The same range again: nothing new in the ledger, the file or the counts.
+    expect(await run()).toMatchObject({ inserted: 0, known: 23, cleaned: 0 });
+    expect(await deadLetterEntries(deadDir)).toHaveLength(3);
+    expect(box.summary().deadLettered).toEqual({ 'not-a-payload': 3 });
+  });
+
+  it('a row the ledger refuses is dead-lettered and the rest of its window stored', async () => {
+    for (let i = 0; i < 10; i++) emulator.spendLogs.push(spendLogFixture(T0 + HOUR_MS + i * 1000));
+    const refused = spendLogFixture(T0 + HOUR_MS + 500);
+    emulator.spendLogs.push(refused);
+    const deadDir = path.join(dir, 'spend-dead-letter');
+    const box = new DeadLetterBox({ dir: deadDir });
+    const result = await backfillSpendLogs({
+      db: refusingDatabase(db, refused.litellm_call_id!),
+      source: client,
+      catalog,
+      from: new Date(T0),
+      to: new Date(T0 + DAY_MS),
+      deadLetters: box,
+    });
+    expect(result).toMatchObject({ inserted: 10, known: 0, rejected: 1 });
+    expect(await countRawRows(db)).toBe(10);
+    expect(await deadLetterEntries(deadDir)).toEqual([
+      expect.objectContaining({ reason: 'database', source: 'spend-logs' }),
+    ]);
+    expect(box.summary().deadLettered).toEqual({ database: 1 });
   });
 
   it('reads the spool before each run, so a request the spool has not delivered yet is not taken from LiteLLM too', async () => {

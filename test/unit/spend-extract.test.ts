@@ -114,6 +114,20 @@ describe('ledger rows from LiteLLM payloads', () => {
     expect(r).toMatchObject({ model: 'gpt-mini', provider: 'openai-prod' });
   });
 
+  it('cuts a goal, caller or conversation over 200 characters, flags it and keeps surrogate pairs whole', () => {
+    const long = row(
+      payload('long', {
+        request_tags: [`goal:${'g'.repeat(5000)}`, `caller:${'c'.repeat(199)}😀😀`],
+      }),
+    );
+    expect(long.goal).toBe('g'.repeat(200));
+    expect(long.caller).toBe('c'.repeat(199)); // the emoji's pair is not cut in half
+    expect(long.cleaned).toEqual(['long-value']);
+    expect(row(payload('short', { request_tags: [`goal:${'g'.repeat(200)}`] })).cleaned).toBe(
+      undefined,
+    );
+  });
+
   it('rejects what is not a request record, saying why', () => {
     const rejection = ledgerRow({ hello: 1 }, none);
     expect(isRejection(rejection) && rejection.reason).toMatch(/StandardLoggingPayload/);

@@ -64,6 +64,22 @@ export function DataTable(props: {
   </div>`;
 }
 
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+/**
+ * A value as text in a cell. Tabulator puts the string a formatter returns into the cell as HTML,
+ * and ledger values (goal, caller, conversation, model) are whatever a LiteLLM client sent in its
+ * tags or metadata: unescaped, one request could run script in an administrator's session.
+ */
+export const plain = (value: unknown): string =>
+  String(value).replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+
 /** Formatters shared by the tables. */
 export const usd = (value: unknown): string => `$${Number(value ?? 0).toFixed(4)}`;
 export const percent = (value: unknown): string => `${(Number(value ?? 0) * 100).toFixed(1)} %`;

@@ -507,6 +507,7 @@ async function backfillCommand(
     source: () => new LiteLLMAdminClient(url, masterKey, 60_000),
     catalog: () => catalog,
     settings: settings.backfill,
+    deadLetters: new DeadLetterBox({ dir: settings.deadLetterDir }),
   });
   try {
     const result = await backfiller.forQuery({
@@ -563,7 +564,7 @@ function printBackfill(result: BackfillResult, format: ReportFormat, io: CliIo):
     return;
   }
   io.stdout(
-    `backfilled ${result.from} → ${result.to}: ${result.inserted} new request record(s), ${result.known} already in the ledger, ${result.fetched} read in ${result.windows} window(s)${result.splits > 0 ? ` (${result.splits} made smaller to fit one page)` : ''}${result.rejected > 0 ? `, ${result.rejected} unreadable` : ''}\n`,
+    `backfilled ${result.from} → ${result.to}: ${result.inserted} new request record(s), ${result.known} already in the ledger, ${result.fetched} read in ${result.windows} window(s)${result.splits > 0 ? ` (${result.splits} made smaller to fit one page)` : ''}${result.cleaned > 0 ? `, ${result.cleaned} stored after cleaning` : ''}${result.rejected > 0 ? `, ${result.rejected} not stored (see the dead-letter file)` : ''}\n`,
   );
   if (result.missed > 0)
     io.stderr(
