@@ -3,6 +3,7 @@ import { buildFromDir } from '../compile/build.js';
 import { HttpError, type HandlerContext, type Reply, type Route } from '../api/server.js';
 import { kindInfo, PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
 import { providerSchema } from '../policy/schema.js';
+import { isReference, maskLiteral, maskSecretsInText } from '../policy/secrets.js';
 import { InputError } from '../shared/errors.js';
 import type { SelfExpansion } from './expansion.js';
 import { ProviderCallError } from './list-models.js';
@@ -121,9 +122,13 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
             name,
             kind: value.kind,
             prefix: info.prefix,
-            baseUrl: value.base_url ?? info.defaultBaseUrl,
+            // A hand-edited file may hold a secret the validation refuses: never answered as written.
+            baseUrl: maskSecretsInText(value.base_url ?? info.defaultBaseUrl ?? '') || undefined,
             local: value.local ?? info.localByDefault,
-            credential: value.credential,
+            credential:
+              value.credential === undefined || isReference(value.credential)
+                ? value.credential
+                : maskLiteral(value.credential),
             discovery: value.discovery,
             curatedModels: [...set.models.values()].filter((m) => m.value.provider === name).length,
             discoveredModels: Object.values(pool.models).filter((m) => m.provider === name).length,
