@@ -136,6 +136,26 @@ describe('the policy kinds added since the loader was hardened', () => {
   });
 });
 
+describe('a small file that asks for a huge config', () => {
+  it('is refused by counting deployments before building any (a 221 KB file took 1.3 GB to be refused)', () => {
+    const models = Array.from(
+      { length: 2000 },
+      (_, i) =>
+        `  m${i}: { provider: openai, capabilities: [chat], pricing: { input_per_mtok: 1, output_per_mtok: 1 } }`,
+    );
+    const profiles = Array.from({ length: 60 }, (_, i) => `  p${i}: { requires: [chat] }`);
+    const text = `${PROVIDER}models:\n${models.join('\n')}\nprofiles:\n${profiles.join('\n')}\n`;
+    expect(text.length).toBeLessThan(250_000);
+    const build = buildFromTexts([{ name: 'policies/p.yaml', text }]);
+    expect(build.config).toBeUndefined();
+    expect(build.findings.errors.map(formatProblem)).toEqual([
+      expect.stringMatching(
+        /^policies\/p\.yaml:2007:3 profiles\.p0: the policies ask for 122,000 deployments, more than the 100,000 one LiteLLM config may hold; profile "p0" alone has 2,000 — serve fewer deployments/,
+      ),
+    ]);
+  });
+});
+
 describe('masking secrets in policy text that is answered', () => {
   it('masks bearer tokens, well-known keys, URL user-info, secret query parameters, secret fields and known values', () => {
     const key = testKey();
