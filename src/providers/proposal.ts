@@ -191,7 +191,8 @@ export function commitMessage(
   return [
     what,
     '',
-    reason?.trim() ? `Reason: ${reason.trim()}` : 'Reason: (none given)',
+    // Free text from the API goes into git: a key pasted into it is masked like everywhere else.
+    reason?.trim() ? `Reason: ${maskSecretsInText(reason.trim())}` : 'Reason: (none given)',
     '',
     `Requested-By: ${author.name}`,
     'Changed-Through: modelcenter API',

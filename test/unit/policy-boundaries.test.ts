@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../src/api/server.js';
 import { runCli } from '../../src/cli/run.js';
 import { buildFromTexts } from '../../src/compile/build.js';
 import { PolicyRepo } from '../../src/gitstate/policy-repo.js';
@@ -342,6 +343,69 @@ describe('providers through the API: secrets and commands', () => {
     );
     expect(kept.dryRun === false && kept.commit).toBeTruthy();
     expect(git(repo, 'show', 'HEAD:policies/scenario.yaml')).toContain('rpm: 100');
+    // A key pasted into the reason is masked in the commit message.
+    const pasted = testKey();
+    await expansion.updateProvider(
+      'openai',
+      {
+        kind: 'openai',
+        credential: 'env:OPENAI_API_KEY',
+        limits: { rpm: 200 },
+        rotation: { rotate_every: '30d', issue: ['./issue-openai-key'] },
+      },
+      { author: 'agent', reason: `rotated, the old one was ${pasted}` },
+    );
+    expect(git(repo, 'log', '-1', '--format=%B')).toMatch(/Reason: rotated, the old one was sk-…/);
+    expect(git(repo, 'log', '--all', '--format=%B')).not.toContain(pasted);
+  });
+
+  it('answers a provider definition nested thousands deep with a 400 naming the field (the YAML writer overflowed its stack: 500)', async () => {
+    const admin = testKey('mc-admin-');
+    const pool = new PoolStore(path.join(repo, '.modelcenter'));
+    const server = createApiServer({
+      routes: providerRoutes({
+        policiesDir: policies,
+        expansion,
+        sync: new ModelSync({
+          store: pool,
+          credentials: () => undefined,
+          prices: () => Promise.resolve({ lookup: () => undefined, size: 0 }),
+        }),
+        pool,
+        credentials: () => undefined,
+      }),
+      tokens: { admin: [admin], read: [] },
+      maxBodyBytes: 1024 * 1024,
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const head = git(repo, 'rev-parse', 'HEAD');
+      const deep = `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`;
+      for (const [method, route, body] of [
+        [
+          'POST',
+          '/v1/providers',
+          `{"name":"deep","provider":{"kind":"openai","params":{"x":${deep}}}}`,
+        ],
+        ['PUT', '/v1/providers/openai', `{"provider":{"kind":"openai","params":{"x":${deep}}}}`],
+        ['POST', '/v1/providers/test', `{"provider":{"kind":"openai","params":{"x":${deep}}}}`],
+      ] as const) {
+        const response = await fetch(`${base}${route}`, {
+          method,
+          headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+          body,
+        });
+        const answer = (await response.json()) as { error: { message: string; field?: string } };
+        expect(response.status, route).toBe(400);
+        expect(answer.error.message).toMatch(/nested more than 64 levels deep/);
+        expect(answer.error.field).toBe('body.provider');
+      }
+      expect(git(repo, 'rev-parse', 'HEAD')).toBe(head);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it("GET /v1/providers never shows a hand-written literal credential or a URL's secret", async () => {
