@@ -45,8 +45,9 @@ export function parsePointInTime(text: string, now: Date): PointInTime {
   const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
   const relative = RELATIVE_PATTERN.exec(text);
   if (relative) {
-    const seconds = durationSeconds(`${Number(relative[1])}${relative[2]}`);
-    const time = seconds === undefined ? NaN : now.getTime() - seconds * 1000;
+    // Not durationSeconds: a report may reach back further than the longest policy duration.
+    const seconds = Number(relative[1]) * (SECONDS[relative[2] ?? 'd'] ?? 86_400);
+    const time = now.getTime() - seconds * 1000;
     if (Number(relative[1]) === 0)
       return { ok: false, reason: `${shown} is no duration: use 1${relative[2]} or more` };
     if (!Number.isFinite(time) || time < EARLIEST_INSTANT)
