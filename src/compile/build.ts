@@ -7,10 +7,11 @@ import {
   readPolicyDir,
   type LoadedText,
 } from '../policy/load.js';
-import { MAX_RENDERED_CHARS, megabytes } from '../policy/limits.js';
+import { MAX_DEPLOYMENTS, MAX_RENDERED_CHARS, megabytes } from '../policy/limits.js';
 import type { Entry, PolicySet } from '../policy/policy-set.js';
 import { splitFindings, type Findings, type Problem } from '../policy/problems.js';
 import { runRules } from '../policy/rules.js';
+import { selectModels } from '../policy/select.js';
 import { problemAt, type Path } from '../policy/source.js';
 import { compile } from './compile.js';
 import type { LiteLLMConfig } from './litellm-config.js';
@@ -32,6 +33,8 @@ export function buildFromTexts(texts: readonly LoadedText[]): Build {
   problems.push(...runRules(set));
   if (problems.some((p) => p.severity === 'error'))
     return { findings: splitFindings(problems), set };
+  const tooMany = deploymentLimitProblem(set);
+  if (tooMany) return { findings: splitFindings([...problems, tooMany]), set };
   const config = compile(set);
   problems.push(...duplicateDeploymentIds(set, config));
   const findings = splitFindings(problems);
@@ -45,6 +48,34 @@ export function buildFromTexts(texts: readonly LoadedText[]): Build {
   }
   return { findings, set, config, yaml };
 }
+
+/**
+ * Counts the deployments compile would build (each served model, and each model in each profile)
+ * without building them, and blames the profile with the most when they are over MAX_DEPLOYMENTS.
+ */
+function deploymentLimitProblem(set: PolicySet): Problem | undefined {
+  let total = 0;
+  for (const { value } of set.models.values()) {
+    if (value.expose !== false && value.enabled !== false) total += 1;
+  }
+  let largest: { name: string; count: number } | undefined;
+  for (const [name, entry] of set.profiles) {
+    const count = selectModels(set, entry.value).models.length;
+    total += count;
+    if (!largest || count > largest.count) largest = { name, count };
+  }
+  if (total <= MAX_DEPLOYMENTS) return undefined;
+  const entry = (largest && set.profiles.get(largest.name)) || set.models.values().next().value!;
+  return problemAt(
+    entry.source,
+    entry.path,
+    `the policies ask for ${total.toLocaleString('en')} deployments, more than the ${MAX_DEPLOYMENTS.toLocaleString('en')} one LiteLLM config may hold${largest ? `; profile "${largest.name}" alone has ${largest.count.toLocaleString('en')}` : ''}`,
+    DEPLOYMENTS_HINT,
+  );
+}
+
+const DEPLOYMENTS_HINT =
+  'serve fewer deployments: limit profiles with max_deployments, models or exclude, set expose: false on models nobody calls by name, or split the catalog across LiteLLM instances';
 
 /**
  * The config would outgrow MAX_RENDERED_CHARS. Blamed on what makes it large: the `litellm:`

@@ -1,5 +1,5 @@
 import type { PolicySet } from '../policy/policy-set.js';
-import { durationSeconds } from '../shared/duration.js';
+import { durationSeconds, MAX_TIMER_MS } from '../shared/duration.js';
 
 /** The policy's `health` section with every default filled in; durations in milliseconds. */
 export interface HealthSettings {
@@ -60,7 +60,8 @@ export function healthSettings(set: Pick<PolicySet, 'health'> | undefined): Heal
   return {
     probeIntervalMs: h.probe_interval ? ms(h.probe_interval, '5m') : undefined,
     windowMs: ms(h.window, d.window),
-    evaluateEveryMs: ms(h.evaluate_every, d.evaluateEvery),
+    // The loop sleeps this long: a Node timer over MAX_TIMER_MS fires at once, so `30d` would spin.
+    evaluateEveryMs: Math.min(ms(h.evaluate_every, d.evaluateEvery), MAX_TIMER_MS),
     alert: {
       errorRate: h.alert?.error_rate ?? d.alert.errorRate,
       minRequests: h.alert?.min_requests ?? d.alert.minRequests,

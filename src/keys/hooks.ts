@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { reservedVariable } from '../policy/secrets.js';
 import { ModelCenterError } from '../shared/errors.js';
 
 /**
@@ -37,7 +38,7 @@ export function runHook(run: HookRun): Promise<string> {
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout kills what a shell hook started too.
     const child = spawn(program, [...fixed, ...(run.args ?? [])], {
-      env: { ...process.env, ...run.env },
+      env: { ...hookEnvironment(process.env), ...run.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -77,4 +78,14 @@ export function runHook(run: HookRun): Promise<string> {
     child.stdin.on('error', () => undefined); // a command that never reads stdin
     child.stdin.end(run.stdin ?? '');
   });
+}
+
+/**
+ * The controller's environment without its own secrets (the master and salt keys, LiteLLM's
+ * database URL, every MODELCENTER_ setting, token and secret-store export): a hook is written in
+ * a policy, and a policy may not reach them (src/policy/secrets.ts). What a hook is for reaches it
+ * on stdin and in the variables `run.env` names.
+ */
+export function hookEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !reservedVariable(name)));
 }

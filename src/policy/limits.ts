@@ -18,6 +18,14 @@ export const POLICY_LIMITS = {
 /** Characters in the rendered LiteLLM config.yaml (10,000 deployments render to about 4.5 MB). */
 export const MAX_RENDERED_CHARS = 32 * 1024 * 1024;
 
+/**
+ * Deployments one config may hold, counted before any is built: a profile copies every model it
+ * selects, so a 221 KB file (2,000 models, 500 catch-all profiles) asked for a million deployments
+ * and took 1.3 GB and half a minute to be refused by the rendered-size limit. At about 450
+ * characters each, this many render past MAX_RENDERED_CHARS anyway.
+ */
+export const MAX_DEPLOYMENTS = 100_000;
+
 /** `4718592` → `4.5 MB`. */
 export function megabytes(chars: number): string {
   return `${(chars / (1024 * 1024)).toFixed(1)} MB`;

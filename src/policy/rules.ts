@@ -590,13 +590,10 @@ function stringSecretProblem(
 
 const HEADER_FIELDS = new Set(['headers', 'extra_headers']);
 
-/**
- * Secret boundaries, over every string of every section: no literal secret anywhere (URL user-info
- * and query parameters, header values, fields named like keys, values shaped like keys), and no
- * reference to the controller's own secrets. Values are shown masked, never as written.
- */
-export const secretRules: Rule = (set) => {
-  const problems: Problem[] = [];
+type StringVisitor = (entry: Entry<unknown>, sub: Path, value: string, place: Place) => void;
+
+/** Every string of every section of the policies, with where it sits. */
+function visitStrings(set: PolicySet, visit: StringVisitor): void {
   const walk = (
     entry: Entry<unknown>,
     value: unknown,
@@ -606,8 +603,7 @@ export const secretRules: Rule = (set) => {
   ): void => {
     if (depth > 64) return;
     if (typeof value === 'string') {
-      const problem = stringSecretProblem(entry, sub, value, place);
-      if (problem) problems.push(problem);
+      visit(entry, sub, value, place);
     } else if (Array.isArray(value)) {
       value.forEach((item, index) => walk(entry, item, [...sub, index], place, depth + 1));
     } else if (value !== null && typeof value === 'object') {
@@ -625,6 +621,8 @@ export const secretRules: Rule = (set) => {
       }
     }
   };
+  // Every section, the ones added later (master_key's delivery hook, health) included: a section
+  // left out of this list is a place where a literal secret would pass.
   const entries: Entry<unknown>[] = [
     ...set.providers.values(),
     ...set.models.values(),
@@ -632,12 +630,48 @@ export const secretRules: Rule = (set) => {
     ...set.callers.values(),
     ...set.goals.values(),
     ...set.budgets,
-    ...[set.cache, set.routing, set.spend, set.litellm].filter((e) => e !== undefined),
+    ...[
+      set.cache,
+      set.routing,
+      set.spend,
+      set.master_key,
+      set.litellm,
+      set.health,
+      set.healthOverlay,
+    ].filter((e) => e !== undefined),
   ];
   for (const entry of entries)
     walk(entry, entry.value, [], { field: undefined, inHeaders: false }, 0);
+}
+
+/**
+ * Secret boundaries, over every string of every section: no literal secret anywhere (URL user-info
+ * and query parameters, header values, fields named like keys, values shaped like keys), and no
+ * reference to the controller's own secrets. Values are shown masked, never as written.
+ */
+export const secretRules: Rule = (set) => {
+  const problems: Problem[] = [];
+  visitStrings(set, (entry, sub, value, place) => {
+    const problem = stringSecretProblem(entry, sub, value, place);
+    if (problem) problems.push(problem);
+  });
   return problems;
 };
+
+/**
+ * The literal secrets written in the policies, as written: what an answer that shows policy text
+ * (a proposal's diff) must mask. References to reserved variables are not secrets themselves.
+ */
+export function literalSecrets(set: PolicySet): string[] {
+  const found: string[] = [];
+  visitStrings(set, (entry, sub, value, place) => {
+    if (isReference(value) || /^(env|secret):/.test(value)) return;
+    if (isCredentialField(entry, sub) || stringSecretProblem(entry, sub, value, place)) {
+      found.push(value);
+    }
+  });
+  return found;
+}
 
 export const RULES: readonly Rule[] = [
   secretRules,

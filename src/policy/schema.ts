@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DURATION_PATTERN } from '../shared/duration.js';
+import { DURATION_PATTERN, durationSeconds, MAX_DURATION_TEXT } from '../shared/duration.js';
 import { PROVIDER_KINDS } from './provider-kinds.js';
 
 /**
@@ -17,7 +17,10 @@ const name = z
 
 const duration = z
   .string()
-  .regex(DURATION_PATTERN, 'a duration is a whole number and a unit: 30s, 15m, 24h, 7d or 2w');
+  .regex(DURATION_PATTERN, 'a duration is a whole number and a unit: 30s, 15m, 24h, 7d or 2w')
+  .refine((text) => !DURATION_PATTERN.test(text) || durationSeconds(text) !== undefined, {
+    message: `a duration may be at most ${MAX_DURATION_TEXT}`,
+  });
 
 /** `env:NAME` or `secret:name`. Literal values are rejected in rules.ts with a tailored message. */
 export const CREDENTIAL_REFERENCE = /^(env:[A-Z_][A-Z0-9_]*|secret:[a-z0-9][a-z0-9._-]*)$/;

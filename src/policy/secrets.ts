@@ -169,3 +169,53 @@ export function isSecretField(name: string, inHeaders: boolean): boolean {
 export function maskLiteral(value: string): string {
   return maskSecret(value) ?? masked('', value);
 }
+
+/** `scheme://user:password@`: the user-info of a URL anywhere in a text. */
+const URL_USER_INFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@'"]+)@/gi;
+/** `name=value` in a query string anywhere in a text. */
+const QUERY_PARAMETER = /([?&])([^=&\s'"#]+)=([^&\s'"#]+)/g;
+/** A YAML `name: value` line (a diff's `+`/`-` prefix allowed); `name` and `value` captured. */
+const YAML_FIELD = /^([+\- ]?[ \t]*(?:- )?["']?([A-Za-z0-9_.-]+)["']?:[ \t]+)(\S[^\n#]*?)[ \t]*$/gm;
+const AUTH_SCHEME_IN_TEXT = /\b(Bearer|Basic|Token|Digest|ApiKey)(\s+)(\S{8,})/gi;
+
+/**
+ * `text` (a diff, a YAML excerpt) with every secret in it masked: the `known` values (what the
+ * secret rules found, in the forms YAML may write them in) and whatever looks like a credential
+ * whatever field holds it — a bearer token, a well-known key, URL user-info, a secret query
+ * parameter. For answers that would otherwise show a policy text someone sent with a secret in it.
+ */
+export function maskSecretsInText(text: string, known: readonly string[] = []): string {
+  // Shapes first, then fields, then the known values still left; each step leaves what an
+  // earlier one masked (`…(N chars)`) alone.
+  const isMasked = (value: string): boolean => value.startsWith('…') || value.includes('…(');
+  let out = text.replace(URL_USER_INFO, (_whole, scheme: string) => `${scheme}…@`);
+  out = out.replace(QUERY_PARAMETER, (whole, sep: string, name: string, value: string) =>
+    isSecretQueryName(name) && !isReference(value) && !isMasked(value)
+      ? `${sep}${name}=${masked('', value)}`
+      : whole,
+  );
+  out = out.replace(AUTH_SCHEME_IN_TEXT, (whole, scheme: string, space: string, token: string) =>
+    isReference(token) || isMasked(token) ? whole : `${scheme}${space}${masked('', token)}`,
+  );
+  out = out.replace(KEY_PREFIX, (whole, prefix: string, rest: string) => {
+    if (!RANDOM_RUN.test(rest)) return whole;
+    return `${whole.slice(0, whole.length - prefix.length - rest.length)}${masked(prefix, rest)}`;
+  });
+  out = out.replace(YAML_FIELD, (whole, lead: string, name: string, value: string) => {
+    const bare = value.replace(/^(["'])(.*)\1$/, '$2');
+    // A flow collection (`key: { rotate_every: 30d }`) is structure, not a value.
+    return isSecretHeader(name) &&
+      bare &&
+      !/^[{[]/.test(bare) &&
+      !isReference(bare) &&
+      !isMasked(bare)
+      ? `${lead}${masked('', bare)}`
+      : whole;
+  });
+  const forms = known
+    .filter((v) => v.length > 0)
+    .flatMap((v) => [v, JSON.stringify(v).slice(1, -1), v.replace(/'/g, "''")])
+    .sort((a, b) => b.length - a.length);
+  for (const form of new Set(forms)) out = out.split(form).join(masked('', form));
+  return out;
+}

@@ -1,6 +1,6 @@
 import type { ApplyReport } from '../apply/controller.js';
 import type { PolicyRepo } from '../gitstate/policy-repo.js';
-import { CREDENTIAL_REFERENCE, NAME_PATTERN, type Model } from '../policy/schema.js';
+import { CREDENTIAL_REFERENCE, NAME_PATTERN, type Model, type Provider } from '../policy/schema.js';
 import { selectModels } from '../policy/select.js';
 import { buildFromTexts } from '../compile/build.js';
 import { InputError } from '../shared/errors.js';
@@ -84,6 +84,7 @@ export class SelfExpansion {
         );
       }
       editor.set('providers', name, this.credentialReferenced(name, provider, beforeWrite));
+      refuseNewCommands(name, undefined, editor);
     });
   }
 
@@ -94,7 +95,9 @@ export class SelfExpansion {
   ): Promise<ProposalResult> {
     return this.run(`providers: change ${name}`, options, (editor, beforeWrite) => {
       if (!editor.definedIn('providers', name)) throw notFound('provider', name);
+      const before = buildFromTexts(editor.proposedTexts()).set.providers.get(name)?.value;
       editor.set('providers', name, this.credentialReferenced(name, provider, beforeWrite));
+      refuseNewCommands(name, before, editor);
     });
   }
 
@@ -192,6 +195,26 @@ export class SelfExpansion {
     const reference = `secret:${name}`;
     beforeWrite(() => store(reference, credential));
     return { ...provider, credential: reference };
+  }
+}
+
+/**
+ * The commands of a provider's `rotation` (`issue`, `retire`) run on the controller's host with
+ * its environment: through the API they would give every admin token a shell there, and with it
+ * the controller's own secrets. So the API keeps the commands a definition has (a PUT may restate
+ * them) and refuses new or changed ones: those are written in a policy file, by someone with
+ * access to the repository. Read from the proposed policies, so no spelling (a merge key) slips by.
+ */
+function refuseNewCommands(name: string, before: Provider | undefined, editor: PolicyEditor): void {
+  const after = buildFromTexts(editor.proposedTexts()).set.providers.get(name)?.value;
+  for (const hook of ['issue', 'retire'] as const) {
+    const now = after?.rotation?.[hook];
+    if (now === undefined) continue;
+    if (JSON.stringify(now) === JSON.stringify(before?.rotation?.[hook])) continue;
+    throw new InputError(
+      `provider "${name}": rotation.${hook} is a command the controller would run on its host — commands are not accepted through the API; write it in a policy file and commit it`,
+      { status: 422, code: 'command_not_allowed', field: `provider.rotation.${hook}` },
+    );
   }
 }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { ModelsDialect, ProviderKindInfo } from '../policy/provider-kinds.js';
+import { maskSecretsInText } from '../policy/secrets.js';
 import { ModelCenterError } from '../shared/errors.js';
+import { redactUrl } from '../shared/redact-url.js';
 
 /**
  * Reads a provider's live model list in its own dialect: OpenAI-compatible `GET <base>/models`,
@@ -104,7 +106,8 @@ async function call<T>(
   timeoutMs: number,
   init: { method?: 'GET' | 'POST'; body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<T> {
-  const endpoint = url.split('?')[0]!;
+  // Shown in reports and errors: never the query or user-info, which may carry a key.
+  const endpoint = redactUrl(url);
   let response: Response;
   try {
     response = await fetch(url, {
@@ -124,7 +127,7 @@ async function call<T>(
     throw new ProviderCallError(
       timedOut
         ? `${endpoint} did not answer within ${timeoutMs / 1000} s — check the base_url and that the server is up`
-        : `cannot reach ${endpoint} (${cause ?? (error as Error).message}) — check the base_url and that the server is up`,
+        : `cannot reach ${endpoint} (${cause ?? maskSecretsInText((error as Error).message)}) — check the base_url and that the server is up`,
       endpoint,
     );
   }

@@ -8,6 +8,8 @@ import { writeFileAtomically } from '../shared/fs.js';
 import type { CommitAuthor, PolicyRepo } from '../gitstate/policy-repo.js';
 import { formatProblem } from '../policy/problems.js';
 import type { PolicySet } from '../policy/policy-set.js';
+import { literalSecrets } from '../policy/rules.js';
+import { maskSecretsInText } from '../policy/secrets.js';
 import { InputError, ModelCenterError } from '../shared/errors.js';
 import type { PolicyEditor, PolicyTexts } from './policy-edit.js';
 
@@ -59,6 +61,9 @@ export function planProposal(
 ): ProposalPlan & { set: PolicySet } {
   const before = buildFromTexts(policies.loaded);
   const after = buildFromTexts(editor.proposedTexts());
+  // The diff is answered (dry runs, refusals): a literal secret someone sent, or one already in a
+  // file, is shown masked there as everywhere else.
+  const secrets = [...literalSecrets(before.set), ...literalSecrets(after.set)];
   const old = new Set(deploymentIds(before.config));
   const now = new Set(deploymentIds(after.config));
   return {
@@ -68,11 +73,14 @@ export function planProposal(
     warnings: after.findings.warnings.map(formatProblem),
     files: [...editor.edits].map(([file, text]) => ({
       file,
-      diff: createTwoFilesPatch(
-        `policies/${file}`,
-        `policies/${file}`,
-        editor.before(file) ?? '',
-        text,
+      diff: maskSecretsInText(
+        createTwoFilesPatch(
+          `policies/${file}`,
+          `policies/${file}`,
+          editor.before(file) ?? '',
+          text,
+        ),
+        secrets,
       ),
     })),
     added: after.config ? [...now].filter((id) => !old.has(id)) : [],
@@ -183,7 +191,8 @@ export function commitMessage(
   return [
     what,
     '',
-    reason?.trim() ? `Reason: ${reason.trim()}` : 'Reason: (none given)',
+    // Free text from the API goes into git: a key pasted into it is masked like everywhere else.
+    reason?.trim() ? `Reason: ${maskSecretsInText(reason.trim())}` : 'Reason: (none given)',
     '',
     `Requested-By: ${author.name}`,
     'Changed-Through: modelcenter API',

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { buildFromDir } from '../compile/build.js';
 import { HttpError, type HandlerContext, type Reply, type Route } from '../api/server.js';
 import { kindInfo, PROVIDER_KIND_INFO } from '../policy/provider-kinds.js';
+import { POLICY_LIMITS } from '../policy/limits.js';
 import { providerSchema } from '../policy/schema.js';
+import { isReference, maskLiteral, maskSecretsInText } from '../policy/secrets.js';
 import { InputError } from '../shared/errors.js';
 import type { MutationOptions, SelfExpansion } from './expansion.js';
 import { ProviderCallError } from './list-models.js';
@@ -32,7 +34,27 @@ const change = {
 /** A provider definition as in a policy file; checked by the policy validation (422), not here. */
 const definition = z
   .record(z.string(), z.unknown())
+  .refine((value) => nestingDepth(value, POLICY_LIMITS.depth) <= POLICY_LIMITS.depth, {
+    message: `nested more than ${POLICY_LIMITS.depth} levels deep: a provider needs only a few`,
+  })
   .describe('a provider entry as written under providers: in a policy file');
+
+/**
+ * How deep `value` nests, counted without recursion and no further than `limit + 1`: a body nested
+ * thousands deep (a few KB of JSON) overflowed the stack of the YAML writer, a 500.
+ */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    deepest = Math.max(deepest, depth);
+    if (depth > limit) return depth;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
 
 const addBody = z
   .object({ name: z.string().min(1).max(100), provider: definition, ...change })
@@ -139,9 +161,13 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
             name,
             kind: value.kind,
             prefix: info.prefix,
-            baseUrl: value.base_url ?? info.defaultBaseUrl,
+            // A hand-edited file may hold a secret the validation refuses: never answered as written.
+            baseUrl: maskSecretsInText(value.base_url ?? info.defaultBaseUrl ?? '') || undefined,
             local: value.local ?? info.localByDefault,
-            credential: value.credential,
+            credential:
+              value.credential === undefined || isReference(value.credential)
+                ? value.credential
+                : maskLiteral(value.credential),
             discovery: value.discovery,
             curatedModels: [...set.models.values()].filter((m) => m.value.provider === name).length,
             discoveredModels: Object.values(pool.models).filter((m) => m.provider === name).length,

@@ -1,6 +1,7 @@
 import { credentialEnvName } from '../compile/compile.js';
 import { kindInfo } from '../policy/provider-kinds.js';
 import { CREDENTIAL_REFERENCE, type Provider } from '../policy/schema.js';
+import { referencedVariable, reservedVariable, urlSecret } from '../policy/secrets.js';
 import { InputError } from '../shared/errors.js';
 import type { ProviderTarget } from './list-models.js';
 
@@ -28,6 +29,24 @@ export function targetFor(
   if (!baseUrl) {
     throw new InputError(
       `provider "${name}": kind "${provider.kind}" has no default address — give base_url`,
+      { status: 422, field: 'base_url' },
+    );
+  }
+  // The same boundaries as the policy validation, for definitions that never went through it
+  // (`providers test`) or failed it (a sync of a hand-edited file): the controller's own secrets
+  // are never sent to a provider, and a URL carrying a secret is not called.
+  const variable = provider.credential && referencedVariable(provider.credential);
+  const reserved = variable ? reservedVariable(variable) : undefined;
+  if (reserved) {
+    throw new InputError(
+      `provider "${name}": ${provider.credential} names one of Model Center's own secrets (${reserved.holds}); it is never sent to a provider — give the provider a key of its own`,
+      { status: 422, field: 'credential' },
+    );
+  }
+  const inUrl = urlSecret(baseUrl);
+  if (inUrl) {
+    throw new InputError(
+      `provider "${name}": base_url carries ${inUrl.kind === 'user-info' ? 'credentials (user:password@)' : `a secret in its query string (${inUrl.masked})`} — remove it from the URL and use credential: env:NAME`,
       { status: 422, field: 'base_url' },
     );
   }

@@ -109,6 +109,13 @@ export function providerEnv(
       if (value) found[name] = value;
       else missing.push(name);
     }
+    // A deployment's api_key naming a variable LiteLLM will not have resolves to nothing, and
+    // LiteLLM then sends the default key of the client it uses (OPENAI_API_KEY for every openai/
+    // deployment, whichever server it points at; OPENAI_ADMIN_KEY before 1.108.2, #50218). The
+    // variable gets a placeholder instead: that server is refused, no other provider's key leaks.
+    for (const name of apiKeyVariables(config)) {
+      if (found[name] === undefined && name !== MASTER_KEY_ENV) found[name] = UNSET_KEY_PLACEHOLDER;
+    }
     if (withheld.length > 0) {
       log.error(
         { withheld },
@@ -123,6 +130,18 @@ export function providerEnv(
     }
     return found;
   };
+}
+
+/** What LiteLLM gets for a provider key variable that is not set: not a key, and says why. */
+export const UNSET_KEY_PLACEHOLDER = 'unset-key-variable';
+
+/** The variables the deployments' `api_key`s name (`os.environ/NAME`). */
+function apiKeyVariables(config: ReturnType<typeof parseRendered>): string[] {
+  return (config.model_list ?? []).flatMap(({ litellm_params: params }) =>
+    typeof params?.api_key === 'string' && params.api_key.startsWith('os.environ/')
+      ? [params.api_key.slice('os.environ/'.length)]
+      : [],
+  );
 }
 
 /**

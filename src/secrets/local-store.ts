@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { stateSecret } from '../settings/state-secret.js';
+import { protectStateDir, stateSecret } from '../settings/state-secret.js';
 import { describeError } from '../shared/errors.js';
 import { readIfExists, writeFileAtomically } from '../shared/fs.js';
 import {
@@ -158,6 +158,7 @@ export class LocalSecretStore implements SecretStore {
     const run = this.queue.then(async () => {
       const next = structuredClone(this.contents);
       const result = edit(next.secrets);
+      await protectStateDir(path.dirname(this.file));
       await writeFileAtomically(this.file, this.encrypt(next), { mode: 0o600 });
       this.contents = next;
       return result;

@@ -3,13 +3,28 @@ export const DURATION_PATTERN = /^([1-9][0-9]*)(s|m|h|d|w)$/;
 
 const SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
 
-/** Seconds in a duration string, or undefined when it is not one. */
+/**
+ * The longest duration anything may be: ten years. Far beyond any schedule, window or budget
+ * period, and far below what breaks date arithmetic (`99999999999999999999d` from now is no date:
+ * the key list answered 500, a rotation's grace end could not be written).
+ */
+export const MAX_DURATION_SECONDS = 3650 * 86_400;
+export const MAX_DURATION_TEXT = '3650d (ten years)';
+
+/** Seconds in a duration string, or undefined when it is not one or is longer than the maximum. */
 export function durationSeconds(text: string): number | undefined {
   const match = DURATION_PATTERN.exec(text);
   if (!match) return undefined;
   const [, amount, unit] = match;
-  return Number(amount) * (SECONDS[unit ?? 's'] ?? 1);
+  const seconds = Number(amount) * (SECONDS[unit ?? 's'] ?? 1);
+  return seconds <= MAX_DURATION_SECONDS ? seconds : undefined;
 }
+
+/**
+ * The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once,
+ * so a loop sleeping for a policy's `30d` would spin. Sleep at most this long and look again.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The range of instants a report or backfill may name: what the ledger and its database store. */
 export const EARLIEST_INSTANT = Date.UTC(1970, 0, 1);
@@ -30,8 +45,9 @@ export function parsePointInTime(text: string, now: Date): PointInTime {
   const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
   const relative = RELATIVE_PATTERN.exec(text);
   if (relative) {
-    const seconds = durationSeconds(`${Number(relative[1])}${relative[2]}`);
-    const time = seconds === undefined ? NaN : now.getTime() - seconds * 1000;
+    // Not durationSeconds: a report may reach back further than the longest policy duration.
+    const seconds = Number(relative[1]) * (SECONDS[relative[2] ?? 'd'] ?? 86_400);
+    const time = now.getTime() - seconds * 1000;
     if (Number(relative[1]) === 0)
       return { ok: false, reason: `${shown} is no duration: use 1${relative[2]} or more` };
     if (!Number.isFinite(time) || time < EARLIEST_INSTANT)

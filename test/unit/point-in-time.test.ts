@@ -9,6 +9,8 @@ describe('points in time for reports and backfills (since/until)', () => {
     ['7d', '2026-11-25T12:00:00.000Z'],
     ['24h', '2026-12-01T12:00:00.000Z'],
     ['2w', '2026-11-18T12:00:00.000Z'],
+    // Further back than the longest policy duration (3650d): still a point in time.
+    ['5000d', '2013-03-25T12:00:00.000Z'],
     ['2026-11-01', '2026-11-01T00:00:00.000Z'],
     ['2028-02-29', '2028-02-29T00:00:00.000Z'],
     ['2000-02-29', '2000-02-29T00:00:00.000Z'],

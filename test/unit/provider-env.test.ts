@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
-import { providerEnv } from '../../src/reload/make-strategy.js';
+import { providerEnv, UNSET_KEY_PLACEHOLDER } from '../../src/reload/make-strategy.js';
 import { PassThrough } from 'node:stream';
 import { testKey } from '../helpers/secrets.js';
 
@@ -47,7 +47,12 @@ describe('providerEnv', () => {
       { OPENAI_API_KEY: openaiKey, MODELCENTER_ADMIN_TOKENS: adminToken },
       log,
     )();
-    expect(env).toEqual({ OPENAI_API_KEY: openaiKey });
+    // Deployment b's key variable is withheld: it gets a placeholder, so LiteLLM does not fall
+    // back to OPENAI_API_KEY for it (test/integration/unset-key-fallback.test.ts).
+    expect(env).toEqual({
+      OPENAI_API_KEY: openaiKey,
+      MODELCENTER_ADMIN_TOKENS: UNSET_KEY_PLACEHOLDER,
+    });
     await new Promise((resolve) => setImmediate(resolve));
     expect(logText).toContain('MODELCENTER_ADMIN_TOKENS');
     expect(logText).not.toContain(adminToken);

@@ -66,6 +66,25 @@ describe('modelcenter providers discover and test', () => {
     expect(again.stderr).toContain('no new provider');
   });
 
+  it('never prints a key a URL in the environment carries, and writes nothing (the proposal printed it as found)', async () => {
+    const secret = testKey('pw');
+    const head = git(repo, 'rev-parse', 'HEAD');
+    for (const format of ['text', 'json']) {
+      const shown = await cli(
+        ['providers', 'discover', '--format', format, '--write'],
+        {
+          PROVIDER_EDGE_URL: `https://edge.example/v1?api_key=${secret}`,
+          PROVIDER_VAULT_URL: `https://admin:${secret}@vault.example/v1`,
+        },
+        repo,
+      );
+      expect(shown.code, format).toBe(1);
+      expect(shown.stdout + shown.stderr, format).not.toContain(secret);
+      expect(shown.stdout, format).toContain('vault.example');
+    }
+    expect(git(repo, 'rev-parse', 'HEAD')).toBe(head);
+  });
+
   it('tests a definition that is not saved: models and latency, or the refusal', async () => {
     const ok = await cli(
       [

@@ -5,6 +5,7 @@ import { PolicyRepo } from '../../gitstate/policy-repo.js';
 import { PROVIDER_KINDS } from '../../policy/provider-kinds.js';
 import { providerSchema, type Provider } from '../../policy/schema.js';
 import { discoverFromEnv } from '../../providers/discover-env.js';
+import { maskSecretsInText } from '../../policy/secrets.js';
 import { PolicyEditor, readPolicyTexts } from '../../providers/policy-edit.js';
 import { carryOut, planProposal, withoutSet } from '../../providers/proposal.js';
 import { envCredentials } from '../../providers/target.js';
@@ -104,11 +105,14 @@ async function discover(
   const what = `providers: add ${found.map((f) => f.name).join(', ')} (found in the environment)`;
   const plan = withoutSet(planProposal(what, policies, editor));
   if (options.format === 'json') {
-    context.io.stdout(`${JSON.stringify({ found, plan }, null, 2)}\n`);
+    // A URL from the environment may carry a key (PROVIDER_X_URL=https://u:key@host): shown masked.
+    context.io.stdout(`${maskSecretsInText(JSON.stringify({ found, plan }, null, 2))}\n`);
   } else {
     for (const f of found) context.io.stdout(`# ${f.name}: from ${f.because.join(', ')}\n`);
     context.io.stdout(
-      stringify({ providers: Object.fromEntries(found.map((f) => [f.name, f.provider])) }),
+      maskSecretsInText(
+        stringify({ providers: Object.fromEntries(found.map((f) => [f.name, f.provider])) }),
+      ),
     );
     for (const file of plan.files) context.io.stdout(`\n${file.diff}`);
     for (const problem of plan.problems) context.io.stderr(`problem: ${problem}\n`);
