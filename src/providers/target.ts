@@ -1,6 +1,7 @@
 import { credentialEnvName } from '../compile/compile.js';
 import { kindInfo } from '../policy/provider-kinds.js';
 import { CREDENTIAL_REFERENCE, type Provider } from '../policy/schema.js';
+import { referencedVariable, reservedVariable } from '../policy/secrets.js';
 import { InputError } from '../shared/errors.js';
 import type { ProviderTarget } from './list-models.js';
 
@@ -41,6 +42,16 @@ export function targetFor(
     );
   }
   if (literal) return { info, baseUrl, key: provider.credential };
+  // The controller's own secrets never leave as a provider's key: a definition tested (or
+  // synced) with env:LITELLM_MASTER_KEY would hand the master key to whatever base_url names.
+  const variable = provider.credential ? referencedVariable(provider.credential) : undefined;
+  const reserved = variable !== undefined ? reservedVariable(variable) : undefined;
+  if (reserved) {
+    throw new InputError(
+      `provider "${name}": ${provider.credential} names one of Model Center's own secrets (${reserved.holds}); it is never sent to a provider — ${reserved.instead ? `write ${reserved.instead}` : 'give the provider a key of its own: credential: env:PROVIDER_API_KEY'}`,
+      { status: 422, field: 'credential' },
+    );
+  }
   const key = provider.credential ? credentials(provider.credential) : undefined;
   if (provider.credential && key === undefined) {
     throw new InputError(

@@ -93,7 +93,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           };
         } catch (error) {
           if (error instanceof ReportQueryError) {
-            throw new HttpError(400, 'invalid_request', error.message);
+            throw new HttpError(400, 'invalid_request', error.message, error.field);
           }
           throw error;
         }
@@ -144,7 +144,9 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
             throw error.status !== undefined && error.status < 500
               ? new HttpError(409, 'backfill_unavailable', error.message)
               : new HttpError(502, 'litellm_failed', error.message);
-          if (error instanceof BackfillRequestError || error instanceof ReportQueryError)
+          if (error instanceof ReportQueryError)
+            throw new HttpError(400, 'invalid_request', error.message, error.field);
+          if (error instanceof BackfillRequestError)
             throw new HttpError(400, 'invalid_request', error.message);
           throw error;
         }
@@ -183,7 +185,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           return { status: 200, body: await callRecord(spend.db, params.callId ?? '') };
         } catch (error) {
           if (error instanceof UnknownCallError) {
-            throw new HttpError(404, 'not_found', error.message);
+            throw new HttpError(404, 'not_found', error.message, 'callId');
           }
           throw error;
         }
