@@ -183,7 +183,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       try {
         url = new URL(request.url ?? '/', 'http://localhost');
       } catch {
-        return fail(400, 'invalid_request', 'the request target is not a valid URL path');
+        return fail(400, 'invalid_request', 'the request target is not a valid URL path', 'path');
       }
       const matches = compiled
         .map((c) => ({ c, m: c.pattern.exec(url.pathname) }))
@@ -225,17 +225,18 @@ export function createApiServer(options: ApiServerOptions): Server {
         actor = auth.name;
         scope = auth.scope;
       }
-      let params: Record<string, string>;
-      try {
-        params = Object.fromEntries(
-          hit.c.names.map((name, i) => [name, decodeURIComponent(hit.m![i + 1]!)]),
-        );
-      } catch {
-        return fail(
-          400,
-          'invalid_request',
-          `${printable(url.pathname)}: a path segment is not valid URL encoding`,
-        );
+      const params: Record<string, string> = {};
+      for (const [i, name] of hit.c.names.entries()) {
+        try {
+          params[name] = decodeURIComponent(hit.m![i + 1]!);
+        } catch {
+          return fail(
+            400,
+            'invalid_request',
+            `path.${name}: ${printable(hit.m![i + 1]!)} is not valid URL encoding (percent-encoded UTF-8)`,
+            `path.${name}`,
+          );
+        }
       }
       for (const [name, value] of Object.entries(params)) {
         if (CONTROL.test(value))

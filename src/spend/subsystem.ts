@@ -147,7 +147,9 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           if (error instanceof ReportQueryError)
             throw new HttpError(400, 'invalid_request', error.message, error.field);
           if (error instanceof BackfillRequestError)
-            throw new HttpError(400, 'invalid_request', error.message);
+            throw error.field
+              ? new HttpError(400, 'invalid_request', error.message, error.field)
+              : new HttpError(409, 'backfill_unavailable', error.message);
           throw error;
         }
       },
@@ -166,7 +168,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           payloads = parseGenericApiBody(String(body));
         } catch (error) {
           if (error instanceof IngestBodyError)
-            throw new HttpError(400, 'invalid_request', error.message);
+            throw new HttpError(400, 'invalid_request', error.message, 'body');
           throw error;
         }
         const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
