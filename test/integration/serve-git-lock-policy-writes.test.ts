@@ -1,4 +1,5 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { errorBodySchema } from '../../src/api/server.js';
@@ -53,6 +54,18 @@ describe('policy writes through the API with .git/index.lock present (real git, 
     api = `http://127.0.0.1:${apiPort}`;
   };
   const lock = () => path.join(repo, '.git', 'index.lock');
+  /**
+   * `.git` read-only. As root a mode does not stop git, so the immutable attribute does (chattr);
+   * as anyone else, chmod.
+   */
+  let readOnly = false;
+  const writable = async (yes: boolean) => {
+    if (!repo || yes === !readOnly) return;
+    const dir = path.join(repo, '.git');
+    if (process.getuid?.() === 0) execFileSync('chattr', [yes ? '-i' : '+i', dir]);
+    else await chmod(dir, yes ? 0o755 : 0o555);
+    readOnly = !yes;
+  };
 
   beforeAll(async () => {
     fakes = await startFakes(keys);
@@ -61,6 +74,7 @@ describe('policy writes through the API with .git/index.lock present (real git, 
     await start();
   });
   afterAll(async () => {
+    await writable(true);
     running?.stop();
     await running?.exit;
     await Promise.all([...allFakes(fakes), nova].map((f) => f.close()));
@@ -178,5 +192,42 @@ describe('policy writes through the API with .git/index.lock present (real git, 
     };
     expect(providers.providers.map((p) => p.name)).not.toContain('nova');
     await until(async () => ((await call('GET', '/readyz')).status === 200 ? true : undefined));
+  });
+
+  it("with .git read-only an ordinary apply and a policy write fail with git's message and change nothing; writable again, both go through", async () => {
+    const file = path.join(repo, 'policies', 'scenario.yaml');
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain('  retries: 0\n');
+    await writeFile(file, text.replace('  retries: 0\n', '  retries: 1\n'));
+    git(repo, 'commit', '-qam', 'policies: one retry');
+    const policyCommit = git(repo, 'rev-parse', 'HEAD');
+
+    await writable(false);
+    try {
+      const apply = await call('POST', '/v1/apply', {});
+      expect(apply.status).toBe(503);
+      const applyError = errorBodySchema.parse(apply.body).error;
+      expect(applyError.code).toBe('git_failed');
+      expect(applyError.message).toMatch(
+        /index\.lock': (Operation not permitted|Permission denied)/,
+      );
+      const enable = await call('PUT', '/v1/models/gpt-mini/enabled', { enabled: true });
+      expect(enable.status).toBe(503);
+      expect(errorBodySchema.parse(enable.body).error.code).toBe('git_failed');
+      expect(git(repo, 'status', '--porcelain')).toBe('');
+      expect(git(repo, 'rev-parse', 'HEAD')).toBe(policyCommit);
+      const status = (await call('GET', '/v1/status')).body as { drift: { drifted: boolean } };
+      expect(status.drift.drifted).toBe(false);
+    } finally {
+      await writable(true);
+    }
+
+    const applied = await call('POST', '/v1/apply', {});
+    expect(applied.status, JSON.stringify(applied.body)).toBe(200);
+    expect(applied.body.outcome).toBe('applied');
+    expect(git(repo, 'log', '-1', '--format=%B')).toContain(`Policy-Commit: ${policyCommit}`);
+    const enabled = await call('PUT', '/v1/models/gpt-mini/enabled', { enabled: true });
+    expect(enabled.status, JSON.stringify(enabled.body)).toBe(200);
+    expect(git(repo, 'status', '--porcelain')).toBe('');
   });
 });
