@@ -197,7 +197,7 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       handle: async ({ params }) => {
         const name = params.name ?? '';
         if (!service.jobs().some((j) => (j as { name?: string }).name === name)) {
-          throw new HttpError(404, 'not_found', `no job "${name}"`);
+          throw new HttpError(404, 'not_found', `no job "${name}"`, 'name');
         }
         return { status: 200, body: await service.runJob(name) };
       },

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
+import { GitStateError } from '../gitstate/git-state.js';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { allows, authorize, type Scope, type Tokens } from './auth.js';
 
@@ -25,6 +26,11 @@ export interface HandlerContext {
   actor: string;
   /** The token's scope; undefined on public routes. */
   scope?: Scope;
+  /**
+   * A HEAD request served by this GET route: the answer's body is dropped, so a handler whose GET
+   * hands something out once (a key's delivery) must only look, not consume.
+   */
+  head?: boolean;
 }
 
 export interface Reply {
@@ -67,6 +73,8 @@ export class HttpError extends ModelCenterError {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The parameter the answer is about: `path.name`, or a bare name placed like InputError's. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -175,7 +183,7 @@ export function createApiServer(options: ApiServerOptions): Server {
       try {
         url = new URL(request.url ?? '/', 'http://localhost');
       } catch {
-        return fail(400, 'invalid_request', 'the request target is not a valid URL path');
+        return fail(400, 'invalid_request', 'the request target is not a valid URL path', 'path');
       }
       const matches = compiled
         .map((c) => ({ c, m: c.pattern.exec(url.pathname) }))
@@ -217,17 +225,18 @@ export function createApiServer(options: ApiServerOptions): Server {
         actor = auth.name;
         scope = auth.scope;
       }
-      let params: Record<string, string>;
-      try {
-        params = Object.fromEntries(
-          hit.c.names.map((name, i) => [name, decodeURIComponent(hit.m![i + 1]!)]),
-        );
-      } catch {
-        return fail(
-          400,
-          'invalid_request',
-          `${printable(url.pathname)}: a path segment is not valid URL encoding`,
-        );
+      const params: Record<string, string> = {};
+      for (const [i, name] of hit.c.names.entries()) {
+        try {
+          params[name] = decodeURIComponent(hit.m![i + 1]!);
+        } catch {
+          return fail(
+            400,
+            'invalid_request',
+            `path.${name}: ${printable(hit.m![i + 1]!)} is not valid URL encoding (percent-encoded UTF-8)`,
+            `path.${name}`,
+          );
+        }
       }
       for (const [name, value] of Object.entries(params)) {
         if (CONTROL.test(value))
@@ -283,6 +292,7 @@ export function createApiServer(options: ApiServerOptions): Server {
         requestId,
         actor,
         ...(scope && { scope }),
+        head,
       });
       if (reply.stream) return stream(reply.status, reply.stream, reply.contentType);
       send(
@@ -293,14 +303,16 @@ export function createApiServer(options: ApiServerOptions): Server {
       );
     })().catch((error: unknown) => {
       if (response.headersSent) return;
-      if (error instanceof HttpError) return fail(error.status, error.code, error.message);
-      if (error instanceof InputError)
+      if (error instanceof HttpError || error instanceof InputError)
         return fail(
           error.status,
           error.code,
           error.message,
-          fieldOf(error.field, template, compiled),
+          fieldOf(error.field, method, template, compiled),
         );
+      // Git refused a commit (a lock left behind, a read-only .git): the repository's state, not
+      // the request's nor a bug; the files are back as they were and the next attempt retries.
+      if (error instanceof GitStateError) return fail(503, 'git_failed', error.message);
       options.log.error({ requestId, err: describeError(error) }, 'handler failed');
       const known = error instanceof ModelCenterError;
       fail(
@@ -336,17 +348,24 @@ export function createApiServer(options: ApiServerOptions): Server {
   return server;
 }
 
-/** Where an InputError's bare field name lives in the request: `query.since`, `body.to`, `path.callId`. */
+/**
+ * Where an InputError's (or HttpError's) field lives in the request: `query.since`, `body.to`,
+ * `path.callId`; a dotted field inside the body (`provider.base_url`) gets the `body.` prefix.
+ */
 function fieldOf(
   field: string | undefined,
+  method: string | undefined,
   template: string,
   compiled: readonly CompiledRoute[],
 ): string | undefined {
-  if (!field || field.includes('.')) return field;
-  const found = compiled.find((c) => c.route.path === template);
+  if (!field || /^(path|query|body)(\.|$)/.test(field)) return field;
+  // GET and POST /v1/providers share a template: the route that answered is the one with both.
+  const found = compiled.find((c) => c.route.path === template && c.route.method === method);
   if (!found) return field;
-  if (found.names.includes(field)) return `path.${field}`;
-  if (found.route.query?.shape && field in found.route.query.shape) return `query.${field}`;
+  const head = field.split('.')[0]!;
+  if (found.names.includes(head)) return `path.${field}`;
+  if (found.route.query?.shape && Object.hasOwn(found.route.query.shape, head))
+    return `query.${field}`;
   return found.route.body ? `body.${field}` : field;
 }
 

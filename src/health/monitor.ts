@@ -94,6 +94,8 @@ export interface HealthReport {
     reverted: boolean;
   };
   probesError?: string;
+  /** This evaluation's overlay change could not be committed; the next evaluation retries. */
+  changeError?: { at: string; message: string; error: string };
 }
 
 /**
@@ -250,10 +252,13 @@ export class HealthMonitor {
         }
       }
     } catch (error) {
+      const err = this.mask(describeError(error));
       this.deps.log.error(
-        { err: this.mask(describeError(error)), change },
+        { err, change },
         'health overlay could not be committed; retrying at the next evaluation',
       );
+      if (this.report)
+        this.report.changeError = { at, message: message.split('\n')[0]!, error: err };
     }
   }
 

@@ -52,4 +52,9 @@ export const healthReportSchema = z.object({
     })
     .optional(),
   probesError: z.string().optional(),
+  /**
+   * This evaluation's overlay change could not be committed (git refused: a lock left behind, a
+   * read-only .git): nothing changed, and the next evaluation tries again.
+   */
+  changeError: z.object({ at: z.string(), message: z.string(), error: z.string() }).optional(),
 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import type { Controller } from '../apply/controller.js';
 import type { RunApply } from '../apply/subsystem.js';
 import { HttpError, type Route } from '../api/server.js';
@@ -119,6 +120,7 @@ export async function startHealth(deps: HealthDeps): Promise<HealthSubsystem> {
         scope: 'admin',
         summary:
           'Evaluates health now (as the timer does): may demote or restore a provider or reorder a profile, each a policy commit applied by the normal apply path',
+        body: z.object({}).strict(),
         response: healthReportSchema,
         handle: async () => {
           const report = await monitor.evaluate();

@@ -74,6 +74,11 @@ export async function deliverKey(options: {
   return result;
 }
 
+/** Whether a delivery of `subject` waits to be read (HEAD asks this; it consumes nothing). */
+export async function deliveryPending(store: SecretStore, subject: string): Promise<boolean> {
+  return (await store.get(deliveryName(subject))) !== undefined;
+}
+
 /** The pending delivery of `subject`, read once: returned and removed. */
 export async function readDeliveryOnce(
   store: SecretStore,

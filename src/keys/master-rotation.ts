@@ -9,7 +9,7 @@ import { durationSeconds } from '../shared/duration.js';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { fingerprint, newRotationId, type AuditOutcome, type KeyAudit } from './audit.js';
 import { DEFAULT_GRACE } from './credentials.js';
-import { deliverKey, deliveryName, readDeliveryOnce } from './delivery.js';
+import { deliverKey, deliveryName, deliveryPending, readDeliveryOnce } from './delivery.js';
 import type { LiveLiteLLM } from './live.js';
 import type { Rotation, RotationLog } from './rotations.js';
 
@@ -311,6 +311,11 @@ export class MasterKeyRotator {
   /** The new master key, once, for the client that reads it (then it is gone). */
   readDelivery(): Promise<string | undefined> {
     return readDeliveryOnce(this.options.store, MASTER_SUBJECT);
+  }
+
+  /** Whether a new master key waits to be read, without reading it. */
+  deliveryPending(): Promise<boolean> {
+    return deliveryPending(this.options.store, MASTER_SUBJECT);
   }
 
   /**

@@ -228,7 +228,7 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
         if (input.since) {
           const parsed = parsePointInTime(input.since, now());
           if (!parsed.ok)
-            throw new HttpError(400, 'invalid_request', `query.since: ${parsed.reason}`);
+            throw new HttpError(400, 'invalid_request', `query.since: ${parsed.reason}`, 'since');
           since = parsed.date;
         }
         const events = await audit.list({
@@ -341,14 +341,20 @@ export async function startKeys(deps: KeysDeps): Promise<KeysSubsystem> {
       scope: 'admin',
       summary:
         'The new master key after a rotation, readable once (then 404): the one authenticated API read of its delivery',
-      handle: async ({ actor }) => {
-        const value = await master.readDelivery();
-        if (value === undefined)
-          throw new HttpError(
+      handle: async ({ actor, head }) => {
+        const missing = () =>
+          new HttpError(
             404,
             'not_found',
             'no undelivered master key: it was read already, its grace period ended, or no rotation happened',
           );
+        // HEAD drops the body: it must not spend the one read.
+        if (head) {
+          if (!(await master.deliveryPending())) throw missing();
+          return { status: 200, body: {} };
+        }
+        const value = await master.readDelivery();
+        if (value === undefined) throw missing();
         await audit.record({
           rotationId: (await rotations.latest(MASTER_SUBJECT))?.id ?? 'none',
           actor,

@@ -155,7 +155,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
           return { status: 200, body: describeRotation(rotation) };
         } catch (error) {
           if (error instanceof UnknownCallerError)
-            throw new HttpError(404, 'not_found', error.message);
+            throw new HttpError(404, 'not_found', error.message, 'caller');
           if (error instanceof KeyPolicyError)
             throw new HttpError(400, 'invalid_policy', error.message);
           throw error;
@@ -168,6 +168,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
       scope: 'admin',
       summary:
         "The caller's new virtual key, once (delivery `api`): the value, then it is forgotten; 404 when there is none to read",
+      body: z.object({}).strict(),
       handle: async ({ params, actor }) => {
         const caller = params.caller ?? '';
         const read = await keys().readDelivery(caller, actor);
@@ -176,6 +177,7 @@ export async function startVirtualKeys(deps: VirtualKeysDeps): Promise<VirtualKe
             404,
             'not_found',
             `no key of "${caller}" waits to be read: it was read already, delivered by a hook or a file, or never made — rotate it to get a new one`,
+            'caller',
           );
         return { status: 200, body: read, unmasked: true };
       },

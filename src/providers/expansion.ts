@@ -120,7 +120,8 @@ export class SelfExpansion {
         const policies = buildFromTexts(editor.proposedTexts()).set;
         const names: string[] = [];
         for (const id of ids) {
-          const found = pool.models[id];
+          // Own entries only: an id such as `__proto__` or `constructor` is not in the pool.
+          const found = Object.hasOwn(pool.models, id) ? pool.models[id] : undefined;
           if (!found) {
             throw new InputError(
               `no discovered model "${id}" — sync its provider first (POST /v1/providers/{name}/sync); ids look like <provider>/<upstream model>`,

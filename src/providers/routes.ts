@@ -171,7 +171,7 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
             discovery: value.discovery,
             curatedModels: [...set.models.values()].filter((m) => m.value.provider === name).length,
             discoveredModels: Object.values(pool.models).filter((m) => m.provider === name).length,
-            lastSync: pool.syncs[name],
+            lastSync: Object.hasOwn(pool.syncs, name) ? pool.syncs[name] : undefined,
           };
         });
         return { status: 200, body: { providers } };
@@ -256,7 +256,12 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
       handle: async ({ params }) => {
         const entry = (await definedProviders()).get(params.name!);
         if (!entry)
-          throw new HttpError(404, 'not_found', `no provider "${params.name}" in the policies`);
+          throw new HttpError(
+            404,
+            'not_found',
+            `no provider "${params.name}" in the policies`,
+            'name',
+          );
         // A provider that fails is reported (ok: false, error), not an error of this request.
         const [report] = await deps.sync.sync(new Map([[entry.name, entry.value]]));
         return { status: 200, body: report };
@@ -273,7 +278,12 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
         const { model } = body as z.infer<typeof pullBody>;
         const entry = (await definedProviders()).get(params.name!);
         if (!entry)
-          throw new HttpError(404, 'not_found', `no provider "${params.name}" in the policies`);
+          throw new HttpError(
+            404,
+            'not_found',
+            `no provider "${params.name}" in the policies`,
+            'name',
+          );
         if (kindInfo(entry.value.kind).modelsEndpoint !== 'ollama') {
           throw new InputError(
             `provider "${entry.name}" is not an Ollama server: only Ollama pulls models`,
@@ -337,6 +347,7 @@ export function providerRoutes(deps: ProviderRoutesDeps): Route[] {
             404,
             'not_found',
             `no model "${id}" in the catalog or the discovered pool`,
+            'id',
           );
         return { status: 200, body: { models: found } };
       },

@@ -368,8 +368,18 @@ function ceilToSecond(ms: number): number {
 /** A backfill was asked for while one runs. */
 export class BackfillBusyError extends ModelCenterError {}
 
-/** A backfill that cannot be done as asked (an empty range, no LiteLLM to read). */
-export class BackfillRequestError extends ModelCenterError {}
+/**
+ * A backfill that cannot be done as asked (an empty range, no LiteLLM to read). `field`: the
+ * parameter at fault (`since`), when the request is.
+ */
+export class BackfillRequestError extends ModelCenterError {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
 
 export interface SpendBackfillerOptions {
   db: Database;
@@ -444,6 +454,7 @@ export class SpendBackfiller {
     if (from.getTime() >= to.getTime())
       throw new BackfillRequestError(
         `nothing to backfill: the range starts (${from.toISOString()}) at or after its end (${to.toISOString()}; ranges end at now at the latest)`,
+        'since',
       );
     return this.run(() => Promise.resolve([from, to]));
   }

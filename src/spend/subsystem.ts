@@ -93,7 +93,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           };
         } catch (error) {
           if (error instanceof ReportQueryError) {
-            throw new HttpError(400, 'invalid_request', error.message);
+            throw new HttpError(400, 'invalid_request', error.message, error.field);
           }
           throw error;
         }
@@ -144,8 +144,12 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
             throw error.status !== undefined && error.status < 500
               ? new HttpError(409, 'backfill_unavailable', error.message)
               : new HttpError(502, 'litellm_failed', error.message);
-          if (error instanceof BackfillRequestError || error instanceof ReportQueryError)
-            throw new HttpError(400, 'invalid_request', error.message);
+          if (error instanceof ReportQueryError)
+            throw new HttpError(400, 'invalid_request', error.message, error.field);
+          if (error instanceof BackfillRequestError)
+            throw error.field
+              ? new HttpError(400, 'invalid_request', error.message, error.field)
+              : new HttpError(409, 'backfill_unavailable', error.message);
           throw error;
         }
       },
@@ -164,7 +168,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           payloads = parseGenericApiBody(String(body));
         } catch (error) {
           if (error instanceof IngestBodyError)
-            throw new HttpError(400, 'invalid_request', error.message);
+            throw new HttpError(400, 'invalid_request', error.message, 'body');
           throw error;
         }
         const catalog = deploymentCatalog(await readGeneratedConfig(settings.configFile));
@@ -183,7 +187,7 @@ function spendRoutes(spend: ControllerSpend, settings: SpendDeps['settings']): R
           return { status: 200, body: await callRecord(spend.db, params.callId ?? '') };
         } catch (error) {
           if (error instanceof UnknownCallError) {
-            throw new HttpError(404, 'not_found', error.message);
+            throw new HttpError(404, 'not_found', error.message, 'callId');
           }
           throw error;
         }

@@ -47,7 +47,7 @@ export async function startUi(deps: UiDeps): Promise<Subsystem<Route, JobRun>> {
       return Promise.reject(new HttpError(503, 'dashboard_unavailable', unavailable));
     const file = files.get(name);
     if (!file)
-      return Promise.reject(new HttpError(404, 'not_found', `no dashboard file "${name}"`));
+      return Promise.reject(new HttpError(404, 'not_found', `no dashboard file "${name}"`, 'file'));
     return Promise.resolve({ status: 200, body: file.text, contentType: file.contentType });
   };
   return {

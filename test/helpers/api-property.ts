@@ -62,6 +62,11 @@ export const TRICKY_VALUES = [
   '[]',
   '__proto__',
   'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  '../x',
+  'x'.repeat(301),
   "'; drop table spend; --",
 ];
 
@@ -117,6 +122,8 @@ function namedValues(schema: unknown): string[] {
   return [...found];
 }
 
+const PROTOTYPE_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+
 /** Characters that broke handlers: NUL and other controls, a lone surrogate. */
 const POISON = ['\u0000', '\u0001', '\n', '\u001b', '\u007f', '\u009f', '\uD800'];
 
@@ -136,6 +143,9 @@ function valueArbitrary(schema: unknown, known: readonly string[]): fc.Arbitrary
     });
   return fc.oneof(
     { weight: 6, arbitrary: pick },
+    // Names a plain object has through its prototype: a lookup by name that is not an own-key
+    // check finds something (a function, Object.prototype) instead of nothing.
+    { weight: 2, arbitrary: fc.constantFrom(...PROTOTYPE_NAMES) },
     { weight: 2, arbitrary: poisoned },
     {
       weight: 2,
@@ -162,6 +172,66 @@ function encode(text: string): string {
   }
 }
 
+interface FieldSchema {
+  type?: string | string[];
+  items?: unknown;
+  properties?: Record<string, unknown>;
+}
+
+/**
+ * A value for one body field. `typed`: the shape its schema asks for — a string (tricky, or one
+ * the route names), a boolean, an array of such values, an object with its fields and tricky
+ * extra keys — so that the request gets past validation into the handler (`ids: ["__proto__"]`
+ * answered 500 once; a field given only strings never reached it). Untyped: anything at all.
+ */
+function fieldArbitrary(
+  schema: unknown,
+  known: readonly string[],
+  typed: boolean,
+  depth = 0,
+): fc.Arbitrary<unknown> {
+  const { type, items, properties } = (schema ?? {}) as FieldSchema;
+  const types = Array.isArray(type) ? type : type ? [type] : [];
+  const value = valueArbitrary(schema, known);
+  const shaped: fc.Arbitrary<unknown>[] = [];
+  if (types.includes('string')) shaped.push(value);
+  if (types.includes('boolean')) shaped.push(fc.boolean());
+  if (types.includes('integer') || types.includes('number'))
+    shaped.push(fc.oneof(fc.integer({ min: -1, max: 1000 }), fc.constantFrom(1e308, 0.5)));
+  if (types.includes('array') && depth < 2) {
+    shaped.push(
+      fc.array(fieldArbitrary(items, known, typed, depth + 1), { minLength: 1, maxLength: 3 }),
+    );
+  }
+  if (types.includes('object') && depth < 2) {
+    const named = Object.entries(properties ?? {});
+    shaped.push(
+      fc
+        .tuple(
+          fc.record(
+            Object.fromEntries(
+              named.map(([n, s]) => [n, fieldArbitrary(s, known, typed, depth + 1)]),
+            ),
+            { requiredKeys: [] },
+          ),
+          fc.array(fc.tuple(value, fieldArbitrary(undefined, known, typed, depth + 1)), {
+            maxLength: 3,
+          }),
+        )
+        .map(([fields, extra]) => ({ ...fields, ...Object.fromEntries(extra) })),
+    );
+  }
+  if (typed && shaped.length > 0) return fc.oneof(...shaped);
+  return fc.oneof(
+    ...shaped.map((arbitrary) => ({ weight: 4, arbitrary })),
+    { weight: 4, arbitrary: value },
+    { weight: 2, arbitrary: fc.boolean() },
+    { weight: 1, arbitrary: fc.integer() },
+    { weight: 1, arbitrary: fc.constantFrom(1e308, -1, 0.5, null) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+  );
+}
+
 function bodyArbitrary(
   operation: Operation,
   known: readonly string[],
@@ -170,23 +240,33 @@ function bodyArbitrary(
   const schema = content['application/json']?.schema as
     { properties?: Record<string, unknown> } | undefined;
   const properties = Object.entries(schema?.properties ?? {});
-  const field = (fieldSchema: unknown): fc.Arbitrary<unknown> =>
-    fc.oneof(
-      { weight: 4, arbitrary: valueArbitrary(fieldSchema, known) },
-      { weight: 2, arbitrary: fc.boolean() },
-      { weight: 1, arbitrary: fc.integer() },
-      { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
-    );
-  const object = fc
-    .tuple(
-      fc.record(Object.fromEntries(properties.map(([name, s]) => [name, field(s)])), {
-        requiredKeys: [],
-      }),
-      fc.option(fc.tuple(fc.string({ maxLength: 10 }), field(undefined)), { freq: 4 }),
-    )
-    .map(([fields, extra]) => JSON.stringify(extra ? { ...fields, [extra[0]]: extra[1] } : fields));
+  const object = (typed: boolean) =>
+    fc
+      .tuple(
+        fc.record(
+          Object.fromEntries(
+            properties.map(([name, s]) => [name, fieldArbitrary(s, known, typed)]),
+          ),
+          { requiredKeys: [] },
+        ),
+        // An unknown field now and then (a strict body refuses it before the handler runs).
+        fc.oneof(
+          { weight: typed ? 8 : 1, arbitrary: fc.constant(undefined) },
+          {
+            weight: 1,
+            arbitrary: fc.tuple(
+              fc.string({ maxLength: 10 }),
+              fieldArbitrary(undefined, known, false),
+            ),
+          },
+        ),
+      )
+      .map(([fields, extra]) =>
+        JSON.stringify(extra ? { ...fields, [extra[0]]: extra[1] } : fields),
+      );
   return fc.oneof(
-    { weight: 6, arbitrary: object },
+    { weight: 4, arbitrary: object(true) },
+    { weight: 3, arbitrary: object(false) },
     { weight: 1, arbitrary: fc.constant(undefined) },
     { weight: 1, arbitrary: fc.constantFrom('', 'null', '[]', '"x"', '{', 'not json', NESTED) },
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)) },
@@ -278,7 +358,8 @@ export function apiRequests(
 
 /**
  * Sends `request` and checks what every answer to client input must be: never a 5xx; every
- * non-2xx in the one error shape with the request id of its header; no body for HEAD.
+ * non-2xx in the one error shape with the request id of its header, and an `invalid_request`
+ * naming its parameter; no body for HEAD.
  */
 export async function checkAnswer(
   base: string,
@@ -312,4 +393,7 @@ export async function checkAnswer(
   if (!shape.success) throw new Error(`an error not in the one shape: ${what}`);
   if (shape.data.error.requestId !== response.headers.get('x-request-id'))
     throw new Error(`the error's requestId differs from x-request-id: ${what}`);
+  // Input refused as written names where it sits (path.name, query.since, body.ids.0, body).
+  if (shape.data.error.code === 'invalid_request' && !shape.data.error.field)
+    throw new Error(`an invalid_request that names no parameter: ${what}`);
 }

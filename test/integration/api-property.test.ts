@@ -107,10 +107,72 @@ describe('the API never answers 5xx to client input (real serve)', () => {
     expect(await head.text()).toBe('');
   });
 
+  it('the new routes (providers, models, keys, health, dashboard) answer hostile names and ids with 4xx naming the parameter', async () => {
+    // Found by hand: a promoted id looked up through the pool's prototype answered 500.
+    for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const promote = await call('POST', '/v1/models/promote', JSON.stringify({ ids: [id] }));
+      expect(promote, id).toMatchObject({ status: 404, error: { field: 'body.ids' } });
+    }
+    // POST /v1/providers shares its template with GET: its errors name the body field.
+    const badName = await call('POST', '/v1/providers', '{"name": "../x", "provider": {}}');
+    expect(badName).toMatchObject({ status: 422, error: { field: 'body.name' } });
+    for (const name of ['__proto__', 'constructor', '..%2Fx', 'x'.repeat(5000)]) {
+      for (const [method, target, body] of [
+        ['PUT', `/v1/providers/${name}`, '{"provider": {"kind": "openai"}}'],
+        ['DELETE', `/v1/providers/${name}`, '{}'],
+        ['POST', `/v1/providers/${name}/sync`, '{}'],
+        ['POST', `/v1/providers/${name}/pull`, '{"model": "x"}'],
+        ['GET', `/v1/models/${name}`, undefined],
+        ['PUT', `/v1/models/${name}/enabled`, '{"enabled": false}'],
+        ['POST', `/v1/credentials/${name}/rotate`, '{"value": "abcdefgh12345678"}'],
+        ['POST', `/v1/keys/${name}/rotate`, '{}'],
+        ['POST', `/v1/keys/${name}/delivery`, '{}'],
+        ['GET', `/ui/${name}`, undefined],
+      ] as const) {
+        const answer = await call(method, target, body);
+        expect(answer.status, `${method} ${target.slice(0, 80)}`).toBe(404);
+        expect(answer.error?.field, `${method} ${target.slice(0, 80)}`).toMatch(/^path\./);
+      }
+    }
+    for (const since of ['99999999d', '0000-01-01', '2026-02-30']) {
+      for (const route of ['/v1/spend/series', '/v1/keys/audit']) {
+        const answer = await call('GET', `${route}?since=${since}`);
+        expect(answer, `${route} ${since}`).toMatchObject({
+          status: 400,
+          error: { field: 'query.since' },
+        });
+      }
+    }
+    const reversed = await call('GET', '/v1/spend/report?since=2026-02-01&until=2026-01-01');
+    expect(reversed).toMatchObject({ status: 400, error: { field: 'query.since' } });
+    // The controller's own secrets are never sent to a provider under test.
+    const test = await call(
+      'POST',
+      '/v1/providers/test',
+      JSON.stringify({
+        provider: {
+          kind: 'openai_compatible',
+          base_url: `${fakes.openai.url}/v1`,
+          credential: 'env:LITELLM_MASTER_KEY',
+        },
+      }),
+    );
+    const tested = JSON.parse(test.text) as { ok: boolean; reachable: boolean; error?: string };
+    expect(tested).toMatchObject({ ok: false, reachable: false });
+    expect(tested.error).toMatch(/names one of Model Center's own secrets/);
+    expect(fakes.openai.requests.some((r) => JSON.stringify(r).includes(keys.master))).toBe(false);
+  });
+
   it('property: generated requests over every route of the OpenAPI document get no 5xx, and every error has the one shape', async () => {
     // Another controller is applying (its lock holds a live pid), so a valid apply, reload or
     // rollback answers 409 at once instead of restarting LiteLLM hundreds of times; every
     // check of a request's input runs before the lock.
+    // Discovered ids to promote (before the lock: a sync is not an apply).
+    const synced = JSON.parse((await call('POST', '/v1/providers/groq/sync', '{}')).text) as {
+      added: string[];
+    };
+    const discovered = synced.added;
+    expect(discovered.length).toBeGreaterThan(0);
     holder = spawn('sleep', ['600'], { stdio: 'ignore' });
     const stateDir = path.join(repo, '.modelcenter');
     await mkdir(stateDir, { recursive: true });
@@ -121,10 +183,30 @@ describe('the API never answers 5xx to client input (real serve)', () => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/v1/spend/report', '/v1/spend/requests/{callId}']),
     );
-    const known = ['drift-check', git(repo, 'rev-parse', 'HEAD'), 'goal', 'day'];
+    // Every route of the document is exercised, the new ones included.
+    for (const route of [
+      '/v1/providers/{name}',
+      '/v1/models/promote',
+      '/v1/models/{id}/enabled',
+      '/v1/keys/audit',
+      '/v1/credentials/{provider}/rotate',
+      '/v1/keys/{caller}/rotate',
+      '/v1/health/evaluate',
+      '/v1/spend/series',
+      '/ui/{file}',
+    ])
+      expect(Object.keys(doc.paths)).toContain(route);
+    const known = [
+      'drift-check',
+      git(repo, 'rev-parse', 'HEAD'),
+      'goal',
+      'day',
+      ...['openai', 'groq', 'local-ollama', 'gpt-mini', 'llama-small', 'fast', 'index.html'],
+      ...discovered,
+    ];
     await fc.assert(
       fc.asyncProperty(apiRequests(doc, known), (request) => checkAnswer(api, request, tokens)),
-      { numRuns: 600 },
+      { numRuns: 2500 },
     );
   }, 240_000);
 });

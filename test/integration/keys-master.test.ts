@@ -103,12 +103,24 @@ describe('rotating the master key in configuration mode (blue-green, real nginx 
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     const newKey = (await readFile(file, 'utf8')).trim();
     expect(fingerprint(newKey)).toBe(report.newFingerprint);
+    // HEAD (a monitor, curl -I) only looks: it answered 200 and spent the one read before.
+    const head = await fetch(`${api}/v1/keys/master/delivery`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
     const read = await call('GET', '/v1/keys/master/delivery');
     expect(read.status).toBe(200);
     expect(read.json.value).toBe(newKey);
     const again = await call('GET', '/v1/keys/master/delivery');
     answers.push(again.text);
     expect(again.status).toBe(404);
+    const headAgain = await fetch(`${api}/v1/keys/master/delivery`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(headAgain.status).toBe(404);
 
     // The new key works at once; the old one still works during the grace period.
     expect(await ask(newKey)).toMatch(/reply from/);

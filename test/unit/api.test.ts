@@ -13,7 +13,7 @@ import {
   type Route,
 } from '../../src/api/server.js';
 import type { ApplyReport } from '../../src/apply/controller.js';
-import { GitState } from '../../src/gitstate/git-state.js';
+import { GitState, GitStateError } from '../../src/gitstate/git-state.js';
 import { applyCommitMessage } from '../../src/gitstate/messages.js';
 import { InputError } from '../../src/shared/errors.js';
 import { apiRequests, checkAnswer, type OpenApiDocument } from '../helpers/api-property.js';
@@ -302,7 +302,35 @@ const probeRoutes: Route[] = [
       return Promise.resolve({ status: 200, body: { id: params.id, query } });
     },
   },
+  // GET and POST on one template, as /v1/providers: an error of the POST names its body field.
+  {
+    method: 'GET',
+    path: '/v1/probe-items',
+    scope: 'read',
+    summary: 'a list',
+    handle: ({ head }) => {
+      reads.push(head ? 'HEAD' : 'GET');
+      return Promise.resolve({ status: 200, body: { items: [] } });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/probe-items',
+    scope: 'admin',
+    summary: 'add one (a policy commit)',
+    body: z.strictObject({ name: z.string() }),
+    handle: ({ body }) => {
+      const { name } = body as { name: string };
+      if (name === 'locked')
+        throw new GitStateError(
+          "could not commit policies/x.yaml: fatal: Unable to create '/r/.git/index.lock': File exists.",
+        );
+      throw new InputError(`"${name}" is not a valid name`, { status: 422, field: 'name' });
+    },
+  },
 ];
+/** What the GET /v1/probe-items handler was called for: HEAD must be told it is one. */
+const reads: string[] = [];
 
 describe('HTTP API: client input never gets a 5xx (in-process, real git for rollback targets)', () => {
   let server: Server;
@@ -433,6 +461,23 @@ describe('HTTP API: client input never gets a 5xx (in-process, real git for roll
       status: 400,
       error: { code: 'invalid_request', field: 'query.since' },
     });
+  });
+
+  it('an error of a POST sharing its template with a GET names the body field; the GET handler learns a HEAD is one', async () => {
+    expect(await send('POST', '/v1/probe-items', '{"name": "A b"}')).toMatchObject({
+      status: 422,
+      error: { code: 'invalid_request', field: 'body.name' },
+    });
+    reads.length = 0;
+    await send('HEAD', '/v1/probe-items');
+    await send('GET', '/v1/probe-items');
+    expect(reads).toEqual(['HEAD', 'GET']);
+  });
+
+  it("git refusing a commit is 503 git_failed with git's message, not a 500", async () => {
+    const answer = await send('POST', '/v1/probe-items', '{"name": "locked"}');
+    expect(answer).toMatchObject({ status: 503, error: { code: 'git_failed' } });
+    expect(answer.error?.message).toMatch(/index\.lock': File exists\./);
   });
 
   it('a rollback target that is not one generated commit is 400/404 naming why; a generated one goes through', async () => {

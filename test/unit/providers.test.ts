@@ -1,11 +1,15 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { InputError } from '../../src/shared/errors.js';
 import { discoverFromEnv, kindFromUrl } from '../../src/providers/discover-env.js';
-import { catalogEntry, modelName } from '../../src/providers/expansion.js';
+import { catalogEntry, modelName, SelfExpansion } from '../../src/providers/expansion.js';
 import { keptByDiscovery, matchesGlob } from '../../src/providers/glob.js';
 import { PolicyEditor } from '../../src/providers/policy-edit.js';
 import { targetFor } from '../../src/providers/target.js';
 import { commitMessage } from '../../src/providers/proposal.js';
-import { emptyPool, mergeSync, type DiscoveredModel } from '../../src/providers/pool.js';
+import { emptyPool, mergeSync, PoolStore, type DiscoveredModel } from '../../src/providers/pool.js';
 
 describe('discovery globs', () => {
   it.each([
@@ -94,6 +98,27 @@ describe('where a provider is called', () => {
     );
     expect(() => targetFor('v', { kind: 'vllm' }, lookup)).toThrow(/give base_url/);
   });
+
+  it("never hands the controller's own secrets to a provider (POST /v1/providers/test sent the master key to any base_url)", () => {
+    const secrets: Record<string, string> = {
+      'env:LITELLM_MASTER_KEY': 'master-value',
+      'env:MODELCENTER_ADMIN_TOKENS': 'admin-value',
+      'env:DATABASE_URL': 'postgres://u:p@h/db',
+    };
+    const lookup = (ref: string) => secrets[ref];
+    for (const credential of Object.keys(secrets)) {
+      const provider = { kind: 'openai_compatible' as const, base_url: 'http://x/v1', credential };
+      expect(() => targetFor('t', provider, lookup), credential).toThrow(
+        /names one of Model Center's own secrets/,
+      );
+      try {
+        targetFor('t', provider, lookup);
+      } catch (error) {
+        expect(error).toBeInstanceOf(InputError);
+        expect(String(error)).not.toMatch(/master-value|admin-value|u:p@/);
+      }
+    }
+  });
 });
 
 describe('the discovered pool', () => {
@@ -167,6 +192,28 @@ describe('promotion', () => {
     expect(edited).toContain('# fast');
     expect(edited).toMatch(/b:\n\s+kind: ollama/);
     expect(edited).toMatch(/models: \[ x, y \]|models:\s*\[x, y\]/);
+  });
+
+  it('an id such as __proto__ or constructor is no discovered model: 404 naming ids, not a crash', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mc-promote-'));
+    try {
+      await writeFile(path.join(dir, 'p.yaml'), 'providers: {}\n');
+      const expansion = new SelfExpansion({
+        policiesDir: dir,
+        repo: () => Promise.reject(new Error('nothing is committed')),
+        apply: () => Promise.reject(new Error('nothing is applied')),
+        pool: new PoolStore(dir),
+      });
+      for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+        const refused = await expansion
+          .promote([id], undefined, { author: 't', dryRun: true })
+          .catch((error: unknown) => error);
+        expect(refused, id).toBeInstanceOf(InputError);
+        expect(refused, id).toMatchObject({ status: 404, field: 'ids' });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('says what, why and who in the commit message', () => {
