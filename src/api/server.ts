@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
+import { isDiskFull } from '../shared/disk.js';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { allows, authorize, type Scope, type Tokens } from './auth.js';
 
@@ -301,6 +302,15 @@ export function createApiServer(options: ApiServerOptions): Server {
           error.message,
           fieldOf(error.field, template, compiled),
         );
+      if (isDiskFull(error)) {
+        // Not a bug to hunt in the log: say what to do (writes are retried by whoever asked).
+        options.log.warn({ requestId, err: describeError(error) }, 'request failed: disk full');
+        return fail(
+          507,
+          'disk_full',
+          `the disk is full (${describeError(error)}) — free space in the state directory and the repository, then retry`,
+        );
+      }
       options.log.error({ requestId, err: describeError(error) }, 'handler failed');
       const known = error instanceof ModelCenterError;
       fail(
