@@ -194,6 +194,8 @@ class SpoolWriter:
         self.lost = 0
         self.lost_unreported = 0
         self.dropped_reported = 0
+        # The count of the marker line waiting first in `pending`, if one does.
+        self.marker_waiting = 0
         self.written = 0
         self._last_warning = 0.0
         self._stop = threading.Event()
@@ -269,10 +271,15 @@ class SpoolWriter:
         if not force and time.time() < self.retry_at:
             return  # the last write failed (a full disk): do not hammer it every 50 ms
         if self.lost_unreported:
-            marker = _line({SPOOL_LOST_FIELD: self.lost_unreported, "pid": self.pid,
+            # One marker line, first in line: a marker still waiting there takes the new count.
+            total = self.lost_unreported + self.marker_waiting
+            marker = _line({SPOOL_LOST_FIELD: total, "pid": self.pid,
                             "reason": "not written in time: the disk was full or unwritable, or the queue overflowed"})
+            if self.marker_waiting:
+                self.pending_bytes -= len(self.pending.pop(0))
             self.pending.insert(0, marker)
             self.pending_bytes += len(marker)
+            self.marker_waiting = total
             self.lost_unreported = 0
         # One write per group of lines that fits in the current file; rotate between groups.
         while self.pending:
@@ -287,6 +294,7 @@ class SpoolWriter:
             if written:
                 self.pending_bytes -= sum(len(line) for line in self.pending[:written])
                 del self.pending[:written]
+                self.marker_waiting = 0  # a waiting marker is first: it is written
             if written < count:
                 self.retry_at = time.time() + RETRY_INTERVAL_S
                 return

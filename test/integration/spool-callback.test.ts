@@ -285,14 +285,11 @@ print("done")
     const chunk = parseChunk(await readFile(path.join(spoolDir, files[0]!)));
     expect(chunk.rows.length).toBeGreaterThan(0);
     expect(chunk.rows.length).toBeLessThan(30);
-    expect(chunk.dead).toEqual([
-      expect.objectContaining({
-        reason: 'spool-lost',
-        records: 30 - chunk.rows.length,
-        detail: expect.stringContaining(
-          `lost ${30 - chunk.rows.length} request record(s)`,
-        ) as string,
-      }),
-    ]);
+    // Every record is in the file or counted by a marker line (one per stretch of losses).
+    expect(chunk.dead.map((d) => d.reason)).toEqual(chunk.dead.map(() => 'spool-lost'));
+    expect(chunk.dead.length).toBeGreaterThan(0);
+    const lost = chunk.dead.reduce((sum, d) => sum + (d.records ?? 0), 0);
+    expect(chunk.rows.length + lost).toBe(30);
+    expect(chunk.dead[0]!.detail).toMatch(/lost \d+ request record\(s\).*not in the ledger/);
   });
 });
