@@ -5,6 +5,7 @@ import path from 'node:path';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { errorBodySchema } from '../../src/api/server.js';
+import { SECRET_STORE_FILE } from '../../src/secrets/local-store.js';
 import { openDatabase } from '../../src/store/db.js';
 import { callIdCounts } from '../../src/store/ledger.js';
 import { commitPolicies, git } from '../helpers/repo.js';
@@ -176,6 +177,23 @@ describe('a full disk under the policy repo and state directory (real LiteLLM, n
       expect(git(repo, 'rev-parse', 'HEAD')).toBe(headBefore);
       expect(await readFile(path.join(repo, 'litellm', 'config.yaml'), 'utf8')).toBe(configBefore);
       expect(await temporaryFiles(repo)).toEqual([]);
+
+      // A credential rotation: refused as a full disk; the secret store is as it was.
+      const storeFile = path.join(repo, '.modelcenter', SECRET_STORE_FILE);
+      const storeBefore = await readFile(storeFile, 'utf8').catch(() => 'absent');
+      const newKey = testKey();
+      fakes!.openai.acceptKeys([keys.openai, newKey]);
+      const rotate = await fetch(`${api}/v1/credentials/openai/rotate`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ value: newKey }),
+      });
+      expect(rotate.status).toBe(507);
+      const rotateBody = await rotate.text();
+      expect(errorBodySchema.parse(JSON.parse(rotateBody)).error.code).toBe('disk_full');
+      expect(rotateBody).not.toContain(newKey);
+      expect(await readFile(storeFile, 'utf8').catch(() => 'absent')).toBe(storeBefore);
+      expect(await temporaryFiles(path.join(repo, '.modelcenter'))).toEqual([]);
 
       // The controller runs and tells the truth: alive, still serving, the disk full in status.
       expect((await fetch(`${api}/healthz`)).status).toBe(200);
