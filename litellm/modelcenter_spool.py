@@ -14,7 +14,10 @@ keeps it. Either way the controller stores content only when its policies ask fo
 that would exceed MAX_CONTENT_LINE_BYTES with its content is written without it (and says so).
 
 The request path only copies a dict and puts it on a bounded queue; a background thread
-serialises and writes. Nothing here raises into LiteLLM: errors are logged and counted.
+serialises and writes. Nothing here raises into LiteLLM: errors are logged and counted. When a
+write fails (a full disk) the lines stay in memory, in order, and are retried every second; a
+short write is cut back to its last whole line. Lines beyond MODELCENTER_SPOOL_PENDING_BYTES are
+given up, and a ``modelcenter_spool_lost`` line written once the disk has room says how many.
 
 Files: ``<dir>/spool-<start ms>-<pid>-<seq>.jsonl``, never renamed or truncated, so a reader can
 key its offsets by file name. A file is written only by the process that created it, and only
@@ -27,6 +30,8 @@ Environment:
     MODELCENTER_SPOOL_MAX_BYTES     rotate after this many bytes (default 64 MiB)
     MODELCENTER_SPOOL_MAX_AGE_S     rotate when the file is this old (default 3600)
     MODELCENTER_SPOOL_QUEUE         events held in memory before new ones are dropped (default 50000)
+    MODELCENTER_SPOOL_PENDING_BYTES lines held in memory while the spool cannot be written (a full
+                                    disk) before new ones are given up and counted (default 64 MiB)
     MODELCENTER_SPOOL_KEEP_CONTENT  "1" makes proxy_handler_instance keep prompts and responses
                                     (messages, response); default drops them
 """
@@ -104,6 +109,12 @@ MAX_CONTENT_LINE_BYTES = 3 * 1024 * 1024
 CONTENT_DROPPED_FIELD = "modelcenter_content_dropped"
 # How often the writer thread writes what is queued (also the most a SIGKILL can lose).
 FLUSH_INTERVAL_S = 0.05
+# After a failed write (a full disk), how long the writer waits before trying again; the lines
+# wait in memory (up to MODELCENTER_SPOOL_PENDING_BYTES) and are written in order once it can.
+RETRY_INTERVAL_S = 1.0
+# A line with this field is not a request: it says how many records the writer had to give up
+# (held back longer than memory allows); the controller counts and logs them.
+SPOOL_LOST_FIELD = "modelcenter_spool_lost"
 # Longest error message kept; tracebacks are never kept (they can quote request content).
 MAX_ERROR_CHARS = 2000
 
@@ -153,7 +164,14 @@ def without_content(record: dict, reason: str) -> dict:
 class SpoolWriter:
     """One background thread per process writing queued records to the current spool file."""
 
-    def __init__(self, directory: str, max_bytes: int, max_age_s: float, queue_size: int):
+    def __init__(
+        self,
+        directory: str,
+        max_bytes: int,
+        max_age_s: float,
+        queue_size: int,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+    ):
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -167,6 +185,17 @@ class SpoolWriter:
         self.opened_at = 0.0
         self.dropped = 0
         self.write_errors = 0
+        # Lines not written yet (the disk was full): retried every RETRY_INTERVAL_S, in order.
+        self.pending: list = []
+        self.pending_bytes = 0
+        self.max_pending_bytes = max_pending_bytes
+        self.retry_at = 0.0
+        # Records given up on (over max_pending_bytes); lost_unreported go in the next marker line.
+        self.lost = 0
+        self.lost_unreported = 0
+        self.dropped_reported = 0
+        # The count of the marker line waiting first in `pending`, if one does.
+        self.marker_waiting = 0
         self.written = 0
         self._last_warning = 0.0
         self._stop = threading.Event()
@@ -197,6 +226,7 @@ class SpoolWriter:
                 if not batch:
                     break
                 self._write_batch(batch)
+            self._write_pending()  # lines held back by a failed write, once RETRY_INTERVAL_S passed
 
     def _drain(self, first: dict | None) -> list:
         batch = [] if first is None else [first]
@@ -208,47 +238,108 @@ class SpoolWriter:
         return batch
 
     def _write_batch(self, batch: list) -> None:
-        lines = []
         for record in batch:
             try:
                 line = _line(record)
                 if len(line) > MAX_CONTENT_LINE_BYTES and any(f in record for f in CONTENT_FIELDS):
                     line = _line(without_content(record, "too large"))
-                lines.append(line)
             except Exception as error:  # a payload that cannot be serialised is logged, not raised
                 self.write_errors += 1
                 self._warn("cannot serialise a spool record: %s", error)
+                continue
+            if self.pending_bytes + len(line) > self.max_pending_bytes:
+                # Held back too long (the disk stays full): this record is lost, and the next line
+                # written says how many were (a marker the controller counts and logs).
+                self.lost += 1
+                self.lost_unreported += 1
+                self._warn("spool cannot be written and %d bytes wait: lost %d records so far",
+                           self.pending_bytes, self.lost)
+                continue
+            self.pending.append(line)
+            self.pending_bytes += len(line)
+        self._write_pending()
+
+    def _write_pending(self, force: bool = False) -> None:
+        """Writes the lines held back; what cannot be written now stays for the next try."""
+        # Events the full queue refused (put() counts them on the request path) are reported too.
+        refused = self.dropped - self.dropped_reported
+        if refused > 0:
+            self.dropped_reported += refused
+            self.lost_unreported += refused
+        if not self.pending and not self.lost_unreported:
+            return
+        if not force and time.time() < self.retry_at:
+            return  # the last write failed (a full disk): do not hammer it every 50 ms
+        if self.lost_unreported:
+            # One marker line, first in line: a marker still waiting there takes the new count.
+            total = self.lost_unreported + self.marker_waiting
+            marker = _line({SPOOL_LOST_FIELD: total, "pid": self.pid,
+                            "reason": "not written in time: the disk was full or unwritable, or the queue overflowed"})
+            if self.marker_waiting:
+                self.pending_bytes -= len(self.pending.pop(0))
+            self.pending.insert(0, marker)
+            self.pending_bytes += len(marker)
+            self.marker_waiting = total
+            self.lost_unreported = 0
         # One write per group of lines that fits in the current file; rotate between groups.
-        group: list = []
-        group_bytes = 0
-        for line in lines:
-            if group and self._would_overflow(group_bytes + len(line)):
-                self._write_lines(group, group_bytes)
-                group, group_bytes = [], 0
-            group.append(line)
-            group_bytes += len(line)
-        if group:
-            self._write_lines(group, group_bytes)
+        while self.pending:
+            group_bytes = 0
+            count = 0
+            for line in self.pending:
+                if count and self._would_overflow(group_bytes + len(line)):
+                    break
+                group_bytes += len(line)
+                count += 1
+            written = self._write_lines(self.pending[:count], group_bytes)
+            if written:
+                self.pending_bytes -= sum(len(line) for line in self.pending[:written])
+                del self.pending[:written]
+                self.marker_waiting = 0  # a waiting marker is first: it is written
+            if written < count:
+                self.retry_at = time.time() + RETRY_INTERVAL_S
+                return
+        if self.retry_at:
+            self.retry_at = 0.0
+            log.warning("modelcenter_spool: the spool is written again (%d records lost meanwhile)",
+                        self.lost)
 
     def _would_overflow(self, incoming: int) -> bool:
         current = self.size if self.fd is not None else 0
         return current + incoming > self.max_bytes
 
-    def _write_lines(self, lines: list, length: int) -> None:
+    def _write_lines(self, lines: list, length: int) -> int:
+        """Appends whole lines; returns how many are in the file (a short write keeps no half line)."""
         data = b"".join(lines)
+        done = 0
         try:
             fd = self._file_for(length)
             view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            while done < len(data):
+                done += os.write(fd, view[done:])
             self.size += len(data)
             self.written += len(lines)
+            return len(lines)
         except Exception as error:
             self.write_errors += 1
-            self._warn("cannot write %d spool records to %s: %s", len(lines), self.path, error)
-            # The file may now end in half a line: never append after it, start the next file.
-            self._close()
+            self._warn("cannot write %d spool records to %s (kept in memory, retried): %s",
+                       len(lines), self.path, error)
+        # A short write (the disk filled up mid-line): cut the file back to the last whole line,
+        # so the reader never sees half a line and the rest is written after it on the next try.
+        whole = 0
+        kept = 0
+        for line in lines:
+            if kept + len(line) > done:
+                break
+            kept += len(line)
+            whole += 1
+        if self.fd is not None and done > kept:
+            try:
+                os.ftruncate(self.fd, self.size + kept)
+            except OSError:
+                self._close()  # cannot cut it: never append after half a line; next file
+        self.size += kept
+        self.written += whole
+        return whole
 
     def _file_for(self, incoming: int) -> int:
         now = time.time()
@@ -291,6 +382,11 @@ class SpoolWriter:
             if not batch:
                 break
             self._write_batch(batch)
+        self._write_pending(force=True)
+        if self.pending:
+            self.lost += len(self.pending)
+            log.warning("modelcenter_spool: exiting with %d records not written (disk full?); "
+                        "%d records lost in all", len(self.pending), self.lost)
 
     def stop(self) -> None:
         self._stop.set()
@@ -326,6 +422,7 @@ def _writer_for(directory: str | None) -> SpoolWriter:
                 max_bytes=_env_int("MODELCENTER_SPOOL_MAX_BYTES", 64 * 1024 * 1024),
                 max_age_s=float(_env_int("MODELCENTER_SPOOL_MAX_AGE_S", 3600)),
                 queue_size=_env_int("MODELCENTER_SPOOL_QUEUE", 50_000),
+                max_pending_bytes=_env_int("MODELCENTER_SPOOL_PENDING_BYTES", 64 * 1024 * 1024),
             )
             atexit.register(writer.stop)
             _writers[directory] = writer

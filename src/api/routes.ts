@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ApplyReport, DriftReport, Plan } from '../apply/controller.js';
 import { GitStateError } from '../gitstate/git-state.js';
+import { DiskFullError } from '../shared/disk.js';
 import { HttpError, openApiDocument, type Reply, type Route } from './server.js';
 
 /** What the API needs from the running service; `src/main.ts` provides it. */
@@ -93,6 +94,7 @@ async function mutation(work: () => Promise<ApplyReport>): Promise<Reply> {
   try {
     return applyReply(await work());
   } catch (error) {
+    if (error instanceof DiskFullError) throw new HttpError(507, 'disk_full', error.message);
     if (error instanceof GitStateError) throw new HttpError(503, 'git_failed', error.message);
     throw error;
   }

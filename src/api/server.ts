@@ -3,6 +3,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { GitStateError } from '../gitstate/git-state.js';
+import { isDiskFull } from '../shared/disk.js';
 import { describeError, InputError, ModelCenterError } from '../shared/errors.js';
 import { allows, authorize, type Scope, type Tokens } from './auth.js';
 
@@ -310,6 +311,15 @@ export function createApiServer(options: ApiServerOptions): Server {
           error.message,
           fieldOf(error.field, method, template, compiled),
         );
+      if (isDiskFull(error)) {
+        // Not a bug to hunt in the log: say what to do (writes are retried by whoever asked).
+        options.log.warn({ requestId, err: describeError(error) }, 'request failed: disk full');
+        return fail(
+          507,
+          'disk_full',
+          `the disk is full (${describeError(error)}) — free space in the state directory and the repository, then retry`,
+        );
+      }
       // Git refused a commit (a lock left behind, a read-only .git): the repository's state, not
       // the request's nor a bug; the files are back as they were and the next attempt retries.
       if (error instanceof GitStateError) return fail(503, 'git_failed', error.message);

@@ -45,8 +45,15 @@ export class MutationLock {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(this.file, 'wx');
-        await handle.writeFile(String(process.pid));
-        await handle.close();
+        try {
+          await handle.writeFile(String(process.pid));
+        } catch (error) {
+          // A full disk: no lock left behind (nor an open descriptor); the mutation is refused.
+          await rm(this.file, { force: true });
+          throw error;
+        } finally {
+          await handle.close();
+        }
         return;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

@@ -19,6 +19,8 @@ import { ServiceStartError, type Subsystem } from '../shared/subsystem.js';
 import { Controller, type ApplyReport, type DriftReport } from './controller.js';
 import { ApplyBusyError } from './lock.js';
 import { ApplyHistory } from './history.js';
+import { diskSpace, DiskFullError, isDiskFull } from '../shared/disk.js';
+import { FailureStreak } from '../shared/failure-streak.js';
 import { liveStateRoutes } from './live-routes.js';
 
 export interface ApplyDeps {
@@ -159,6 +161,11 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
   });
 
   let lastApply: { at: string; trigger: string; outcome: string; problems: string[] } | undefined;
+  const applyFailures = new FailureStreak(log, 'apply (it did not go live)', { level: 'error' });
+  const historyFailures = new FailureStreak(
+    log,
+    'writing the apply history (the dashboard misses it)',
+  );
   const run: RunApply = async (trigger, work) => {
     const started = performance.now();
     const startedAt = new Date().toISOString();
@@ -179,25 +186,26 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
           durationMs: Math.round(seconds * 1000),
           problems,
         })
-        .catch((error: unknown) =>
-          log.warn({ err: String(error) }, 'apply history not written; the dashboard misses it'),
+        .then(
+          () => historyFailures.succeeded(),
+          (error: unknown) => historyFailures.failed(error),
         );
     };
     let report: ApplyReport;
     try {
       report = await work();
-    } catch (error) {
-      // Git refused the commit: the apply failed (status and metrics say so) and is retried.
-      // A busy lock or a refused rollback target is not an apply and is not counted.
-      if (error instanceof GitStateError) {
+    } catch (caught) {
+      const error = diskFullApply(caught, state, trigger);
+      // Git refused the commit or the disk is full: the apply failed (status and metrics say so)
+      // and is retried. A busy lock or a refused rollback target is not an apply and is not counted.
+      if (error instanceof GitStateError || error instanceof DiskFullError) {
         record('failed', [error.message], undefined);
-        log.error(
-          { trigger, outcome: 'failed', problems: [error.message] },
-          'apply did not go live',
-        );
+        // Once per kind: the poll retries every few seconds while the disk stays full.
+        applyFailures.failed(error, { trigger, outcome: 'failed', problems: [error.message] });
       }
       throw error;
     }
+    applyFailures.succeeded();
     record(report.outcome, report.problems, report.commit);
     logReport(log, trigger, report);
     return report;
@@ -278,6 +286,8 @@ export async function startApply(deps: ApplyDeps): Promise<ApplySubsystem> {
         },
         strategy: strategy.name,
         strategyReason: settings.strategyReason,
+        // The state directory's disk (spool, ledger, secrets, generated config when it is there).
+        disk: await diskSpace(settings.stateDir),
         supervision: strategy.readiness?.(),
         generatedCommit: (await state.generatedCommits(1))[0],
         policyCommit: await policyCommitOf(state),
@@ -333,4 +343,18 @@ async function policyCommitOf(state: GitState): Promise<string | undefined> {
     current = history.find((c) => c.commit === target);
   }
   return current?.policyCommit;
+}
+
+/**
+ * A full disk met anywhere in an apply (the lock, the journal, the generated file, git's objects):
+ * one error that says so. Each of those steps leaves things as they were when it fails.
+ */
+function diskFullApply(error: unknown, state: GitState, trigger: string): unknown {
+  if (error instanceof DiskFullError || !isDiskFull(error)) return error;
+  return new DiskFullError(
+    state.repoDir,
+    `${trigger === 'api-rollback' ? 'rollback' : 'apply'} failed`,
+    `nothing was applied: ${state.configPath} and the policies are as they were, LiteLLM serves what it served, and the next apply after space is freed retries`,
+    { cause: error },
+  );
 }

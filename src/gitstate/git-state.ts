@@ -115,7 +115,15 @@ export class GitState {
     const commit =
       (await this.git.raw(['log', '-1', '--format=%H', '--', relative]).catch(() => '')).trim() ||
       undefined;
-    const status = await this.git.raw(['status', '--porcelain', '--', relative]);
+    // Read-only: without the optional index refresh, which needs a lock file and room on the
+    // disk (a full disk would otherwise fail every status and poll).
+    const status = await this.git.raw([
+      '--no-optional-locks',
+      'status',
+      '--porcelain',
+      '--',
+      relative,
+    ]);
     return { commit, dirty: status.trim().length > 0 };
   }
 

@@ -24,6 +24,9 @@ export const DEAD_LETTER_REASONS = [
   'too-long',
   'date-out-of-range',
   'database',
+  // LiteLLM's spool callback could not write records in time (a full disk): a marker line says
+  // how many; they are not in the ledger.
+  'spool-lost',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

@@ -30,6 +30,8 @@ export interface DeadLetter {
   requestId?: string;
   /** The original line (or payload as JSON), cut to MAX_LINE_CHARS. */
   line: string;
+  /** Request records it stands for, when not 1 (a `spool-lost` marker line). */
+  records?: number;
 }
 
 export type ProblemOutcome = 'cleaned' | 'dead-lettered';

@@ -9,6 +9,7 @@ import {
   type LedgerRow,
 } from '../store/ledger.js';
 import { describeError, ModelCenterError } from '../shared/errors.js';
+import { FailureStreak } from '../shared/failure-streak.js';
 import type { CleanedReason } from './clean.js';
 import { DeadLetterBox, MAX_LINE_CHARS, type DeadLetter } from './dead-letter.js';
 import { isRejection, ledgerRow, type DeploymentCatalog } from './extract.js';
@@ -221,7 +222,10 @@ async function ingestFile(
         const letters: DeadLetter[] = [];
         for (; dead < chunk.dead.length && at + chunk.dead[dead]!.end <= upTo; dead += 1) {
           const line = chunk.dead[dead]!;
-          letters.push(spoolLetter(at + line.start, line.reason, line.detail, line.text));
+          letters.push({
+            ...spoolLetter(at + line.start, line.reason, line.detail, line.text),
+            ...(line.records !== undefined && { records: line.records }),
+          });
         }
         await box.write(letters);
         let inserted: number;
@@ -261,7 +265,7 @@ async function ingestFile(
         }
         result.inserted += inserted;
         result.duplicates += stored.length - inserted;
-        for (const letter of letters) box.count('dead-lettered', letter);
+        for (const letter of letters) box.count('dead-lettered', letter, letter.records);
         countCleaned(box, stored, result, name);
         if (last) break;
       }
@@ -400,7 +404,12 @@ export class SpoolIngester {
     removedFiles: 0,
   };
 
-  constructor(private readonly options: SpoolIngesterOptions) {}
+  /** Failed runs are logged once per kind (a full disk fails every run until space is freed). */
+  readonly failures: FailureStreak;
+
+  constructor(private readonly options: SpoolIngesterOptions) {
+    this.failures = new FailureStreak(options.log ?? SILENT_LOGGER, 'spool ingestion');
+  }
 
   start(): void {
     this.stopped = false;
@@ -433,11 +442,9 @@ export class SpoolIngester {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.runOnce()
-        .catch((error: unknown) =>
-          (this.options.log ?? SILENT_LOGGER).warn(
-            { error: describeError(error) },
-            'spool ingestion failed; retrying',
-          ),
+        .then(
+          () => this.failures.succeeded(),
+          (error: unknown) => this.failures.failed(error, { spool: this.options.spoolDir }),
         )
         .finally(() => this.schedule(this.options.intervalMs ?? 1000));
     }, delay);

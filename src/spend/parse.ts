@@ -11,6 +11,8 @@ export interface DeadLine {
   reason: DeadLetterReason;
   detail: string;
   text: string;
+  /** Request records the line stands for (a `spool-lost` marker: how many were lost); else 1. */
+  records?: number;
 }
 
 /** Complete spool lines parsed into ledger rows, with where each row's line starts and ends. */
@@ -68,6 +70,11 @@ export function parseChunk(buffer: Uint8Array, keepContent = false): ParsedChunk
       });
       continue;
     }
+    const lost = spoolLost(value);
+    if (lost) {
+      deadLine(chunk, { start: lineStart, end: lineEnd, ...lost, text });
+      continue;
+    }
     const row = ledgerRow(value, NO_CATALOG, keepContent);
     if (isRejection(row)) {
       deadLine(chunk, {
@@ -84,6 +91,23 @@ export function parseChunk(buffer: Uint8Array, keepContent = false): ParsedChunk
     chunk.rowEnds.push(lineEnd);
   }
   return chunk;
+}
+
+/** The field of the spool callback's marker line (litellm/modelcenter_spool.py, SPOOL_LOST_FIELD). */
+const SPOOL_LOST_FIELD = 'modelcenter_spool_lost';
+
+/** A marker line: the callback gave up on this many records (held back while it could not write). */
+function spoolLost(value: unknown): Pick<DeadLine, 'reason' | 'detail' | 'records'> | undefined {
+  if (typeof value !== 'object' || value === null || !(SPOOL_LOST_FIELD in value)) return undefined;
+  const marker = value as Record<string, unknown>;
+  const n = marker[SPOOL_LOST_FIELD];
+  const records = typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? n : 1;
+  const why = typeof marker.reason === 'string' ? marker.reason.slice(0, 200) : 'not written';
+  return {
+    reason: 'spool-lost',
+    detail: `LiteLLM's spool callback (pid ${String(marker.pid)}) lost ${records} request record(s), ${why}: they are not in the ledger — keep free space in the state directory (MODELCENTER_SPOOL_PENDING_BYTES sets how much it holds in memory meanwhile)`,
+    records,
+  };
 }
 
 function deadLine(chunk: ParsedChunk, line: DeadLine): void {

@@ -6,6 +6,7 @@ import { spendSettings } from './config.js';
 import { webhookSink } from './webhook.js';
 import { LiteLLMAdminClient } from '../litellm/admin-client.js';
 import { describeError } from '../shared/errors.js';
+import { FailureStreak, type StreakStatus } from '../shared/failure-streak.js';
 import { BackfillRequestError, SpendBackfiller } from './backfill.js';
 import type { Database } from '../store/db.js';
 import { pruneRawRows } from '../store/ledger.js';
@@ -108,9 +109,11 @@ export function startSpendService(options: SpendServiceOptions): SpendService {
     });
     return checking;
   };
+  const budgetFailures = new FailureStreak(log, 'budget check');
   const timer = setInterval(() => {
-    checkNow().catch((error: unknown) =>
-      log.warn({ error: describeError(error) }, 'budget check failed; retrying'),
+    checkNow().then(
+      () => budgetFailures.succeeded(),
+      (error: unknown) => budgetFailures.failed(error),
     );
   }, options.budgetIntervalMs ?? 30_000);
   return {
@@ -164,8 +167,11 @@ export interface ControllerSpend {
     payloads: readonly unknown[],
     catalog: DeploymentCatalog,
   ): ReturnType<typeof ingestPayloads>;
-  /** For the controller's status: what was cleaned and dead-lettered since it started. */
-  status(): ProblemSummary;
+  /**
+   * For the controller's status: what was cleaned and dead-lettered since it started, and whether
+   * ingestion fails now (since when, why, a full disk).
+   */
+  status(): ProblemSummary & { ingestion: StreakStatus };
   stop(): Promise<void>;
 }
 
@@ -261,7 +267,8 @@ export async function startControllerSpend(
     deadLetters,
     ingest: (payloads, ingestCatalog) =>
       ingestPayloads(db, payloads, ingestCatalog, contentWired, deadLetters),
-    status: () => deadLetters.summary(),
+    // A failing ingestion (a full disk) shows here, not only once in the log.
+    status: () => ({ ...deadLetters.summary(), ingestion: service.ingester.failures.status() }),
     async stop() {
       await service.stop();
       // What LiteLLM wrote while it shut down.

@@ -90,8 +90,14 @@ async function lockDirectory(dataDir: string): Promise<() => Promise<void>> {
   for (let attempt = 0; attempt < 2; attempt += 1) {
     try {
       const handle = await open(lock, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
+      try {
+        await handle.writeFile(String(process.pid));
+      } catch (error) {
+        await unlink(lock).catch(() => undefined); // a full disk: leave no empty lock behind
+        throw error;
+      } finally {
+        await handle.close();
+      }
       return () => unlink(lock).catch(() => undefined);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

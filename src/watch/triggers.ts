@@ -4,7 +4,7 @@ import type { Route } from '../api/server.js';
 import type { Logger } from '../log/logger.js';
 import type { JobRun } from '../scheduler/subsystem.js';
 import type { Settings } from '../settings/settings.js';
-import { describeError } from '../shared/errors.js';
+import { FailureStreak } from '../shared/failure-streak.js';
 import type { Subsystem } from '../shared/subsystem.js';
 import { PolicyWatcher } from './policy-watcher.js';
 
@@ -34,13 +34,17 @@ class Triggers {
   private loop: Promise<void> = Promise.resolve();
   private watcher: PolicyWatcher | undefined;
   private wake: (() => void) | undefined;
+  /** An apply that fails on every poll (a full disk, a git lock) is logged once, not every poll. */
+  private readonly failures: FailureStreak;
 
   constructor(
     private readonly controller: Controller,
     private readonly settings: TriggerDeps['settings'],
     private readonly log: Logger,
     private readonly run: RunApply,
-  ) {}
+  ) {
+    this.failures = new FailureStreak(log, 'policy trigger', { level: 'error' });
+  }
 
   /** `seen`: the policies' provenance read before the first apply, so a commit during it counts. */
   async start(seenAtStart: string): Promise<void> {
@@ -77,8 +81,9 @@ class Triggers {
           }
           await this.run('policy-commit', () => this.controller.apply());
           seen = now; // only once handled: an apply that threw is tried again next time
+          this.failures.succeeded();
         } catch (error) {
-          this.log.error({ err: describeError(error) }, 'policy trigger failed');
+          this.failures.failed(error);
         }
       }
     })();

@@ -227,4 +227,69 @@ print("done")
     expect(output).toContain('done');
     expect(output).toMatch(/modelcenter_spool: cannot write \d+ spool records/);
   });
+
+  /** A disk with `room` bytes left until the script sets `room = None` (os.write as the kernel's). */
+  const FULL_DISK = (payloadFile: string, events: number) => `
+import errno, json, os, time
+room = 3000
+real_write = os.write
+def write(fd, data):
+    global room
+    if room is None:
+        return real_write(fd, data)
+    if room == 0:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    n = real_write(fd, bytes(data[:room]))
+    room -= n
+    return n
+os.write = write
+from modelcenter_spool import proxy_handler_instance as spool
+payload = json.load(open(${JSON.stringify(payloadFile)}))
+for i in range(${events}):
+    spool.log_success_event({"standard_logging_object": dict(payload, litellm_call_id=f"py-{i}")}, None, None, None)
+    time.sleep(0.01)
+time.sleep(0.3)
+room = None
+time.sleep(1.5)
+print("done")
+`;
+
+  it('a full disk: records wait in memory and are written once there is room, each once, in order, no half line, in one file', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    await writeFile(payloadFile, JSON.stringify(payloadFixture('success-tagged')));
+    const spoolDir = path.join(dir, 'full-disk');
+    const output = await python(FULL_DISK(payloadFile, 30), { MODELCENTER_SPOOL_DIR: spoolDir });
+    expect(output).toContain('done');
+    expect(output).toMatch(
+      /cannot write \d+ spool records .*kept in memory, retried.*No space left/,
+    );
+    const files = await readdir(spoolDir);
+    expect(files).toHaveLength(1); // not a new file per failed write
+    const chunk = parseChunk(await readFile(path.join(spoolDir, files[0]!)));
+    expect(chunk.dead).toEqual([]); // no half line
+    expect(chunk.rows.map((r) => r.callId)).toEqual(
+      Array.from({ length: 30 }, (_, i) => `py-${i}`),
+    );
+  });
+
+  it('records beyond what it may hold in memory are given up and counted by a spool-lost line the controller reads', async () => {
+    const payloadFile = path.join(dir, 'payload.json');
+    await writeFile(payloadFile, JSON.stringify(payloadFixture('success-tagged')));
+    const spoolDir = path.join(dir, 'full-disk-lost');
+    const output = await python(FULL_DISK(payloadFile, 30), {
+      MODELCENTER_SPOOL_DIR: spoolDir,
+      MODELCENTER_SPOOL_PENDING_BYTES: '12000',
+    });
+    expect(output).toContain('done');
+    const files = await readdir(spoolDir);
+    const chunk = parseChunk(await readFile(path.join(spoolDir, files[0]!)));
+    expect(chunk.rows.length).toBeGreaterThan(0);
+    expect(chunk.rows.length).toBeLessThan(30);
+    // Every record is in the file or counted by a marker line (one per stretch of losses).
+    expect(chunk.dead.map((d) => d.reason)).toEqual(chunk.dead.map(() => 'spool-lost'));
+    expect(chunk.dead.length).toBeGreaterThan(0);
+    const lost = chunk.dead.reduce((sum, d) => sum + (d.records ?? 0), 0);
+    expect(chunk.rows.length + lost).toBe(30);
+    expect(chunk.dead[0]!.detail).toMatch(/lost \d+ request record\(s\).*not in the ledger/);
+  });
 });
