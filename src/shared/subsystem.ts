@@ -4,6 +4,8 @@ import { describeError, ModelCenterError } from './errors.js';
 export interface Readiness {
   ready: boolean;
   reason?: string;
+  /** Ready, but something short of serving does not work (e.g. changes refused): what and why. */
+  degraded?: string;
 }
 
 /**
@@ -95,9 +97,13 @@ export class Subsystems<TRoute, TJob> {
       })),
     );
     const failing = checks.find((c) => !c.readiness.ready);
+    const degraded = checks
+      .filter((c) => c.readiness.degraded)
+      .map((c) => `${c.name}: ${c.readiness.degraded}`)
+      .join('; ');
     return failing
       ? { ready: false, reason: `${failing.name}: ${failing.readiness.reason ?? 'not ready'}` }
-      : { ready: true };
+      : { ready: true, ...(degraded && { degraded }) };
   }
 
   /** Stops every started subsystem in reverse order; a failing stop is reported, the rest go on. */

@@ -391,6 +391,8 @@ export class SpoolIngester {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<IngestResult> | undefined;
   private stopped = false;
+  /** Scheduled runs failing since: logged once, and once more on recovery. */
+  private failing: { since: string; runs: number } | undefined;
   readonly totals: IngestResult = {
     lines: 0,
     inserted: 0,
@@ -431,14 +433,29 @@ export class SpoolIngester {
 
   private schedule(delay: number): void {
     if (this.stopped) return;
+    const log = this.options.log ?? SILENT_LOGGER;
     this.timer = setTimeout(() => {
       void this.runOnce()
-        .catch((error: unknown) =>
-          (this.options.log ?? SILENT_LOGGER).warn(
-            { error: describeError(error) },
-            'spool ingestion failed; retrying',
-          ),
-        )
+        .then(() => {
+          // The lines stayed in the spool (offsets move only with the rows they stored).
+          if (this.failing)
+            log.info(
+              { failedRuns: this.failing.runs, since: this.failing.since },
+              'spool ingestion recovered: the lines spooled meanwhile are in the ledger',
+            );
+          this.failing = undefined;
+        })
+        .catch((error: unknown) => {
+          // Once per outage (a ledger restart fails every run until it is back), not every second.
+          if (this.failing) this.failing.runs += 1;
+          else {
+            this.failing = { since: new Date().toISOString(), runs: 1 };
+            log.warn(
+              { error: describeError(error) },
+              'spool ingestion failed; retrying every run, the lines stay in the spool',
+            );
+          }
+        })
         .finally(() => this.schedule(this.options.intervalMs ?? 1000));
     }, delay);
   }
