@@ -80,12 +80,25 @@ export class Subsystems<TRoute, TJob> {
     ) as Record<string, TJob>;
   }
 
-  /** The status fields of every subsystem, merged in start order. */
+  /**
+   * The status fields of every subsystem, merged in start order. One that cannot answer (its
+   * database unreachable) is named under `unavailable` with why: the others still answer.
+   */
   async status(): Promise<Record<string, unknown>> {
+    const unavailable: Record<string, string> = {};
     const parts = await Promise.all(
-      this.started.map(({ subsystem }) => subsystem.status?.() ?? Promise.resolve({})),
+      this.started.map(({ name, subsystem }) =>
+        (subsystem.status?.() ?? Promise.resolve({})).catch((error: unknown) => {
+          unavailable[name] = describeError(error);
+          return {};
+        }),
+      ),
     );
-    return Object.assign({}, ...parts) as Record<string, unknown>;
+    return Object.assign(
+      {},
+      ...parts,
+      Object.keys(unavailable).length > 0 ? { unavailable } : {},
+    ) as Record<string, unknown>;
   }
 
   /** Ready when every subsystem is; otherwise the first reason, named by its subsystem. */

@@ -65,7 +65,10 @@ export async function startPostgres(): Promise<PostgresCluster> {
       '-o',
       `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
       'start',
-    ]);
+    ]).catch(async (error: unknown) => {
+      const log = await readFile(path.join(dir, 'log'), 'utf8').catch(() => '');
+      throw new Error(`${String(error)}\n${log.slice(-2000)}`);
+    });
   };
   await start();
   return {
@@ -86,6 +89,10 @@ export async function startPostgres(): Promise<PostgresCluster> {
         if (waited > 10_000) throw new Error(`PostgreSQL pid ${pid} survived kill -9`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      // The killed postmaster may stay a zombie (nobody reaps it here), and PostgreSQL takes a
+      // zombie's pid for a live server: the stale lock files go, as after a machine crash.
+      for (const stale of ['data/postmaster.pid', `.s.PGSQL.${port}.lock`, `.s.PGSQL.${port}`])
+        await rm(path.join(dir, stale), { force: true });
     },
     start,
   };

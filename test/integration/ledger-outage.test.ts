@@ -119,7 +119,7 @@ describe('a PostgreSQL ledger outage under traffic (kill -9 of the server)', () 
       const lost = (await (await call('GET', '/v1/status')).json()) as {
         leader: { role: string; lock: string; lostReason?: string };
       };
-      expect(lost.leader).toMatchObject({ role: 'active', lock: 'lost' });
+      expect(lost.leader, JSON.stringify(lost)).toMatchObject({ role: 'active', lock: 'lost' });
       // Readiness tells the truth: LiteLLM serves the committed set; the controller is degraded.
       const ready = await call('GET', '/readyz');
       expect(ready.status).toBe(200);
