@@ -137,6 +137,12 @@ describe('a PostgreSQL ledger outage under traffic (kill -9 of the server)', () 
         return status.leader.lock === 'held' || undefined;
       }, 60_000);
       expect(logs()).toContain('retook the PostgreSQL leader lock');
+      // Answers after the lock is back too; then the traffic stops before the change (the
+      // restart strategy used here drops requests while LiteLLM restarts, outage or not).
+      const backAt = Date.now();
+      await until(() => Promise.resolve(traffic.since(backAt) >= 4 || undefined));
+      await traffic.stop();
+      expect(traffic.failures).toEqual([]);
 
       // A change goes live: a new profile, served by LiteLLM.
       await commitPolicies(
