@@ -64,7 +64,8 @@ export async function startService(
   secrets: SecretValues = new SecretValues(),
   /**
    * Jobs and routes added from outside the subsystems (tests, embedders); `stopRequested` ends a
-   * standby's wait, `onFatal` is told when the service must stop by itself (another controller took the leader lock while this one was cut off from PostgreSQL).
+   * standby's wait, `onFatal` is told when the service must stop by itself (another controller
+   * took the leader lock while this one was cut off from PostgreSQL).
    */
   extensions: {
     jobs?: Record<string, JobRun>;
