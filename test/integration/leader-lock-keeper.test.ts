@@ -89,6 +89,27 @@ describe('the leader lock across a lost PostgreSQL session (pg_terminate_backend
     }
   });
 
+  it('a ledger transaction whose connection is terminated fails as a StoreError; the pool recovers', async () => {
+    const ledger = await openDatabase({ url: postgres!.url });
+    try {
+      const running = ledger.transaction(async (tx) => {
+        await tx.query("SELECT set_config('application_name', 'mc-doomed', false)");
+        await tx.query('SELECT pg_sleep(30)');
+      });
+      await until(async () => {
+        const rows = await admin!.query<{ ended: boolean }>(
+          `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'mc-doomed'`,
+        );
+        return rows.some((r) => r.ended) || undefined;
+      }, 10_000);
+      // Without a listener on the checked-out client, its 'error' event would end the process here.
+      await expect(running).rejects.toThrow(/ledger query failed \(transaction\)/);
+      expect(await ledger.query<{ one: number }>('SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('when another controller took the lock before it reconnected, it steps down', async () => {
     const { keeper: k, events, taken } = await keeper({ initialMs: 2000, maxMs: 2000 });
     expect(await terminateLockSessions(admin!)).toBe(1);
