@@ -23,7 +23,8 @@ import { Subsystems, type Readiness } from './shared/subsystem.js';
 import type { ControllerSpend } from './spend/service.js';
 import { startSpend } from './spend/subsystem.js';
 import { startDemo } from './demo/subsystem.js';
-import { startLeadership } from './leader/subsystem.js';
+import { startLeadership, type LeaderAlert } from './leader/subsystem.js';
+import { guardJobs, guardRoutes, guardRun, guardService } from './leader/guard.js';
 import { startTriggers } from './watch/triggers.js';
 import { startUi } from './ui/subsystem.js';
 
@@ -63,7 +64,8 @@ export async function startService(
   secrets: SecretValues = new SecretValues(),
   /**
    * Jobs and routes added from outside the subsystems (tests, embedders); `stopRequested` ends a
-   * standby's wait, `onFatal` is told when the service must stop by itself (leader lock lost).
+   * standby's wait, `onFatal` is told when the service must stop by itself (another controller
+   * took the leader lock while this one was cut off from PostgreSQL).
    */
   extensions: {
     jobs?: Record<string, JobRun>;
@@ -89,6 +91,7 @@ export async function startService(
   const litellm: { url: () => string | undefined } = { url: () => undefined };
 
   // Single-active on a PostgreSQL ledger: a standby waits here, answering read routes.
+  const leaderWebhook = spendSettings(env, settings.stateDir).webhook;
   const leader = await running.start('leader', () =>
     startLeadership({
       settings,
@@ -108,12 +111,14 @@ export async function startService(
         return { routes: reads.routes ?? [], stop: () => reads.stop() };
       },
       stopRequested: extensions.stopRequested ?? new Promise<void>(() => undefined),
-      onLost: (why) => {
-        log.error({ why }, 'lost the leader lock: stopping, so that one controller stays active');
-        extensions.onFatal?.(why);
-      },
+      // Losing the lock's connection keeps LiteLLM serving (src/leader/lock-keeper.ts); only
+      // another controller holding the lock on reconnection stops this one.
+      onStepDown: (why) => extensions.onFatal?.(why),
+      ...(leaderWebhook && { alert: webhookSink<LeaderAlert>(leaderWebhook) }),
     }),
   );
+  // While the lock is lost, every change that needs the single active controller is refused.
+  const requireLock = (): void => leader.requireLock();
 
   // The ledger first: it is stopped after LiteLLM, so its last run reads what LiteLLM wrote last.
   const spend = await running.start('spend', () =>
@@ -191,7 +196,7 @@ export async function startService(
       controller,
       settings,
       log: log.child({ subsystem: 'watch' }),
-      run: apply.run,
+      run: guardRun(apply.run, requireLock),
       seenAtStart: apply.seenAtStart,
     }),
   );
@@ -202,7 +207,7 @@ export async function startService(
       log: log.child({ subsystem: 'health' }),
       db: spend.ledger.db,
       controller,
-      run: apply.run,
+      run: guardRun(apply.run, requireLock),
       litellmUrl: () => apply.litellmUrl(),
       masterKey: () => keys.masterKey(),
       mask: (text) => secrets.mask(text),
@@ -230,7 +235,7 @@ export async function startService(
       metrics,
       mask: (text) => secrets.mask(text),
       schedules: settings.schedules,
-      jobs: { ...running.jobs(), ...extensions.jobs },
+      jobs: guardJobs({ ...running.jobs(), ...extensions.jobs }, requireLock),
     }),
   );
   const api = await running.start('api', () =>
@@ -242,12 +247,12 @@ export async function startService(
       secrets,
       version: VERSION,
       service: {
-        ...apply.api,
-        ...scheduler.api,
+        ...guardService(apply.api, requireLock),
+        ...guardService(scheduler.api, requireLock),
         status: async () => ({ version: VERSION, ...(await running.status()) }),
         readiness: () => running.readiness(),
         metrics: async () => ({ text: await metrics.render(), contentType: metrics.contentType }),
-        extraRoutes: [...(extensions.routes ?? []), ...running.routes()],
+        extraRoutes: guardRoutes([...(extensions.routes ?? []), ...running.routes()], requireLock),
       },
     }),
   );

@@ -8,7 +8,7 @@ import { HttpError, openApiDocument, type Reply, type Route } from './server.js'
 export interface ServiceApi {
   status(): Promise<unknown>;
   /** Every instance up and serving the committed deployment set, else why not. */
-  readiness(): Promise<{ ready: boolean; reason?: string }>;
+  readiness(): Promise<{ ready: boolean; reason?: string; degraded?: string }>;
   plan(): Promise<Plan>;
   /** `before`: a change to make inside the apply lock first (a policy commit through the API). */
   apply(options: { force: boolean; before?: () => Promise<void> }): Promise<ApplyReport>;
@@ -116,9 +116,9 @@ export function apiRoutes(service: ServiceApi, version: string): Route[] {
       summary:
         'Every LiteLLM instance is up and serves the committed deployment set: 200, else 503 with the reason (no token needed)',
       handle: async () => {
-        const { ready, reason } = await service.readiness();
+        const { ready, reason, degraded } = await service.readiness();
         return ready
-          ? { status: 200, body: { ready: true } }
+          ? { status: 200, body: { ready: true, ...(degraded && { degraded }) } }
           : { status: 503, body: { ready: false, reason } };
       },
     },

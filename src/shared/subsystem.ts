@@ -4,6 +4,8 @@ import { describeError, ModelCenterError } from './errors.js';
 export interface Readiness {
   ready: boolean;
   reason?: string;
+  /** Ready, but something short of serving does not work (e.g. changes refused): what and why. */
+  degraded?: string;
 }
 
 /**
@@ -78,12 +80,25 @@ export class Subsystems<TRoute, TJob> {
     ) as Record<string, TJob>;
   }
 
-  /** The status fields of every subsystem, merged in start order. */
+  /**
+   * The status fields of every subsystem, merged in start order. One that cannot answer (its
+   * database unreachable) is named under `unavailable` with why: the others still answer.
+   */
   async status(): Promise<Record<string, unknown>> {
+    const unavailable: Record<string, string> = {};
     const parts = await Promise.all(
-      this.started.map(({ subsystem }) => subsystem.status?.() ?? Promise.resolve({})),
+      this.started.map(({ name, subsystem }) =>
+        (subsystem.status?.() ?? Promise.resolve({})).catch((error: unknown) => {
+          unavailable[name] = describeError(error);
+          return {};
+        }),
+      ),
     );
-    return Object.assign({}, ...parts) as Record<string, unknown>;
+    return Object.assign(
+      {},
+      ...parts,
+      Object.keys(unavailable).length > 0 ? { unavailable } : {},
+    ) as Record<string, unknown>;
   }
 
   /** Ready when every subsystem is; otherwise the first reason, named by its subsystem. */
@@ -95,9 +110,13 @@ export class Subsystems<TRoute, TJob> {
       })),
     );
     const failing = checks.find((c) => !c.readiness.ready);
+    const degraded = checks
+      .filter((c) => c.readiness.degraded)
+      .map((c) => `${c.name}: ${c.readiness.degraded}`)
+      .join('; ');
     return failing
       ? { ready: false, reason: `${failing.name}: ${failing.readiness.reason ?? 'not ready'}` }
-      : { ready: true };
+      : { ready: true, ...(degraded && { degraded }) };
   }
 
   /** Stops every started subsystem in reverse order; a failing stop is reported, the rest go on. */

@@ -125,10 +125,16 @@ function isAlive(pid: number): boolean {
 }
 
 async function openPostgres(url: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
-  pool.on('error', () => {
-    // idle-client errors surface on the next query
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 4,
+    // A server gone without closing the socket (a network cut) fails a query instead of hanging it.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
   });
+  // An idle client whose server went away (restart, failover, kill -9): the pool drops it, and
+  // the next query opens a new connection. Without a listener the 'error' event ends the process.
+  pool.on('error', () => undefined);
   try {
     const client = await pool.connect();
     client.release();
@@ -147,7 +153,14 @@ async function openPostgres(url: string): Promise<Database> {
       await pool.query(sql).catch(wrap(sql));
     },
     async transaction(work) {
-      const client = await pool.connect();
+      const client = await pool.connect().catch(wrap('transaction'));
+      // While checked out the pool's own listener is off: a connection dying mid-transaction emits
+      // 'error' on the client (the running query fails too), which must not end the process.
+      let broken: Error | undefined;
+      const onError = (error: Error): void => {
+        broken = error;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await work({
@@ -163,7 +176,9 @@ async function openPostgres(url: string): Promise<Database> {
         await client.query('ROLLBACK').catch(() => undefined);
         return wrap('transaction')(error);
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        // A broken connection is discarded, not handed to the next transaction.
+        client.release(broken);
       }
     },
     close: () => pool.end(),

@@ -25,18 +25,31 @@ export class LeaderLock {
     private readonly client: pg.Client,
     lost: (why: string) => void,
   ) {
-    client.on('error', (error) => {
-      if (this.held)
-        lost(`the leader lock's PostgreSQL connection failed: ${describeError(error)}`);
-    });
-    client.on('end', () => {
-      if (this.held) lost("the leader lock's PostgreSQL connection closed");
-    });
+    // A dead connection emits 'error' and then 'end': one loss, reported once. The listener also
+    // keeps a connection error from being an unhandled 'error' event, which would end the process.
+    const once = (why: string): void => {
+      if (!this.held) return;
+      this.held = false;
+      lost(why);
+    };
+    client.on('error', (error) =>
+      once(`the leader lock's PostgreSQL connection failed: ${describeError(error)}`),
+    );
+    client.on('end', () => once("the leader lock's PostgreSQL connection closed"));
   }
 
   /** `lost`: the lock was held and its connection died (another controller may be active now). */
   static async connect(url: string, lost: (why: string) => void): Promise<LeaderLock> {
-    const client = new pg.Client({ connectionString: url, application_name: 'modelcenter-leader' });
+    const client = new pg.Client({
+      connectionString: url,
+      application_name: 'modelcenter-leader',
+      // A server that vanished without closing the socket (a network cut) is noticed, not waited on.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 10_000,
+    });
+    // Before connect: a refused connection emits 'error' too, and nothing else listens yet.
+    client.on('error', () => undefined);
     try {
       await client.connect();
       await client.query(

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,10 @@ const run = promisify(execFile);
 export interface PostgresCluster {
   url: string;
   stop(): Promise<void>;
+  /** kill -9 of the server and every backend (a crash or an OOM kill): nothing shuts down cleanly. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same port and data directory (after `kill`). */
+  start(): Promise<void>;
 }
 
 /** The newest Debian PostgreSQL bin directory (installed by .ci/install-system-packages.sh), or MODELCENTER_PG_BIN. */
@@ -51,21 +55,76 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const data = path.join(dir, 'data');
   await exec('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  await exec('pg_ctl', [
-    '-D',
-    data,
-    '-l',
-    path.join(dir, 'log'),
-    '-w',
-    '-o',
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
-    'start',
-  ]);
+  const start = async (): Promise<void> => {
+    await exec('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+      'start',
+    ]).catch(async (error: unknown) => {
+      const log = await readFile(path.join(dir, 'log'), 'utf8').catch(() => '');
+      throw new Error(`${String(error)}\n${log.slice(-2000)}`);
+    });
+  };
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async stop() {
       await exec('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
+    async kill() {
+      // The postmaster's pid is the first line of postmaster.pid; its backends are its children.
+      const pid = Number(
+        (await readFile(path.join(data, 'postmaster.pid'), 'utf8')).split('\n')[0],
+      );
+      const children = await childrenOf(pid);
+      for (const victim of [pid, ...children]) signalIgnoringGone(victim, 'SIGKILL');
+      // Until every one is gone: a backend left attached to the shared memory blocks a restart.
+      for (let waited = 0; [pid, ...children].some(isRunning); waited += 50) {
+        if (waited > 10_000) throw new Error(`PostgreSQL pid ${pid} survived kill -9`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // The killed postmaster may stay a zombie (nobody reaps it here), and PostgreSQL takes a
+      // zombie's pid for a live server: the stale lock files go, as after a machine crash.
+      for (const stale of ['data/postmaster.pid', `.s.PGSQL.${port}.lock`, `.s.PGSQL.${port}`])
+        await rm(path.join(dir, stale), { force: true });
+    },
+    start,
   };
+}
+
+/** The pids whose parent is `pid` (from /proc: Linux, as the tests run). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid …: comm may hold spaces, so read after its closing parenthesis.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) found.push(Number(entry));
+  }
+  return found;
+}
+
+function signalIgnoringGone(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Alive and not a zombie (a killed process nobody reaped yet holds no resources). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }

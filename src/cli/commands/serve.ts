@@ -72,14 +72,21 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     ...(options.logTo && { destination: options.logTo, pretty: false }),
   });
   let service;
-  // The service may have to stop by itself (its leader lock lost): as if asked to.
+  // The service may have to stop by itself (another controller took its leader lock): as if asked
+  // to, but exiting with a failure so that a supervisor (systemd Restart=on-failure) starts it
+  // again, as a standby.
   let fatal!: () => void;
+  let steppedDown = false;
   const stopped = new Promise<void>((resolve) => (fatal = resolve));
   const until = Promise.race([options.until, stopped]);
   try {
     service = await startService(settings, options.env, log, secrets, {
       stopRequested: until,
-      onFatal: () => fatal(),
+      onFatal: (why) => {
+        steppedDown = true;
+        io.stderr(`modelcenter: ${why}\n`);
+        fatal();
+      },
     });
   } catch (error) {
     if (error instanceof StoppedOnStandby) return EXIT.ok;
@@ -117,7 +124,7 @@ export async function serveCommand(options: ServeOptions, io: CliIo): Promise<Ex
     await removeServiceFile(settings.stateDir).catch(() => undefined);
   }
   await service.stop();
-  return EXIT.ok;
+  return steppedDown ? EXIT.operationalFailure : EXIT.ok;
 }
 
 /**
