@@ -2,7 +2,7 @@ import { html } from 'htm/preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { get, Unauthorized, type Scope } from './api.js';
 import { ConfirmPanel, useAdminAction } from './admin-action.js';
-import { DataTable, when, type Column } from './table.js';
+import { cellButton, DataTable, when, type Column } from './table.js';
 
 /** `GET /v1/credentials`, one row: fingerprints, never a value. */
 interface CredentialRow {
@@ -179,7 +179,7 @@ export function KeysView(props: { token: string; scope: Scope; onUnauthorized: (
             title: '',
             field: 'provider',
             headerSort: false,
-            formatter: () => '<button class="rotate">Rotate…</button>',
+            formatter: () => cellButton('rotate', 'Rotate…'),
             cellClick: (_event: unknown, cell: { getValue(): unknown }) => {
               typed.current = undefined;
               setRotating(String(cell.getValue()));

@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, call, get, type Scope } from './api.js';
-import { DataTable, shortCommit, when, type Column } from './table.js';
+import { cellButton, DataTable, shortCommit, when, type Column } from './table.js';
 import type { ApplyRecord, ApplyReport, GeneratedCommit, Status } from './types.js';
 
 interface LiveData {
@@ -104,7 +104,7 @@ export function LiveView(props: { token: string; scope: Scope; onUnauthorized: (
             title: '',
             field: 'commit',
             headerSort: false,
-            formatter: () => '<button class="rollback">Roll back to this</button>',
+            formatter: () => cellButton('rollback', 'Roll back to this'),
             cellClick: (_event: unknown, cell: { getValue(): unknown }) => {
               const commit = String(cell.getValue());
               setOutcome(undefined);

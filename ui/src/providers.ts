@@ -3,7 +3,15 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, get, query, Unauthorized, type Scope } from './api.js';
 import { ConfirmPanel, useAdminAction, type Answered } from './admin-action.js';
 import { StackedSpendChart } from './chart.js';
-import { DataTable, milliseconds, percent, shortCommit, when, type Column } from './table.js';
+import {
+  cellButton,
+  DataTable,
+  milliseconds,
+  percent,
+  shortCommit,
+  when,
+  type Column,
+} from './table.js';
 import type { ApplyReport, SpendSeries } from './types.js';
 
 /** `GET /v1/providers`, one row. */
@@ -159,7 +167,7 @@ function buttonColumn<T>(
     title: '',
     field: 'id',
     headerSort: false,
-    formatter: (c) => `<button class="${css}">${label(c.getRow().getData() as T)}</button>`,
+    formatter: (c) => cellButton(css, label(c.getRow().getData() as T)),
     cellClick: (_event, cell) => onClick(cell.getRow().getData() as T),
   };
 }

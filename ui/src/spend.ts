@@ -2,7 +2,7 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, get, query, Unauthorized, type Scope } from './api.js';
 import { StackedSpendChart } from './chart.js';
-import { DataTable, milliseconds, percent, plain, usd, when, type Column } from './table.js';
+import { DataTable, milliseconds, percent, usd, when, type Column } from './table.js';
 import type { BudgetsReport, CallRecord, SpendReport, SpendSeries } from './types.js';
 
 const DIMENSIONS = ['goal', 'caller', 'profile', 'model', 'provider'] as const;
@@ -29,7 +29,7 @@ function keyColumns(groupBy: string[]): Column[] {
   return groupBy.map((d) => ({
     title: d,
     field: `keys.${d}`,
-    formatter: (c) => plain(c.getValue() ?? '—'),
+    formatter: (c) => String(c.getValue() ?? '—'),
   }));
 }
 

@@ -27,7 +27,7 @@ export function DataTable(props: {
   useEffect(() => {
     if (!host.current) return;
     const created = new Tabulator(host.current, {
-      columns: props.columns,
+      columns: props.columns.map(asText),
       data: props.rows,
       layout: 'fitDataStretch',
       placeholder: props.placeholder ?? 'nothing yet',
@@ -72,13 +72,36 @@ const ENTITIES: Record<string, string> = {
   "'": '&#39;',
 };
 
-/**
- * A value as text in a cell. Tabulator puts the string a formatter returns into the cell as HTML,
- * and ledger values (goal, caller, conversation, model) are whatever a LiteLLM client sent in its
- * tags or metadata: unescaped, one request could run script in an administrator's session.
- */
+/** A value as text in HTML. */
 export const plain = (value: unknown): string =>
   String(value).replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+
+/**
+ * Every table shows its formatters' strings as text. Tabulator puts the string a formatter returns
+ * into the cell as HTML, and what the tables show comes from outside: ledger values (goal, caller,
+ * conversation, model) are whatever a LiteLLM client sent in its tags, model ids and sync or probe
+ * errors whatever an upstream answered. Unescaped, one of them could run script in an
+ * administrator's session, where the admin token is. Markup is made as elements (`cellButton`).
+ */
+function asText(column: Column): Column {
+  const format = column.formatter;
+  if (typeof format !== 'function') return column;
+  return {
+    ...column,
+    formatter: (cell, params, onRendered) => {
+      const shown = format(cell, params, onRendered);
+      return typeof shown === 'string' ? plain(shown) : shown;
+    },
+  };
+}
+
+/** A button in a cell, as an element: its label is text. */
+export function cellButton(css: string, label: string): HTMLElement {
+  const button = document.createElement('button');
+  button.className = css;
+  button.textContent = label;
+  return button;
+}
 
 /** Formatters shared by the tables. */
 export const usd = (value: unknown): string => `$${Number(value ?? 0).toFixed(4)}`;
