@@ -3,6 +3,7 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DIMENSIONS } from '../../src/store/ledger.js';
 import { healthPolicies, startHealthFakes, type HealthFakes } from '../helpers/health-scenario.js';
 import { deadLetterEntries } from '../helpers/ledger-suite.js';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres.js';
@@ -218,17 +219,7 @@ goals:
       const routes = [
         '/v1/status',
         '/v1/spend/report?since=1h',
-        ...[
-          'goal',
-          'caller',
-          'conversation',
-          'profile',
-          'model',
-          'provider',
-          'deployment',
-          'day',
-          'hour',
-        ].map((by) => `/v1/spend/report?since=1h&groupBy=${by}`),
+        ...DIMENSIONS.map((by) => `/v1/spend/report?since=1h&groupBy=${by}`),
         '/v1/spend/report?since=1h&groupBy=goal,caller&goal=-',
         '/v1/spend/report?since=1h&groupBy=goal&goal=__proto__',
         `/v1/spend/report?since=${since}&groupBy=caller&caller=constructor`,
