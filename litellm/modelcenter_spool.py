@@ -198,6 +198,9 @@ class SpoolWriter:
         self.marker_waiting = 0
         self.written = 0
         self._last_warning = 0.0
+        # `pending` and the file are shared by the writer thread and, at exit, by the threads that
+        # deliver late events (put() after stop) and by flush(): one writes at a time.
+        self._write_lock = threading.RLock()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="modelcenter-spool", daemon=True)
         self.thread.start()
@@ -208,7 +211,8 @@ class SpoolWriter:
             # At exit: LiteLLM's own atexit flush of its logging queue runs after ours (atexit is
             # last-in, first-out and this writer is made at the first event), so events it delivers
             # then are written here, on the caller's thread, instead of into a stopped queue.
-            self._write_batch([record])
+            with self._write_lock:
+                self._write_batch([record])
             return
         try:
             self.queue.put_nowait(record)
@@ -221,12 +225,13 @@ class SpoolWriter:
         # Wake every FLUSH_INTERVAL_S and write what queued up meanwhile: one wake-up (and one GIL
         # hand-over) per interval instead of per request keeps the request path's cost small.
         while not self._stop.wait(FLUSH_INTERVAL_S):
-            while True:
-                batch = self._drain(None)
-                if not batch:
-                    break
-                self._write_batch(batch)
-            self._write_pending()  # lines held back by a failed write, once RETRY_INTERVAL_S passed
+            with self._write_lock:
+                while True:
+                    batch = self._drain(None)
+                    if not batch:
+                        break
+                    self._write_batch(batch)
+                self._write_pending()  # lines held back by a failed write, after RETRY_INTERVAL_S
 
     def _drain(self, first: dict | None) -> list:
         batch = [] if first is None else [first]
@@ -377,13 +382,15 @@ class SpoolWriter:
     def flush(self, timeout_s: float = 5.0) -> None:
         """Writes what is queued (at process exit). Runs on the caller's thread."""
         deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            batch = self._drain(None)
-            if not batch:
-                break
-            self._write_batch(batch)
-        self._write_pending(force=True)
-        if self.pending:
+        with self._write_lock:
+            while time.time() < deadline:
+                batch = self._drain(None)
+                if not batch:
+                    break
+                self._write_batch(batch)
+            self._write_pending(force=True)
+            if not self.pending:
+                return
             self.lost += len(self.pending)
             log.warning("modelcenter_spool: exiting with %d records not written (disk full?); "
                         "%d records lost in all", len(self.pending), self.lost)
@@ -392,7 +399,8 @@ class SpoolWriter:
         self._stop.set()
         self.thread.join(timeout=2)
         self.flush()
-        self._close()
+        with self._write_lock:
+            self._close()
 
     def _warn(self, message: str, *args: Any) -> None:
         now = time.time()

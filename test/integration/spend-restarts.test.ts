@@ -22,6 +22,8 @@ afterAll(() => stack?.stop());
 interface Traffic {
   /** Call ids of the requests the client saw succeed. */
   succeeded: string[];
+  /** When each of them was answered (ms). */
+  answeredAt: Map<string, number>;
   failed: number;
   done: Promise<void>;
   stop(): void;
@@ -30,6 +32,7 @@ interface Traffic {
 /** Four clients sending requests back to back until stopped. */
 function traffic(): Traffic {
   const succeeded: string[] = [];
+  const answeredAt = new Map<string, number>();
   let failed = 0;
   let stopped = false;
   const worker = async (n: number): Promise<void> => {
@@ -37,6 +40,7 @@ function traffic(): Traffic {
       try {
         const sent = await chat(stack.client, 'gpt-mini', { tags: [`goal:g${n}`] }, `w${n} r${i}`);
         succeeded.push(sent.callId);
+        answeredAt.set(sent.callId, Date.now());
       } catch {
         failed += 1;
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -46,6 +50,7 @@ function traffic(): Traffic {
   const done = Promise.all([0, 1, 2, 3].map(worker)).then(() => undefined);
   return {
     succeeded,
+    answeredAt,
     get failed() {
       return failed;
     },
@@ -145,6 +150,7 @@ describe('spend ledger across restarts', () => {
       const load = traffic();
       await sleep(1500);
       const before = load.succeeded.length;
+      const stopAskedAt = Date.now();
       await stack.litellm.stop(); // SIGTERM: LiteLLM drains and exits
       stack.litellm = await startLiteLLM({
         configPath: path.join(stack.dir, 'config.yaml'),
@@ -164,7 +170,23 @@ describe('spend ledger across restarts', () => {
 
       expect(before).toBeGreaterThan(5);
       expect(load.failed).toBeGreaterThan(0); // requests sent while LiteLLM was down
-      expectExactlyOnce(await callIdCounts(db), load.succeeded);
+      const counts = await callIdCounts(db);
+      // LiteLLM 1.106.12 logs a request in a task after answering it; when SIGTERM ends its event
+      // loop, a task already running is cancelled and its exit flush only runs queued ones. So a
+      // request answered during the drain (at most the one in flight per client) may be missing
+      // on a loaded machine: a LiteLLM limit (see docs/decisions.md). Every other is there once.
+      const drained = load.succeeded.filter((id) => load.answeredAt.get(id)! >= stopAskedAt);
+      const missing = load.succeeded.filter((id) => !counts.has(id));
+      if (missing.length > 0)
+        console.log(
+          `answered but not logged by LiteLLM (ms after SIGTERM was asked): ${missing.map((id) => load.answeredAt.get(id)! - stopAskedAt).join(', ')}; failed while down: ${load.failed}`,
+        );
+      expect(missing.filter((id) => !drained.includes(id))).toEqual([]);
+      expect(missing.length).toBeLessThanOrEqual(4);
+      expectExactlyOnce(
+        counts,
+        load.succeeded.filter((id) => !missing.includes(id)),
+      );
     } finally {
       await ingester.stop();
       await db.close();
