@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Delivery } from '../policy/schema.js';
 import type { SecretStore } from '../secrets/store.js';
 import { describeError } from '../shared/errors.js';
@@ -63,6 +66,12 @@ export async function deliverKey(options: {
   if (delivery?.file) {
     const file = path.resolve(options.baseDir, delivery.file);
     try {
+      const repository = await committableIn(file, options.baseDir);
+      if (repository) {
+        throw new Error(
+          `it is inside the repository ${repository} and git does not ignore it, so the key could be committed — deliver to a path outside the repository (e.g. /run/secrets/…), or ignore the file in .gitignore`,
+        );
+      }
       await writeFileAtomically(file, `${options.value}\n`, { mode: 0o600 });
       result.channels.push(`file:${file}`);
     } catch (error) {
@@ -72,6 +81,28 @@ export async function deliverKey(options: {
   await options.store.put(deliveryName(options.subject), options.value);
   result.channels.push('api-read');
   return result;
+}
+
+/**
+ * The repository that would commit `file`: the git work tree above `baseDir` (the policies) when
+ * `file` is inside it and git does not ignore it; undefined when the file is safe to write.
+ */
+async function committableIn(file: string, baseDir: string): Promise<string | undefined> {
+  let root = path.resolve(baseDir);
+  while (!existsSync(path.join(root, '.git'))) {
+    const parent = path.dirname(root);
+    if (parent === root) return undefined;
+    root = parent;
+  }
+  const relative = path.relative(root, file);
+  if (relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
+  try {
+    // Exit 0: ignored. 1: not ignored. Anything else (git missing): treat as committable.
+    await promisify(execFile)('git', ['-C', root, 'check-ignore', '-q', '--', relative]);
+    return undefined;
+  } catch {
+    return root;
+  }
 }
 
 /** Whether a delivery of `subject` waits to be read (HEAD asks this; it consumes nothing). */
