@@ -90,8 +90,9 @@ export async function startService(
   // Spend asks for LiteLLM's URL only at a backfill (a job or a route, started after apply).
   const litellm: { url: () => string | undefined } = { url: () => undefined };
 
+  // One alert webhook for every subsystem that alerts (leader, keys).
+  const alertWebhook = spendSettings(env, settings.stateDir).webhook;
   // Single-active on a PostgreSQL ledger: a standby waits here, answering read routes.
-  const leaderWebhook = spendSettings(env, settings.stateDir).webhook;
   const leader = await running.start('leader', () =>
     startLeadership({
       settings,
@@ -114,7 +115,7 @@ export async function startService(
       // Losing the lock's connection keeps LiteLLM serving (src/leader/lock-keeper.ts); only
       // another controller holding the lock on reconnection stops this one.
       onStepDown: (why) => extensions.onFatal?.(why),
-      ...(leaderWebhook && { alert: webhookSink<LeaderAlert>(leaderWebhook) }),
+      ...(alertWebhook && { alert: webhookSink<LeaderAlert>(alertWebhook) }),
     }),
   );
   // While the lock is lost, every change that needs the single active controller is refused.
@@ -130,7 +131,6 @@ export async function startService(
       litellm: () => ({ url: settings.litellmUrls[0] ?? litellm.url(), masterKey: currentKey() }),
     }),
   );
-  const alertWebhook = spendSettings(env, settings.stateDir).webhook;
   // Before LiteLLM: the secret store supplies its credentials; the audit goes to the ledger.
   // Rotations reach the LiteLLM started next through `live`, set once it runs.
   const live: { current?: LiveLiteLLM } = {};
