@@ -47,6 +47,15 @@ export const auditRecordSchema = z.object({
 
 export const auditAnswerSchema = z.object({ events: z.array(auditRecordSchema) });
 
+/** The last rotation of a credential or a key, as the key and credential lists show it. */
+const lastRotationSchema = z.object({
+  id: z.string(),
+  state: z.string(),
+  startedAt: z.string(),
+  graceUntil: z.string().optional(),
+  retiredAt: z.string().optional(),
+});
+
 /** One provider credential as `GET /v1/credentials` shows it. */
 export const credentialStatusSchema = z.object({
   provider: z.string(),
@@ -64,15 +73,7 @@ export const credentialStatusSchema = z.object({
   ageSeconds: z.number().optional(),
   /** The old value still kept for the grace period of the last rotation, and until when. */
   previous: z.object({ fingerprint: z.string(), expiresAt: z.string() }).optional(),
-  rotation: z
-    .object({
-      id: z.string(),
-      state: z.string(),
-      startedAt: z.string(),
-      graceUntil: z.string().optional(),
-      retiredAt: z.string().optional(),
-    })
-    .optional(),
+  rotation: lastRotationSchema.optional(),
   /** The policy's rotate_every, and when the next scheduled rotation is due. */
   rotateEvery: z.string().optional(),
   nextRotation: z.string().optional(),
@@ -96,15 +97,7 @@ export const keyStatusSchema = z.object({
   /** Since when the current value is in use (a rotated, stored key only). */
   since: z.string().optional(),
   ageSeconds: z.number().optional(),
-  rotation: z
-    .object({
-      id: z.string(),
-      state: z.string(),
-      startedAt: z.string(),
-      graceUntil: z.string().optional(),
-      retiredAt: z.string().optional(),
-    })
-    .optional(),
+  rotation: lastRotationSchema.optional(),
   rotateEvery: z.string().optional(),
   nextRotation: z.string().optional(),
 });
